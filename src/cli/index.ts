@@ -1,0 +1,49 @@
+/**
+ * The `weft` command line. Each subcommand lives in its own file under `src/cli/` and registers
+ * itself on the program built here; `main` returns the process exit code instead of exiting so
+ * tests can drive the CLI in-process.
+ */
+import { Command, CommanderError } from 'commander';
+
+/** A subcommand module: adds one command to the program; its action returns an exit code. */
+export type CommandRegistrar = (program: Command, setExitCode: (code: number) => void) => void;
+
+const registrars: CommandRegistrar[] = [];
+
+/** Builds the `weft` program with every registered subcommand. */
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = new Command('weft')
+    .description(
+      'Weft: a Service Mesh Interface (SMI) control plane that compiles SMI objects into Envoy\n' +
+        'configuration and serves it to Envoy sidecars and proxyless gRPC workloads over xDS.',
+    )
+    .version(version(), '-v, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const register of registrars) register(program, setExitCode);
+  return program;
+}
+
+/** Runs the CLI with `argv` (as in `process.argv`) and resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage errors exit 2 as documented.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    throw err;
+  }
+  return code;
+}
+
+function version(): string {
+  // package.json sits two levels above dist/src/cli at run time.
+  const pkg = require('../../../package.json') as { version: string };
+  return pkg.version;
+}
