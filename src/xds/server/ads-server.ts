@@ -1,0 +1,192 @@
+/**
+ * The gRPC xDS server: `AggregatedDiscoveryService` (state of the world and delta) and
+ * `ClientStatusDiscoveryService`, over one `@grpc/grpc-js` server. Services are defined with
+ * hand-written serializers: requests decode through protobufjs, responses are bytes assembled
+ * from shared, pre-encoded resources.
+ */
+import {
+  type handleBidiStreamingCall,
+  type handleUnaryCall,
+  Server,
+  type ServerCredentials,
+  type ServerDuplexStream,
+  type ServiceDefinition,
+  status,
+} from '@grpc/grpc-js';
+import { type Logger, logger } from '../../log';
+import { SnapshotCache } from '../cache/cache';
+import { ProxyRegistry } from '../proxy-state';
+import {
+  type DeltaDiscoveryRequest,
+  type DiscoveryRequest,
+  decodeDeltaDiscoveryRequest,
+  decodeDiscoveryRequest,
+} from '../wire';
+import { type ClientStatusRequest, decodeClientStatusRequest, encodeClientStatusResponse } from './csds';
+import { DeltaStream } from './delta';
+import { SotwStream } from './sotw';
+import type { AdsStream, GroupFunction } from './stream';
+
+const log: Logger = logger('xds');
+
+/** Largest request accepted: a reconnecting delta client lists every resource it has. */
+export const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
+
+/** Options of {@link AdsServer}. */
+export interface AdsServerOptions {
+  /** Snapshot cache to serve from (a new one by default). */
+  cache?: SnapshotCache;
+  /** ACK/NACK registry (a new one by default). */
+  registry?: ProxyRegistry;
+  /** Maps a proxy to its group; by default the node's `cluster`, or its id when cluster is empty. */
+  groupOf?: GroupFunction;
+  /** Identity proven by a peer's TLS certificate (set by the identity stage when xDS is mTLS). */
+  identityOf?: (call: ServerDuplexStream<unknown, unknown>) => string | undefined;
+  /** Keepalive ping interval in ms (default 30 s) so dead proxies are noticed. */
+  keepaliveMs?: number;
+}
+
+const identity = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+const passthrough = (b: Buffer): Buffer => b;
+
+function method<Req>(path: string, decode: (b: Buffer) => Req, stream: boolean) {
+  return {
+    path,
+    requestStream: stream,
+    responseStream: stream,
+    requestSerialize: (): Buffer => {
+      throw new Error('server-side definition: requests are never serialized here');
+    },
+    requestDeserialize: decode,
+    responseSerialize: identity,
+    responseDeserialize: passthrough,
+  };
+}
+
+const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
+const CSDS = '/envoy.service.status.v3.ClientStatusDiscoveryService';
+
+/** The ADS service definition with Weft's serializers. */
+export const adsServiceDefinition: ServiceDefinition = {
+  StreamAggregatedResources: method(`${ADS}/StreamAggregatedResources`, decodeDiscoveryRequest, true),
+  DeltaAggregatedResources: method(`${ADS}/DeltaAggregatedResources`, decodeDeltaDiscoveryRequest, true),
+};
+
+/** The CSDS service definition. */
+export const csdsServiceDefinition: ServiceDefinition = {
+  StreamClientStatus: method(`${CSDS}/StreamClientStatus`, decodeClientStatusRequest, true),
+  FetchClientStatus: method(`${CSDS}/FetchClientStatus`, decodeClientStatusRequest, false),
+};
+
+/** A running (or ready to run) xDS server. */
+export class AdsServer {
+  /** The snapshots served. */
+  readonly cache: SnapshotCache;
+  /** Per-proxy state and ACK/NACK records. */
+  readonly registry: ProxyRegistry;
+  private readonly streams = new Map<number, AdsStream<unknown>>();
+  private grpcServer: Server | undefined;
+  private readonly groupOf: GroupFunction;
+  private readonly identityOf: (call: ServerDuplexStream<unknown, unknown>) => string | undefined;
+  private readonly keepaliveMs: number;
+
+  constructor(opts: AdsServerOptions = {}) {
+    this.cache = opts.cache ?? new SnapshotCache();
+    this.registry = opts.registry ?? new ProxyRegistry();
+    this.groupOf = opts.groupOf ?? ((node) => node.cluster || node.id);
+    this.identityOf = opts.identityOf ?? (() => undefined);
+    this.keepaliveMs = opts.keepaliveMs ?? 30_000;
+  }
+
+  /** Adds the ADS and CSDS services to an existing gRPC server. */
+  addTo(server: Server): void {
+    const ctx = {
+      cache: this.cache,
+      registry: this.registry,
+      groupOf: this.groupOf,
+      identityOf: this.identityOf,
+      onClose: (id: number) => this.streams.delete(id),
+    };
+    const track = (s: AdsStream<unknown>): void => {
+      if (!s.isClosed) this.streams.set(s.id, s);
+    };
+    const sotw: handleBidiStreamingCall<DiscoveryRequest, Uint8Array> = (call) => {
+      track(new SotwStream(ctx, call) as AdsStream<unknown>);
+    };
+    const delta: handleBidiStreamingCall<DeltaDiscoveryRequest, Uint8Array> = (call) => {
+      track(new DeltaStream(ctx, call) as AdsStream<unknown>);
+    };
+    server.addService(adsServiceDefinition, {
+      StreamAggregatedResources: sotw,
+      DeltaAggregatedResources: delta,
+    });
+    const source = {
+      proxies: () => this.registry.proxies(),
+      sentResources: (id: number) => this.streams.get(id)?.sentResources() ?? new Map(),
+    };
+    const fetch: handleUnaryCall<ClientStatusRequest, Uint8Array> = (call, callback) => {
+      callback(null, encodeClientStatusResponse(source, call.request));
+    };
+    const streamStatus: handleBidiStreamingCall<ClientStatusRequest, Uint8Array> = (call) => {
+      call.on('data', (req: ClientStatusRequest) => call.write(encodeClientStatusResponse(source, req)));
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    };
+    server.addService(csdsServiceDefinition, { FetchClientStatus: fetch, StreamClientStatus: streamStatus });
+  }
+
+  /** gRPC channel options of the server Weft starts. */
+  serverOptions(): Record<string, number> {
+    return {
+      'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+      'grpc.max_send_message_length': -1,
+      'grpc.keepalive_time_ms': this.keepaliveMs,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      // Proxies may ping as often as every 10 s without being disconnected for abuse.
+      'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+      'grpc.max_concurrent_streams': 1000,
+    };
+  }
+
+  /** Starts a gRPC server on `address` (e.g. `127.0.0.1:0`); resolves to the bound port. */
+  async listen(address: string, credentials: ServerCredentials): Promise<number> {
+    const server = new Server(this.serverOptions());
+    this.addTo(server);
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    this.grpcServer = server;
+    log.info('xDS server listening', { address, port });
+    return port;
+  }
+
+  /** Number of open streams. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /**
+   * Stops accepting streams, ends open ones so proxies reconnect elsewhere, and waits up to
+   * `graceMs` for them to close before forcing the transport down.
+   */
+  async shutdown(graceMs = 5_000): Promise<void> {
+    const server = this.grpcServer;
+    if (!server) return;
+    this.grpcServer = undefined;
+    for (const s of this.streams.values()) s.end();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, graceMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    log.info('xDS server stopped');
+  }
+}
+
+export { status as grpcStatus };
