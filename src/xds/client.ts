@@ -42,6 +42,10 @@ export interface AdsClientOptions {
   credentials?: ChannelCredentials;
   /** NACK responses this returns a message for (default: accept all). */
   check?: ResponseCheck;
+  /** Answer responses with ACK/NACK (default true); false simulates a proxy that never answers. */
+  answer?: boolean;
+  /** Dial on a connection of its own instead of sharing one with other clients to the target. */
+  ownConnection?: boolean;
   /** Delta only: versions the client claims to already hold, per type. */
   initialVersions?: Record<string, Record<string, string>>;
 }
@@ -97,6 +101,7 @@ export class AdsClient extends EventEmitter {
     this.respType = messageType(`envoy.service.discovery.v3.${delta ? 'Delta' : ''}DiscoveryResponse`);
     this.client = new Client(opts.target, opts.credentials ?? credentials.createInsecure(), {
       'grpc.max_receive_message_length': -1,
+      ...(opts.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {}),
     });
     this.stream = this.client.makeBidiStreamRequest(
       `${ADS}/${delta ? 'Delta' : 'Stream'}AggregatedResources`,
@@ -235,6 +240,10 @@ export class AdsClient extends EventEmitter {
       this.stats.nacks++;
     }
     this.nonces.set(typeUrl, response.nonce);
+    if (this.opts.answer === false) {
+      this.emit('response', response);
+      return;
+    }
     const errorDetail = error === undefined ? undefined : { code: 3, message: error };
     if (delta) {
       this.send({ type_url: typeUrl, response_nonce: response.nonce, error_detail: errorDetail });

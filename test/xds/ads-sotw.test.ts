@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { ReceivedResponse } from '../../src/xds/client';
 import type { NackRecord, ProxyAck } from '../../src/xds/proxy-state';
 import { CLUSTER, ENDPOINT, LISTENER } from '../../src/xds/resource-types';
-import { cluster, endpoints, listener, startAds, type TestAds } from './util';
+import { cluster, endpoints, listener, startAds, type TestAds, waitUntil } from './util';
 
 describe('state-of-the-world ADS over real gRPC', () => {
   let ads: TestAds;
@@ -148,12 +148,3 @@ describe('state-of-the-world ADS over real gRPC', () => {
     assert.ok(res[0]?.configs.every((x) => x.clientStatus === 'ACKED'));
   });
 });
-
-/** Polls a condition driven by server-side events (no timing in assertions, only a bound). */
-export async function waitUntil(pred: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

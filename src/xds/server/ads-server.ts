@@ -50,6 +50,7 @@ const identity = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, 
 const passthrough = (b: Buffer): Buffer => b;
 
 function method<Req>(path: string, decode: (b: Buffer) => Req, stream: boolean) {
+  const what = path.slice(path.lastIndexOf('/') + 1);
   return {
     path,
     requestStream: stream,
@@ -57,7 +58,19 @@ function method<Req>(path: string, decode: (b: Buffer) => Req, stream: boolean) 
     requestSerialize: (): Buffer => {
       throw new Error('server-side definition: requests are never serialized here');
     },
-    requestDeserialize: decode,
+    requestDeserialize: (b: Buffer): Req => {
+      try {
+        return decode(b);
+      } catch (err) {
+        // grpc-js fails just this call with INTERNAL; say why once, here.
+        log.warn('malformed request; failing the stream', {
+          rpc: what,
+          bytes: b.length,
+          error: err instanceof Error ? err.message : String(err),
+        });
+        throw err;
+      }
+    },
     responseSerialize: identity,
     responseDeserialize: passthrough,
   };
@@ -145,7 +158,6 @@ export class AdsServer {
       'grpc.keepalive_permit_without_calls': 1,
       // Proxies may ping as often as every 10 s without being disconnected for abuse.
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-      'grpc.max_concurrent_streams': 1000,
     };
   }
 
