@@ -25,7 +25,7 @@ import {
 import { type ClientStatusRequest, decodeClientStatusRequest, encodeClientStatusResponse } from './csds';
 import { DeltaStream } from './delta';
 import { SotwStream } from './sotw';
-import type { AdsStream, GroupFunction } from './stream';
+import type { AdsStream, GroupFunction, XdsStats } from './stream';
 
 const log: Logger = logger('xds');
 
@@ -97,6 +97,8 @@ export class AdsServer {
   readonly cache: SnapshotCache;
   /** Per-proxy state and ACK/NACK records. */
   readonly registry: ProxyRegistry;
+  /** What the server has sent since start. */
+  readonly stats: XdsStats = { responses: 0, bytesSent: 0 };
   private readonly streams = new Map<number, AdsStream<unknown>>();
   private grpcServer: Server | undefined;
   private readonly groupOf: GroupFunction;
@@ -118,6 +120,7 @@ export class AdsServer {
       registry: this.registry,
       groupOf: this.groupOf,
       identityOf: this.identityOf,
+      stats: this.stats,
       onClose: (id: number) => this.streams.delete(id),
     };
     const track = (s: AdsStream<unknown>): void => {

@@ -13,12 +13,11 @@ import type { EncodedResource, TypeSnapshot } from '../cache/snapshot';
 import type { NodeInfo } from '../proxy-state';
 import { CLUSTER, ENDPOINT, FULL_STATE_TYPES, type ResourceTypeUrl, SHORT_NAME } from '../resource-types';
 import { type DeltaDiscoveryRequest, encodeDeltaDiscoveryResponse } from '../wire';
+import { coversAllMemo, diffTypes, internNames } from './intern';
 import { AdsStream, type StreamContext } from './stream';
 
 const log: Logger = logger('xds');
 
-/** A version the proxy cannot have: forces a resend (used for EDS after a cluster update). */
-const FORCE = '\0force';
 /** Marks a name the proxy was told does not exist. */
 const ABSENT = '';
 
@@ -48,6 +47,11 @@ class KnownVersions {
     return out;
   }
 
+  /** The shared snapshot the knowledge equals exactly, when there are no overrides. */
+  pureBase(): TypeSnapshot | undefined {
+    return this.overrides.size === 0 ? this.base : undefined;
+  }
+
   /** The proxy now holds exactly `type`. */
   resetTo(type: TypeSnapshot): void {
     this.base = type;
@@ -57,8 +61,11 @@ class KnownVersions {
 
 interface DeltaTypeState {
   wildcard: boolean;
-  names: Set<string>;
+  /** Interned: streams with equal subscriptions share one set. */
+  names: ReadonlySet<string>;
   known: KnownVersions;
+  /** Names to resend even if unchanged (endpoints of an updated cluster: warming). */
+  forced: Set<string>;
   dirty: boolean;
   /** Responses sent and not yet answered, by nonce (bounded by the transport's window). */
   inflight: Map<string, { version: string; names: string[] }>;
@@ -93,7 +100,7 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
       // Legacy wildcard: a first Listener or Cluster request naming nothing means "everything".
       const wildcard =
         req.subscribe.includes('*') || (req.subscribe.length === 0 && FULL_STATE_TYPES.has(typeUrl));
-      st = { wildcard, names: new Set(), known, dirty: true, inflight: new Map() };
+      st = { wildcard, names: internNames([]), known, forced: new Set(), dirty: true, inflight: new Map() };
       this.state.set(typeUrl, st);
     }
     if (req.responseNonce !== '') {
@@ -137,20 +144,21 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
         }
       }
     }
-    for (const name of req.subscribe) {
-      if (name === '*') st.wildcard = true;
-      else if (!st.names.has(name)) {
-        st.names.add(name);
-        st.dirty = true;
+    if (req.subscribe.length > 0 || req.unsubscribe.length > 0) {
+      const names = new Set(st.names);
+      for (const name of req.subscribe) {
+        if (name === '*') st.wildcard = true;
+        else names.add(name);
       }
+      for (const name of req.unsubscribe) {
+        if (name === '*') st.wildcard = false;
+        else names.delete(name);
+        // An unsubscribed resource is forgotten: no update and no removal will be sent for it.
+        if (!st.wildcard && name !== '*') st.known.set(name, undefined);
+      }
+      st.names = internNames(names);
+      st.dirty = true;
     }
-    for (const name of req.unsubscribe) {
-      if (name === '*') st.wildcard = false;
-      else st.names.delete(name);
-      // An unsubscribed resource is forgotten: no update and no removal will be sent for it.
-      if (!st.wildcard && name !== '*') st.known.set(name, undefined);
-    }
-    if (req.subscribe.length > 0 || req.unsubscribe.length > 0) st.dirty = true;
     ts.subscribed = st.wildcard ? '*' : [...st.names].sort();
   }
 
@@ -177,28 +185,56 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
     if (!st || !st.dirty || !this.snapshot) return true;
     st.dirty = false;
     const type = this.snapshot.of(typeUrl);
-    const updates: EncodedResource[] = [];
-    const removed: string[] = [];
-    const candidates = new Set<string>(st.names);
-    if (st.wildcard) {
-      for (const n of type.resources.keys()) candidates.add(n);
-      for (const n of st.known.names()) candidates.add(n);
-    }
-    for (const name of [...candidates].sort()) {
-      const r = type.resources.get(name);
-      const known = st.known.get(name);
-      if (r) {
-        if (r.version !== known) updates.push(r);
-      } else if (known !== ABSENT && (known !== undefined || st.names.has(name))) {
-        // Tell the proxy once that a resource it has, or asked for, does not exist.
-        removed.push(name);
+    const covers = st.wildcard || coversAllMemo(st.names, type.resources);
+    const base = st.known.pureBase();
+    let updates: EncodedResource[];
+    let removed: string[];
+    if (base && covers) {
+      // Fast path: the proxy holds exactly an earlier snapshot; the shared diff is the answer.
+      const d = diffTypes(base, type);
+      updates = [...d.changed];
+      removed = [...d.removed];
+      if (st.names.size > type.resources.size) {
+        // Subscribed names the snapshot lacks and the proxy was never told about.
+        for (const n of st.names) if (!type.resources.has(n) && !removed.includes(n)) removed.push(n);
       }
+      if (st.forced.size > 0) {
+        const changed = new Set(updates.map((r) => r.name));
+        for (const n of [...st.forced].sort()) {
+          const r = type.resources.get(n);
+          if (r && !changed.has(n)) updates.push(r);
+        }
+      }
+    } else {
+      updates = [];
+      removed = [];
+      const candidates = new Set<string>(st.names);
+      if (st.wildcard) {
+        for (const n of type.resources.keys()) candidates.add(n);
+        for (const n of st.known.names()) candidates.add(n);
+      }
+      for (const name of [...candidates].sort()) {
+        const r = type.resources.get(name);
+        const known = st.known.get(name);
+        if (r) {
+          if (r.version !== known || st.forced.has(name)) updates.push(r);
+        } else if (known !== ABSENT && (known !== undefined || st.names.has(name))) {
+          // Tell the proxy once that a resource it has, or asked for, does not exist.
+          removed.push(name);
+        }
+      }
+    }
+    st.forced.clear();
+    if (covers) {
+      // The proxy will hold exactly the snapshot's resources: share the snapshot's map as its
+      // knowledge instead of keeping a per-stream copy.
+      st.known.resetTo(type);
+      for (const n of st.names) if (!type.resources.has(n)) st.known.set(n, ABSENT);
     }
     if (updates.length === 0 && removed.length === 0) return true;
     const nonce = this.nonce();
     const bytes = encodeDeltaDiscoveryResponse(type.version, typeUrl, nonce, updates, removed);
-    if (st.wildcard && st.names.size === 0) st.known.resetTo(type);
-    else {
+    if (!covers) {
       for (const r of updates) st.known.set(r.name, r.version);
       for (const n of removed) st.known.set(n, ABSENT);
     }
@@ -212,7 +248,7 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
       // Warming: an updated cluster waits for its endpoints, so resend them even if unchanged.
       const eds = this.state.get(ENDPOINT);
       if (eds) {
-        for (const r of updates) if (eds.known.get(r.name) !== undefined) eds.known.set(r.name, FORCE);
+        for (const r of updates) if (eds.known.get(r.name) !== undefined) eds.forced.add(r.name);
         eds.dirty = true;
       }
     }

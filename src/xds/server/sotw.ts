@@ -11,7 +11,7 @@
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { type Logger, logger } from '../../log';
-import { type EncodedResource, subsetVersion, type TypeSnapshot } from '../cache/snapshot';
+import type { EncodedResource, TypeSnapshot } from '../cache/snapshot';
 import type { NodeInfo } from '../proxy-state';
 import {
   CLUSTER,
@@ -22,13 +22,14 @@ import {
   SHORT_NAME,
 } from '../resource-types';
 import { type DiscoveryRequest, encodeDiscoveryResponse } from '../wire';
+import { coversAllMemo, internNames, subsetVersionMemo } from './intern';
 import { AdsStream, type StreamContext } from './stream';
 
 const log: Logger = logger('xds');
 
 interface SotwTypeState {
   wildcard: boolean;
-  names: Set<string>;
+  names: ReadonlySet<string>;
   /** Subscription changed since the last response: answer even if the version is unchanged. */
   force: boolean;
   dirty: boolean;
@@ -107,11 +108,11 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     }
     const wildcard =
       req.resourceNames.includes('*') || (req.resourceNames.length === 0 && FULL_STATE_TYPES.has(typeUrl));
-    const names = new Set(req.resourceNames.filter((n) => n !== '*'));
+    const names = internNames(req.resourceNames.filter((n) => n !== '*'));
     if (!st) {
       st = { wildcard, names, force: true, dirty: true, sent: new Map() };
       this.state.set(typeUrl, st);
-    } else if (st.wildcard !== wildcard || !sameSet(st.names, names)) {
+    } else if (st.wildcard !== wildcard || st.names !== names) {
       st.wildcard = wildcard;
       st.names = names;
       st.force = true;
@@ -135,7 +136,7 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     if (!st || !st.dirty || !this.snapshot) return true;
     const type = this.snapshot.of(typeUrl);
     let resources = this.select(type, st);
-    let version = st.wildcard ? type.version : subsetVersion(type, st.names);
+    let version = st.wildcard ? type.version : subsetVersionMemo(type, st.names);
     if (typeUrl === CLUSTER && st.wildcard) {
       const held = this.heldClusters(st, resources);
       if (held.size > 0) {
@@ -169,8 +170,9 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     return this.write(bytes);
   }
 
-  private select(type: TypeSnapshot, st: SotwTypeState): Map<string, EncodedResource> {
-    if (st.wildcard) return new Map(type.resources);
+  private select(type: TypeSnapshot, st: SotwTypeState): ReadonlyMap<string, EncodedResource> {
+    // The snapshot's own map is immutable: share it rather than copy it per stream.
+    if (st.wildcard || coversAllMemo(st.names, type.resources)) return type.resources;
     const out = new Map<string, EncodedResource>();
     for (const name of [...st.names].sort()) {
       const r = type.resources.get(name);
@@ -201,7 +203,7 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
       if (st.dirty || this.typeStatus(t).awaiting) return true;
       if (this.snapshot) {
         const type = this.snapshot.of(t);
-        const v = st.wildcard ? type.version : subsetVersion(type, st.names);
+        const v = st.wildcard ? type.version : subsetVersionMemo(type, st.names);
         if (v !== st.sentVersion && v !== st.rejectedVersion) return true;
       }
     }
@@ -213,10 +215,4 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     if (!cds?.held || this.othersPending()) return;
     cds.dirty = true;
   }
-}
-
-function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
 }

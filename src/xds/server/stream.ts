@@ -16,6 +16,12 @@ import { isResourceType, PUSH_ORDER, type ResourceTypeUrl, SHORT_NAME } from '..
 /** Maps a proxy to its group; undefined means "serve it nothing" (and log why). */
 export type GroupFunction = (node: NodeInfo, identity: string | undefined) => string | undefined;
 
+/** Counters of what the server sent. */
+export interface XdsStats {
+  responses: number;
+  bytesSent: number;
+}
+
 /** Shared services a stream needs. */
 export interface StreamContext {
   readonly cache: SnapshotCache;
@@ -23,6 +29,8 @@ export interface StreamContext {
   readonly groupOf: GroupFunction;
   /** Identity proven by the peer certificate, if any. */
   readonly identityOf: (call: ServerDuplexStream<unknown, unknown>) => string | undefined;
+  /** Server-wide counters, for metrics and benchmarks. */
+  readonly stats: XdsStats;
   /** Told when a stream closes, so the server can forget it. */
   readonly onClose?: (streamId: number) => void;
 }
@@ -175,6 +183,8 @@ export abstract class AdsStream<Req> {
 
   /** Writes a response; returns false when the transport asks us to wait for `drain`. */
   protected write(bytes: Uint8Array): boolean {
+    this.ctx.stats.responses++;
+    this.ctx.stats.bytesSent += bytes.length;
     const ok = this.call.write(bytes);
     if (!ok) this.blocked = true;
     return ok;

@@ -1,0 +1,44 @@
+/**
+ * `npm run bench`: prints Weft's performance figures. Figures depend on the machine; the README
+ * notes the machine they were measured on. `--only xds` (or `compile`) runs one part;
+ * `--quick` runs small sizes only.
+ */
+import { cpus, totalmem } from 'node:os';
+import { setLogLevel } from '../src/log';
+import { runXdsScenario, type XdsFigures } from './xds';
+
+function fmt(n: number, digits = 1): string {
+  return n.toFixed(digits);
+}
+
+async function xds(quick: boolean): Promise<void> {
+  const ks = quick ? [10, 100] : [10, 100, 1000];
+  console.log('\n## xDS: 1,000 services (4,000 resources) in one group; one cluster changes per push');
+  console.log(
+    '| mode  | clients | initial sync ms | change→last ACK p50 ms | p99 ms | max ms | bytes/change | CPU s/change | encodes/change | RSS KB/client | heap KB/client |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const mode of ['delta', 'sotw'] as const) {
+    for (const k of ks) {
+      const f: XdsFigures = await runXdsScenario(k, mode);
+      console.log(
+        `| ${mode} | ${k} | ${f.syncMs} | ${fmt(f.p50Ms)} | ${fmt(f.p99Ms)} | ${fmt(f.maxMs)} | ${f.bytesPerChange} | ${fmt(f.cpuSecPerChange, 3)} | ${f.encodesPerChange} | ${fmt(f.rssPerClientKB)} | ${fmt(f.heapPerClientKB)} |`,
+      );
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  setLogLevel('warn');
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+  const quick = process.argv.includes('--quick');
+  console.log(
+    `# Weft benchmarks (node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB)`,
+  );
+  if (!only || only === 'xds') await xds(quick);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
