@@ -265,10 +265,10 @@ class JsonReader {
       case 'google.protobuf.Struct':
         return isObject(json) ? structOf(json) : this.fail(path, `expected an object, got ${describe(json)}`);
       case 'google.protobuf.Value':
-        return valueOf(json);
+        return protoValueOf(json);
       case 'google.protobuf.ListValue':
         return Array.isArray(json)
-          ? { values: json.map(valueOf) }
+          ? { values: json.map(protoValueOf) }
           : this.fail(path, `expected an array, got ${describe(json)}`);
       case 'google.protobuf.FieldMask':
         return typeof json === 'string'
@@ -362,17 +362,17 @@ function vf(): NonNullable<typeof valueFields> {
 
 function structOf(json: JsonObject): JsonObject {
   const fields: JsonObject = {};
-  for (const k of Object.keys(json).sort()) fields[k] = valueOf(json[k]);
+  for (const k of Object.keys(json).sort()) fields[k] = protoValueOf(json[k]);
   return { fields };
 }
 
-function valueOf(v: unknown): JsonObject {
+function protoValueOf(v: unknown): JsonObject {
   const f = vf();
   if (v === null || v === undefined) return { [f.null]: 'NULL_VALUE' };
   if (typeof v === 'number') return { [f.number]: v };
   if (typeof v === 'string') return { [f.string]: v };
   if (typeof v === 'boolean') return { [f.bool]: v };
-  if (Array.isArray(v)) return { [f.list]: { values: v.map(valueOf) } };
+  if (Array.isArray(v)) return { [f.list]: { values: v.map(protoValueOf) } };
   return { [f.struct]: structOf(v as JsonObject) };
 }
 
