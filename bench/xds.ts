@@ -62,6 +62,8 @@ export function thousandServices(n: number, changed = -1, version = 0): Snapshot
       cluster_name: svc,
       endpoints: [
         {
+          locality: { zone: 'bench' },
+          load_balancing_weight: 1,
           lb_endpoints: Array.from({ length: 5 }, (_, e) => ({
             endpoint: {
               address: {
