@@ -25,6 +25,19 @@ export interface LoadOptions {
   connections: number;
 }
 
+/** Route names per listener name and version: every simulated proxy gets the same listeners. */
+const routeNameMemo = new Map<string, string[]>();
+
+function routeNamesCached(name: string, version: string, bytes: Uint8Array): string[] {
+  const key = `${name}\0${version}`;
+  let names = routeNameMemo.get(key);
+  if (!names) {
+    names = routeNamesOf(bytes);
+    routeNameMemo.set(key, names);
+  }
+  return names;
+}
+
 function routeNamesOf(listenerBytes: Uint8Array): string[] {
   const L = messageType('envoy.config.listener.v3.Listener');
   const HCM = messageType(
@@ -61,7 +74,9 @@ function proxy(o: LoadOptions, i: number): AdsClient {
     if (r.typeUrl === CLUSTER) c.subscribe(ENDPOINT, [...c.resources(CLUSTER).keys()]);
     if (r.typeUrl === LISTENER) {
       const names = new Set<string>();
-      for (const l of c.resources(LISTENER).values()) for (const n of routeNamesOf(l.value)) names.add(n);
+      for (const l of c.resources(LISTENER).values()) {
+        for (const n of routeNamesCached(l.name, l.version, l.value)) names.add(n);
+      }
       c.subscribe(ROUTE, [...names]);
     }
   });
@@ -70,11 +85,23 @@ function proxy(o: LoadOptions, i: number): AdsClient {
   return c;
 }
 
+/** Clients connected at a time; each batch syncs before the next connects. */
+const BATCH = 100;
+
 /** Starts K proxies; resolves once each holds clusters, endpoints, listeners and routes. */
 export async function startLoad(o: LoadOptions, progress?: (n: number) => void): Promise<AdsClient[]> {
   const clients: AdsClient[] = [];
-  for (let i = 0; i < o.clients; i++) clients.push(proxy(o, i));
   let done = 0;
+  for (let start = 0; start < o.clients; start += BATCH) {
+    const batch: AdsClient[] = [];
+    for (let i = start; i < Math.min(o.clients, start + BATCH); i++) batch.push(proxy(o, i));
+    clients.push(...batch);
+    await syncAll(batch, () => progress?.(++done));
+  }
+  return clients;
+}
+
+async function syncAll(clients: AdsClient[], onSynced: () => void): Promise<void> {
   await Promise.all(
     clients.map((c) =>
       c
@@ -87,10 +114,9 @@ export async function startLoad(o: LoadOptions, progress?: (n: number) => void):
           600_000,
           'initial sync',
         )
-        .then(() => progress?.(++done)),
+        .then(onSynced),
     ),
   );
-  return clients;
 }
 
 function arg(name: string, fallback: string): string {

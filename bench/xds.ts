@@ -9,17 +9,10 @@ import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ServerCredentials } from '@grpc/grpc-js';
-import { messageType } from '../src/envoy/protos';
-import { type JsonObject, ResourceEncoder, type SnapshotInput } from '../src/xds/cache/snapshot';
+import type { JsonObject, SnapshotInput } from '../src/xds/cache/snapshot';
+import { envoyResourceEncoder } from '../src/xds/encoder';
 import type { ProxyAck } from '../src/xds/proxy-state';
-import {
-  CLUSTER,
-  ENDPOINT,
-  LISTENER,
-  messageNameOf,
-  type ResourceTypeUrl,
-  ROUTE,
-} from '../src/xds/resource-types';
+import { CLUSTER, ENDPOINT, LISTENER, ROUTE } from '../src/xds/resource-types';
 import { AdsServer } from '../src/xds/server/ads-server';
 
 const HCM =
@@ -78,11 +71,6 @@ export function thousandServices(n: number, changed = -1, version = 0): Snapshot
   return { [LISTENER]: listeners, [ROUTE]: routes, [CLUSTER]: clusters, [ENDPOINT]: cla };
 }
 
-function encode(typeUrl: ResourceTypeUrl, json: JsonObject): Uint8Array {
-  const t = messageType(messageNameOf(typeUrl));
-  return t.encode(t.fromObject(json)).finish();
-}
-
 /** Figures of one scenario. */
 export interface XdsFigures {
   clients: number;
@@ -120,7 +108,7 @@ export async function runXdsScenario(
 ): Promise<XdsFigures> {
   const server = new AdsServer();
   const port = await server.listen('127.0.0.1:0', ServerCredentials.createInsecure());
-  const encoder = new ResourceEncoder(encode);
+  const encoder = envoyResourceEncoder();
   server.cache.set('bench', encoder.snapshot(thousandServices(services)));
   gc();
   const mem0 = process.memoryUsage();

@@ -8,13 +8,15 @@ import { Command, CommanderError } from 'commander';
 /** A subcommand module: adds one command to the program; its action returns an exit code. */
 export type CommandRegistrar = (program: Command, setExitCode: (code: number) => void) => void;
 
-const registrars: CommandRegistrar[] = [];
+import { registerServe } from './serve';
+
+const registrars: CommandRegistrar[] = [registerServe];
 
 /** Builds the `weft` program with every registered subcommand. */
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('weft')
     .description(
-      'Weft: a Service Mesh Interface (SMI) control plane that compiles SMI objects into Envoy\n' +
+      'Weft: a Service Mesh Interface (SMI) control plane. It compiles SMI objects into Envoy ' +
         'configuration and serves it to Envoy sidecars and proxyless gRPC workloads over xDS.',
     )
     .version(version(), '-v, --version')
