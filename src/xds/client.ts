@@ -259,6 +259,16 @@ export class AdsClient extends EventEmitter {
     this.emit('response', response);
   }
 
+  /** Stops reading responses (the transport's flow control then pushes back on the server). */
+  pause(): void {
+    this.stream.pause();
+  }
+
+  /** Resumes reading responses. */
+  resume(): void {
+    this.stream.resume();
+  }
+
   /** Closes the stream and the channel. */
   close(): void {
     if (this.closed) return;
