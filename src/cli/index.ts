@@ -8,9 +8,10 @@ import { Command, CommanderError } from 'commander';
 /** A subcommand module: adds one command to the program; its action returns an exit code. */
 export type CommandRegistrar = (program: Command, setExitCode: (code: number) => void) => void;
 
+import { registerInstall } from './install';
 import { registerServe } from './serve';
 
-const registrars: CommandRegistrar[] = [registerServe];
+const registrars: CommandRegistrar[] = [registerServe, registerInstall];
 
 /** Builds the `weft` program with every registered subcommand. */
 export function buildProgram(setExitCode: (code: number) => void): Command {

@@ -1,0 +1,177 @@
+/**
+ * Every CustomResourceDefinition Weft installs, built from one source: `weft install --crds`
+ * prints them and `crds/` holds the same YAML (a test keeps the two equal).
+ *
+ * SMI versions: each kind is served at every SMI version Weft reads and stored at the newest one.
+ * Conversion is `None`: the API server keeps an object's fields as written and only relabels its
+ * apiVersion, so Weft recognizes each object's original version by its shape (see
+ * `src/smi`). The schemas validate what each version allows at write time.
+ */
+
+/** An OpenAPI v3 schema fragment (the subset CRDs use). */
+export type Schema = { [key: string]: unknown };
+
+const str: Schema = { type: 'string' };
+const int: Schema = { type: 'integer' };
+const obj = (properties: Record<string, Schema>, required?: string[]): Schema => ({
+  type: 'object',
+  properties,
+  ...(required ? { required } : {}),
+});
+const arr = (items: Schema): Schema => ({ type: 'array', items });
+
+const identityRef = (withPort: boolean): Schema =>
+  obj(
+    {
+      kind: { type: 'string', enum: ['ServiceAccount'] },
+      name: str,
+      namespace: str,
+      ...(withPort ? { port: int } : {}),
+    },
+    ['kind', 'name'],
+  );
+
+const ruleRef = obj({ kind: str, name: str, matches: arr(str) }, ['kind', 'name']);
+
+/** `headers` is accepted both as a map and as a list of single-key maps (both are in the wild). */
+const headers: Schema = { 'x-kubernetes-preserve-unknown-fields': true };
+
+const httpMatch = (withHeaders: boolean): Schema =>
+  obj({ name: str, pathRegex: str, methods: arr(str), ...(withHeaders ? { headers } : {}) }, ['name']);
+
+function version(name: string, storage: boolean, root: Record<string, Schema>): Schema {
+  return {
+    name,
+    served: true,
+    storage,
+    schema: { openAPIV3Schema: { type: 'object', properties: root } },
+  };
+}
+
+function crd(
+  group: string,
+  kind: string,
+  plural: string,
+  versions: Schema[],
+  shortNames: string[] = [],
+): Schema {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${group}`, labels: { 'app.kubernetes.io/part-of': 'weft' } },
+    spec: {
+      group,
+      scope: 'Namespaced',
+      names: {
+        kind,
+        plural,
+        singular: kind.toLowerCase(),
+        listKind: `${kind}List`,
+        ...(shortNames.length ? { shortNames } : {}),
+      },
+      conversion: { strategy: 'None' },
+      versions,
+    },
+  };
+}
+
+const splitBackend = (weight: Schema): Schema => obj({ service: str, weight }, ['service', 'weight']);
+const splitSpec = (weight: Schema, withMatches: boolean): Schema =>
+  obj(
+    {
+      service: str,
+      backends: arr(splitBackend(weight)),
+      ...(withMatches
+        ? { matches: arr(obj({ kind: str, name: str, apiGroup: str }, ['kind', 'name'])) }
+        : {}),
+    },
+    ['service', 'backends'],
+  );
+
+/** TrafficSplit v1alpha1 (quantity weights) to v1alpha4 (with matches). */
+export const trafficSplit = crd(
+  'split.smi-spec.io',
+  'TrafficSplit',
+  'trafficsplits',
+  [
+    version('v1alpha1', false, { spec: splitSpec({ 'x-kubernetes-int-or-string': true }, false) }),
+    version('v1alpha2', false, { spec: splitSpec({ type: 'integer', minimum: 0 }, false) }),
+    version('v1alpha3', false, { spec: splitSpec({ type: 'integer', minimum: 0 }, true) }),
+    version('v1alpha4', true, { spec: splitSpec({ type: 'integer', minimum: 0 }, true) }),
+  ],
+  ['ts'],
+);
+
+/** TrafficTarget v1alpha1 (fields at the top level) to v1alpha3. */
+export const trafficTarget = crd(
+  'access.smi-spec.io',
+  'TrafficTarget',
+  'traffictargets',
+  [
+    version('v1alpha1', false, {
+      destination: identityRef(true),
+      sources: arr(identityRef(false)),
+      specs: arr(ruleRef),
+    }),
+    version('v1alpha2', false, {
+      spec: obj({ destination: identityRef(true), sources: arr(identityRef(false)), rules: arr(ruleRef) }, [
+        'destination',
+      ]),
+    }),
+    version('v1alpha3', true, {
+      spec: obj({ destination: identityRef(false), sources: arr(identityRef(false)), rules: arr(ruleRef) }, [
+        'destination',
+      ]),
+    }),
+  ],
+  ['tt'],
+);
+
+/** HTTPRouteGroup v1alpha1 (matches at the top level) to v1alpha4. */
+export const httpRouteGroup = crd(
+  'specs.smi-spec.io',
+  'HTTPRouteGroup',
+  'httproutegroups',
+  [
+    version('v1alpha1', false, { matches: arr(httpMatch(false)) }),
+    version('v1alpha2', false, { spec: obj({ matches: arr(httpMatch(true)) }) }),
+    version('v1alpha3', false, { spec: obj({ matches: arr(httpMatch(true)) }) }),
+    version('v1alpha4', true, { spec: obj({ matches: arr(httpMatch(true)) }) }),
+  ],
+  ['htr'],
+);
+
+const l4Matches = obj({ name: str, ports: arr({ type: 'integer', minimum: 1, maximum: 65535 }) });
+
+/** TCPRoute v1alpha1 to v1alpha4 (ports from v1alpha4). */
+export const tcpRoute = crd('specs.smi-spec.io', 'TCPRoute', 'tcproutes', [
+  version('v1alpha1', false, { spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } }),
+  version('v1alpha2', false, { spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } }),
+  version('v1alpha3', false, { spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } }),
+  version('v1alpha4', true, { spec: obj({ matches: l4Matches }) }),
+]);
+
+/** UDPRoute v1alpha4. */
+export const udpRoute = crd('specs.smi-spec.io', 'UDPRoute', 'udproutes', [
+  version('v1alpha4', true, { spec: obj({ matches: l4Matches }) }),
+]);
+
+/** Weft's mesh-wide settings. */
+export const meshConfig = crd('weft.dev', 'MeshConfig', 'meshconfigs', [
+  {
+    ...version('v1alpha1', true, {
+      spec: obj({
+        trustDomain: { type: 'string', default: 'cluster.local', pattern: '^[a-z0-9.-]+$' },
+        permissive: { type: 'boolean', default: false },
+        clusterDomain: { type: 'string', default: 'cluster.local' },
+      }),
+      status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+    }),
+    subresources: { status: {} },
+  },
+]);
+
+/** Every CRD, in install order. */
+export function allCrds(): Schema[] {
+  return [trafficSplit, trafficTarget, httpRouteGroup, tcpRoute, udpRoute, meshConfig];
+}

@@ -1,0 +1,22 @@
+/** YAML rendering of the CRDs, shared by `weft install --crds` and the `crds/` folder. */
+import { stringify } from 'yaml';
+import { allCrds, type Schema } from './definitions';
+
+const HEADER = '# Generated from src/crds/definitions.ts by `npm run gen:crds`; do not edit.\n';
+
+/** File name of a CRD inside `crds/`: `<plural>.<group>.yaml`. */
+export function crdFileName(crd: Schema): string {
+  return `${(crd.metadata as { name: string }).name}.yaml`;
+}
+
+/** One CRD as a YAML document. */
+export function crdYaml(crd: Schema): string {
+  return HEADER + stringify(crd, { lineWidth: 0 });
+}
+
+/** Every CRD as one multi-document YAML stream. */
+export function allCrdsYaml(): string {
+  return allCrds()
+    .map((c) => stringify(c, { lineWidth: 0 }))
+    .join('---\n');
+}
