@@ -1,0 +1,1306 @@
+/**
+ * `buildModel`: from raw Kubernetes objects to a resolved, sorted {@link MeshModel} plus
+ * conditions.
+ *
+ * Pure: no I/O, no clock, no randomness, inputs never mutated, and the result depends only on the
+ * set of inputs, not their order. Best effort: a bad object yields a condition and is left out;
+ * everything else still builds.
+ */
+
+import { condition, type Subject, sortConditions } from './conditions';
+import {
+  type AccessModel,
+  type AccessRule,
+  type AppProtocol,
+  type BuildResult,
+  type Condition,
+  DEFAULT_CLUSTER_DOMAIN,
+  DEFAULT_TRUST_DOMAIN,
+  type EndpointModel,
+  type EndpointPortModel,
+  type HttpMatch,
+  type HttpRouteGroupModel,
+  type IdentityModel,
+  identityOf,
+  type L4RouteModel,
+  type MeshSettings,
+  type NamespaceModel,
+  type ServiceModel,
+  type ServicePortModel,
+  type ServiceRef,
+  type SplitBackendModel,
+  type SplitModel,
+  type WorkloadModel,
+  type WorkloadRef,
+} from './model';
+import {
+  CLUSTER_SCOPED_KINDS,
+  type Deployment,
+  type EndpointSlice,
+  fieldPath,
+  type HttpRouteGroup,
+  isProblem,
+  type L4Route,
+  type MeshConfig,
+  type Namespace,
+  type Normalized,
+  normalizeObject,
+  type Pod,
+  type Service,
+  type ServiceAccount,
+  type Split,
+  servedVersions,
+  type TrafficTarget,
+} from './normalize';
+import { fitWeights, MAX_TOTAL_WEIGHT, RESCALED_TOTAL } from './quantity';
+import { show } from './schemas';
+
+// ---------------------------------------------------------------- small pure helpers
+
+function cmp(a: string | number, b: string | number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function key(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+function subjectOf(o: Normalized): Subject {
+  return { kind: o.kind, namespace: o.meta.namespace, name: o.meta.name };
+}
+
+function isRecord(x: unknown): x is Readonly<Record<string, unknown>> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** Whether every key of `selector` is in `labels` with the same value. */
+function selects(
+  selector: Readonly<Record<string, string>>,
+  labels: Readonly<Record<string, string>>,
+): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+function compareRefs(a: WorkloadRef, b: WorkloadRef): number {
+  return cmp(a.namespace, b.namespace) || cmp(a.name, b.name) || cmp(a.kind, b.kind);
+}
+
+function uniqueRefs(refs: readonly WorkloadRef[]): WorkloadRef[] {
+  const sorted = [...refs].sort(compareRefs);
+  return sorted.filter((r, i) => i === 0 || compareRefs(r, sorted[i - 1]!) !== 0);
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** JSON with object keys sorted, for content-based tie-breaks that do not depend on input order. */
+function canonicalJson(value: unknown): string {
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isRecord(value)) {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** Orders API versions so newer sorts higher: v1 > v1beta2 > v1beta1 > v1alpha4 > ... */
+function versionRank(apiVersion: string): number {
+  const m = /v(\d+)(?:(alpha|beta)(\d+))?$/.exec(apiVersion);
+  if (!m) return 0;
+  const level = m[2] === undefined ? 3_000 : m[2] === 'beta' ? 2_000 + Number(m[3]) : 1_000 + Number(m[3]);
+  return Number(m[1]) * 10_000 + level;
+}
+
+/** Age order: older first; objects without a timestamp count as newest; ties broken by name. */
+function compareAge(a: Normalized, b: Normalized): number {
+  const ta = a.meta.creationTimestamp ?? Number.POSITIVE_INFINITY;
+  const tb = b.meta.creationTimestamp ?? Number.POSITIVE_INFINITY;
+  return ta !== tb ? (ta < tb ? -1 : 1) : cmp(a.meta.name, b.meta.name);
+}
+
+/**
+ * The end of a "not found" sentence: `is not a <Kind> in namespace <ns>`, or, when an object of that
+ * name was given but rejected, a pointer to that object's own condition.
+ */
+function notFound(rejected: ReadonlySet<string>, kind: string, namespace: string, name: string): string {
+  return rejected.has(`${kind}/${namespace}/${name}`)
+    ? `names ${kind} ${namespace}/${name}, which was rejected (see its own condition)`
+    : `is not a ${kind} in namespace ${namespace}`;
+}
+
+/** The fix that goes with {@link notFound}. */
+function createOrFix(rejected: ReadonlySet<string>, kind: string, namespace: string, name: string): string {
+  return rejected.has(`${kind}/${namespace}/${name}`)
+    ? `fix ${kind} ${namespace}/${name}`
+    : `create the ${kind} or fix the name`;
+}
+
+// ---------------------------------------------------------------- reading objects
+
+interface Candidate {
+  readonly object: Normalized;
+  /** Canonical JSON of the raw input, the last tie-break between duplicates. */
+  readonly canonical: string;
+}
+
+/**
+ * Expands `List` objects (`kind: List`, or `<Kind>List` from the API, whose items carry no kind)
+ * into their items, without touching the inputs.
+ */
+function expandLists(objects: readonly unknown[]): unknown[] {
+  const out: unknown[] = [];
+  const visit = (raw: unknown, depth: number): void => {
+    if (
+      isRecord(raw) &&
+      typeof raw.kind === 'string' &&
+      raw.kind.endsWith('List') &&
+      Array.isArray(raw.items) &&
+      depth < 4
+    ) {
+      const itemKind = raw.kind === 'List' ? undefined : raw.kind.slice(0, -'List'.length);
+      for (const item of raw.items) {
+        if (itemKind !== undefined && isRecord(item) && item.kind === undefined) {
+          visit({ apiVersion: raw.apiVersion, kind: itemKind, ...item }, depth + 1);
+        } else {
+          visit(item, depth + 1);
+        }
+      }
+      return;
+    }
+    out.push(raw);
+  };
+  for (const raw of objects) visit(raw, 0);
+  return out;
+}
+
+/** Identity of a raw object as far as it can be told, for conditions about objects that fail early. */
+function rawIdentity(raw: Readonly<Record<string, unknown>>): {
+  kind: string;
+  namespace: string;
+  name: string;
+} {
+  const kind = typeof raw.kind === 'string' && raw.kind !== '' ? raw.kind : 'Unknown';
+  const metadata = isRecord(raw.metadata) ? raw.metadata : {};
+  const name = typeof metadata.name === 'string' ? metadata.name : '';
+  const ns =
+    typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
+  return { kind, namespace: CLUSTER_SCOPED_KINDS.has(kind) ? '' : ns, name };
+}
+
+/** Hints for the commonest layout mistake: `matches` at the wrong level for the version. */
+function layoutHint(
+  raw: Readonly<Record<string, unknown>>,
+  kind: string,
+  apiVersion: string,
+  field: string,
+): string {
+  if (kind !== 'HTTPRouteGroup') return '';
+  const spec = isRecord(raw.spec) ? raw.spec : undefined;
+  if (field === 'matches' && spec && 'matches' in spec) {
+    return ` (in ${apiVersion}, matches sits at the top level, not under spec)`;
+  }
+  if (field === 'spec' && 'matches' in raw) return ` (in ${apiVersion}, matches sits under spec)`;
+  return '';
+}
+
+function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): Candidate | null {
+  if (!isRecord(raw)) {
+    conditions.push({
+      object: 'Unknown//',
+      type: 'Accepted',
+      status: 'False',
+      severity: 'Error',
+      reason: 'InvalidObject',
+      message: `An input is ${show(raw)} where a Kubernetes object (a mapping with apiVersion, kind and metadata.name) was expected; remove it or fix it`,
+    });
+    return null;
+  }
+  const id = rawIdentity(raw);
+  const missing =
+    typeof raw.apiVersion !== 'string' || raw.apiVersion === ''
+      ? 'apiVersion'
+      : typeof raw.kind !== 'string' || raw.kind === ''
+        ? 'kind'
+        : id.name === ''
+          ? 'metadata.name'
+          : null;
+  if (missing !== null) {
+    conditions.push(
+      condition(
+        id,
+        'InvalidObject',
+        `${missing} is missing or empty (got ${show(missing === 'metadata.name' ? (isRecord(raw.metadata) ? raw.metadata.name : undefined) : raw[missing])}); every object needs apiVersion, kind and metadata.name`,
+        missing,
+      ),
+    );
+    return null;
+  }
+  const apiVersion = raw.apiVersion as string;
+  const kind = raw.kind as string;
+  const result = normalizeObject(raw, apiVersion, kind);
+  if (result === null || isProblem(result)) rejected.add(`${kind}/${id.namespace}/${id.name}`);
+  if (result === null) {
+    const versions = servedVersions(kind);
+    conditions.push(
+      versions.length > 0
+        ? condition(
+            id,
+            'UnsupportedVersion',
+            `apiVersion ${apiVersion} is not served for ${kind}; the object is left out; use ${versions.join(' or ')}`,
+            'apiVersion',
+          )
+        : condition(
+            id,
+            'UnknownKind',
+            `kind ${kind} (${apiVersion}) is not read by Weft and is ignored; remove it from the input if it was meant for the mesh`,
+            'kind',
+          ),
+    );
+    return null;
+  }
+  if (isProblem(result)) {
+    const where = result.field === '' ? 'the object' : result.field;
+    const more = result.more > 0 ? ` (and ${plural(result.more, 'more problem')})` : '';
+    conditions.push(
+      condition(
+        id,
+        'InvalidSpec',
+        `${where} ${result.problem}${more}${layoutHint(raw, kind, apiVersion, result.field)}; the object is left out; fix it to match ${apiVersion} ${kind}`,
+        result.field === '' ? undefined : result.field,
+      ),
+    );
+    return null;
+  }
+  return { object: result, canonical: canonicalJson(raw) };
+}
+
+/** Reads, normalizes and de-duplicates every input. Duplicates: newest apiVersion, then highest resourceVersion, then content order. */
+function readObjects(
+  objects: readonly unknown[],
+  conditions: Condition[],
+  rejected: Set<string>,
+): Normalized[] {
+  const groups = new Map<string, Candidate[]>();
+  for (const raw of expandLists(objects)) {
+    const c = readOne(raw, conditions, rejected);
+    if (c === null) continue;
+    const k = `${c.object.kind}/${c.object.meta.namespace}/${c.object.meta.name}`;
+    const list = groups.get(k);
+    if (list) list.push(c);
+    else groups.set(k, [c]);
+  }
+  const out: Normalized[] = [];
+  for (const list of groups.values()) {
+    list.sort(
+      (a, b) =>
+        versionRank(b.object.apiVersion) - versionRank(a.object.apiVersion) ||
+        Number(b.object.meta.resourceVersion ?? 0) - Number(a.object.meta.resourceVersion ?? 0) ||
+        cmp(a.canonical, b.canonical),
+    );
+    const winner = list[0]!;
+    if (list.length > 1) {
+      const versions = list.map((c) => c.object.apiVersion).sort();
+      conditions.push(
+        condition(
+          subjectOf(winner.object),
+          'DuplicateObject',
+          `given ${list.length} times (${versions.join(', ')}); the ${winner.object.apiVersion} copy${winner.object.meta.resourceVersion ? ` with resourceVersion ${winner.object.meta.resourceVersion}` : ''} is used; remove the other copies`,
+        ),
+      );
+    }
+    out.push(winner.object);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- settings
+
+function resolveSettings(configs: readonly MeshConfig[], conditions: Condition[]): MeshSettings {
+  const sorted = [...configs].sort(compareAge);
+  const winner = sorted[0];
+  for (const loser of sorted.slice(1)) {
+    conditions.push(
+      condition(
+        subjectOf(loser),
+        'MeshConfigConflict',
+        `MeshConfig ${winner!.meta.name} is older (or as old and first by name) and is the one used; a mesh has one MeshConfig; delete this one or merge its settings into ${winner!.meta.name}`,
+      ),
+    );
+  }
+  return {
+    trustDomain: winner?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+    permissive: winner?.permissive ?? false,
+    clusterDomain: winner?.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
+  };
+}
+
+// ---------------------------------------------------------------- inputs by kind
+
+interface Inputs {
+  readonly namespaces: Namespace[];
+  readonly serviceAccounts: ServiceAccount[];
+  readonly services: Service[];
+  readonly slices: EndpointSlice[];
+  readonly pods: Pod[];
+  readonly deployments: Deployment[];
+  readonly splits: Split[];
+  readonly targets: TrafficTarget[];
+  readonly httpRouteGroups: HttpRouteGroup[];
+  readonly l4Routes: L4Route[];
+  readonly meshConfigs: MeshConfig[];
+}
+
+function byKind(objects: readonly Normalized[]): Inputs {
+  const inputs: Inputs = {
+    namespaces: [],
+    serviceAccounts: [],
+    services: [],
+    slices: [],
+    pods: [],
+    deployments: [],
+    splits: [],
+    targets: [],
+    httpRouteGroups: [],
+    l4Routes: [],
+    meshConfigs: [],
+  };
+  // Sorting here makes every later loop visit objects in content order, whatever the input order.
+  const sorted = [...objects].sort(
+    (a, b) => cmp(a.kind, b.kind) || cmp(a.meta.namespace, b.meta.namespace) || cmp(a.meta.name, b.meta.name),
+  );
+  for (const o of sorted) {
+    switch (o.kind) {
+      case 'Namespace':
+        inputs.namespaces.push(o);
+        break;
+      case 'ServiceAccount':
+        inputs.serviceAccounts.push(o);
+        break;
+      case 'Service':
+        inputs.services.push(o);
+        break;
+      case 'EndpointSlice':
+        inputs.slices.push(o);
+        break;
+      case 'Pod':
+        inputs.pods.push(o);
+        break;
+      case 'Deployment':
+        inputs.deployments.push(o);
+        break;
+      case 'TrafficSplit':
+        inputs.splits.push(o);
+        break;
+      case 'TrafficTarget':
+        inputs.targets.push(o);
+        break;
+      case 'HTTPRouteGroup':
+        inputs.httpRouteGroups.push(o);
+        break;
+      case 'TCPRoute':
+      case 'UDPRoute':
+        inputs.l4Routes.push(o);
+        break;
+      case 'MeshConfig':
+        inputs.meshConfigs.push(o);
+        break;
+    }
+  }
+  return inputs;
+}
+
+// ---------------------------------------------------------------- workloads
+
+/** A workload before the services it backs are known. */
+interface WorkloadDraft {
+  readonly ref: WorkloadRef;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly serviceAccount: string;
+  readonly ips: readonly string[];
+}
+
+/**
+ * Pods are workloads. A Deployment stands for its pods when no Pod in its namespace matches its
+ * `matchLabels` (its template labels when it has none), so manifests without Pods still give
+ * workloads; once Pods appear they take over.
+ */
+function workloadDrafts(inputs: Inputs): WorkloadDraft[] {
+  const drafts: WorkloadDraft[] = inputs.pods.map((p) => ({
+    ref: { kind: 'Pod', namespace: p.meta.namespace, name: p.meta.name },
+    labels: p.meta.labels,
+    serviceAccount: p.serviceAccount,
+    ips: p.ips,
+  }));
+  for (const d of inputs.deployments) {
+    const selector = d.selector ?? d.templateLabels;
+    const hasPods = inputs.pods.some(
+      (p) => p.meta.namespace === d.meta.namespace && selects(selector, p.meta.labels),
+    );
+    if (hasPods) continue;
+    drafts.push({
+      ref: { kind: 'Deployment', namespace: d.meta.namespace, name: d.meta.name },
+      labels: d.templateLabels,
+      serviceAccount: d.serviceAccount,
+      ips: [],
+    });
+  }
+  return drafts;
+}
+
+// ---------------------------------------------------------------- services
+
+/** The application protocol of a port; the rule is documented on {@link AppProtocol}. */
+export function classifyPort(protocol: 'TCP' | 'UDP', name: string, appProtocol: string | null): AppProtocol {
+  if (protocol === 'UDP') return 'udp';
+  if (appProtocol !== null) {
+    const value = appProtocol.toLowerCase();
+    if (value === 'http' || value === 'http2' || value === 'h2c' || value === 'kubernetes.io/h2c')
+      return 'http';
+    if (value === 'grpc') return 'grpc';
+    return 'tcp';
+  }
+  const prefix = name.toLowerCase().split('-')[0];
+  if (prefix === 'http' || prefix === 'http2' || prefix === 'h2c') return 'http';
+  if (prefix === 'grpc') return 'grpc';
+  return 'tcp';
+}
+
+/** Endpoint being assembled: ports keyed by `name/protocol`. */
+interface EndpointDraft {
+  ready: boolean;
+  readonly ports: Map<string, EndpointPortModel>;
+  workload: WorkloadRef | null;
+}
+
+function finishEndpoints(drafts: ReadonlyMap<string, EndpointDraft>): EndpointModel[] {
+  return [...drafts.entries()]
+    .sort(([a], [b]) => cmp(a, b))
+    .map(([ip, d]) => ({
+      ip,
+      ready: d.ready,
+      ports: [...d.ports.values()].sort((a, b) => cmp(a.name, b.name) || cmp(a.port, b.port)),
+      workload: d.workload,
+    }));
+}
+
+interface ServiceContext {
+  readonly inputs: Inputs;
+  readonly settings: MeshSettings;
+  readonly drafts: readonly WorkloadDraft[];
+  readonly podsByKey: ReadonlyMap<string, Pod>;
+  readonly podByIp: ReadonlyMap<string, Pod>;
+  readonly slicesByService: ReadonlyMap<string, EndpointSlice[]>;
+  readonly conditions: Condition[];
+}
+
+function servicePorts(s: Service, conditions: Condition[]): { model: ServicePortModel; index: number }[] {
+  const out: { model: ServicePortModel; index: number }[] = [];
+  for (const [index, p] of s.ports.entries()) {
+    if (p.protocol === 'SCTP') {
+      conditions.push(
+        condition(
+          subjectOf(s),
+          'UnsupportedProtocol',
+          `spec.ports[${index}] (port ${p.port}) uses SCTP, which Weft does not proxy, so the port is not served; use TCP or UDP`,
+          `spec.ports[${index}].protocol`,
+        ),
+      );
+      continue;
+    }
+    out.push({
+      index,
+      model: {
+        name: p.name,
+        port: p.port,
+        targetPort: p.targetPort,
+        protocol: p.protocol,
+        appProtocolRaw: p.appProtocol,
+        appProtocol: classifyPort(p.protocol, p.name, p.appProtocol),
+      },
+    });
+  }
+  return out;
+}
+
+function endpointsFromSlices(
+  s: Service,
+  slices: readonly EndpointSlice[],
+  ports: readonly ServicePortModel[],
+  ctx: ServiceContext,
+): Map<string, EndpointDraft> {
+  const drafts = new Map<string, EndpointDraft>();
+  const served = new Set(ports.map((p) => `${p.name}/${p.protocol}`));
+  for (const slice of slices) {
+    if (slice.addressType === 'FQDN') continue;
+    const slicePorts = slice.ports.filter(
+      (p): p is { name: string; port: number; protocol: 'TCP' | 'UDP' } =>
+        p.port !== null && served.has(`${p.name}/${p.protocol}`),
+    );
+    for (const e of slice.endpoints) {
+      for (const ip of e.addresses) {
+        let workload: WorkloadRef | null = null;
+        const podNs = e.pod?.namespace ?? s.meta.namespace;
+        const named = e.pod ? ctx.podsByKey.get(key(podNs, e.pod.name)) : undefined;
+        const byIp = ctx.podByIp.get(key(s.meta.namespace, ip));
+        const pod = named ?? byIp;
+        if (pod) workload = { kind: 'Pod', namespace: pod.meta.namespace, name: pod.meta.name };
+        let d = drafts.get(ip);
+        if (!d) {
+          d = { ready: false, ports: new Map(), workload: null };
+          drafts.set(ip, d);
+        }
+        d.ready ||= e.ready;
+        d.workload ??= workload;
+        for (const p of slicePorts)
+          d.ports.set(`${p.name}/${p.protocol}`, { name: p.name, port: p.port, protocol: p.protocol });
+      }
+    }
+  }
+  return drafts;
+}
+
+function endpointsFromPods(
+  s: Service,
+  ports: readonly { model: ServicePortModel; index: number }[],
+  ctx: ServiceContext,
+): Map<string, EndpointDraft> {
+  const drafts = new Map<string, EndpointDraft>();
+  const unresolved = new Map<number, string[]>();
+  const selector = s.selector;
+  if (selector === null) return drafts;
+  for (const pod of ctx.inputs.pods) {
+    if (pod.meta.namespace !== s.meta.namespace || !selects(selector, pod.meta.labels)) continue;
+    // Finished pods keep their IP in status but no longer serve it.
+    if (pod.phase === 'Succeeded' || pod.phase === 'Failed' || pod.ips.length === 0) continue;
+    const epPorts = new Map<string, EndpointPortModel>();
+    for (const { model: p, index } of ports) {
+      let target: number | null = null;
+      if (typeof p.targetPort === 'number') target = p.targetPort;
+      else {
+        const cp = pod.containerPorts.find((c) => c.name === p.targetPort && c.protocol === p.protocol);
+        if (cp) target = cp.port;
+      }
+      if (target === null) {
+        const list = unresolved.get(index) ?? [];
+        list.push(pod.meta.name);
+        unresolved.set(index, list);
+        continue;
+      }
+      epPorts.set(`${p.name}/${p.protocol}`, { name: p.name, port: target, protocol: p.protocol });
+    }
+    for (const ip of pod.ips) {
+      drafts.set(ip, {
+        ready: pod.ready,
+        ports: new Map(epPorts),
+        workload: { kind: 'Pod', namespace: pod.meta.namespace, name: pod.meta.name },
+      });
+    }
+  }
+  for (const [index, pods] of [...unresolved.entries()].sort(([a], [b]) => a - b)) {
+    const p = ports.find((x) => x.index === index)!.model;
+    const first = pods[0]!;
+    const more = pods.length > 1 ? ` (and ${plural(pods.length - 1, 'more Pod')})` : '';
+    ctx.conditions.push(
+      condition(
+        subjectOf(s),
+        'UnresolvedTargetPort',
+        `spec.ports[${index}].targetPort ${JSON.stringify(p.targetPort)} names no ${p.protocol} container port of Pod ${s.meta.namespace}/${first}${more}, so port ${p.port} is not served there; add a container port named ${JSON.stringify(p.targetPort)} or use a port number`,
+        `spec.ports[${index}].targetPort`,
+      ),
+    );
+  }
+  return drafts;
+}
+
+function buildService(s: Service, ctx: ServiceContext): ServiceModel {
+  const ports = servicePorts(s, ctx.conditions);
+  const portModels = ports.map((p) => p.model).sort((a, b) => a.port - b.port || cmp(a.protocol, b.protocol));
+  const slices = ctx.slicesByService.get(key(s.meta.namespace, s.meta.name)) ?? [];
+  const endpointSource = slices.length > 0 ? 'EndpointSlice' : s.selector !== null ? 'Pods' : 'None';
+  const drafts =
+    endpointSource === 'EndpointSlice'
+      ? endpointsFromSlices(s, slices, portModels, ctx)
+      : endpointSource === 'Pods'
+        ? endpointsFromPods(s, ports, ctx)
+        : new Map<string, EndpointDraft>();
+  const endpoints = finishEndpoints(drafts);
+  const workloads: WorkloadRef[] = [];
+  if (s.selector !== null) {
+    for (const w of ctx.drafts) {
+      if (w.ref.namespace === s.meta.namespace && selects(s.selector, w.labels)) workloads.push(w.ref);
+    }
+  }
+  for (const e of endpoints) if (e.workload) workloads.push(e.workload);
+  const headless = s.clusterIP === 'None';
+  return {
+    namespace: s.meta.namespace,
+    name: s.meta.name,
+    hostname: `${s.meta.name}.${s.meta.namespace}.svc.${ctx.settings.clusterDomain}`,
+    type: s.type,
+    clusterIP: headless ? null : s.clusterIP,
+    headless,
+    selector: s.selector,
+    ports: portModels,
+    endpointSource,
+    endpoints,
+    workloads: uniqueRefs(workloads),
+  };
+}
+
+/** Reports slices that name no Service, or one that is not given, or that carry FQDNs. */
+function checkSlices(inputs: Inputs, serviceKeys: ReadonlySet<string>, conditions: Condition[]): void {
+  const labelField = fieldPath(['metadata', 'labels', 'kubernetes.io/service-name']);
+  for (const slice of inputs.slices) {
+    if (slice.serviceName === null) {
+      conditions.push(
+        condition(
+          subjectOf(slice),
+          'EndpointSliceMissingServiceName',
+          `has no kubernetes.io/service-name label, so it belongs to no Service and is ignored; add the label naming its Service`,
+          labelField,
+        ),
+      );
+    } else if (!serviceKeys.has(key(slice.meta.namespace, slice.serviceName))) {
+      conditions.push(
+        condition(
+          subjectOf(slice),
+          'EndpointSliceServiceNotFound',
+          `label kubernetes.io/service-name names ${JSON.stringify(slice.serviceName)}, which is not a Service in namespace ${slice.meta.namespace}, so the slice is ignored; create the Service or fix the label`,
+          labelField,
+        ),
+      );
+    } else if (slice.addressType === 'FQDN') {
+      conditions.push(
+        condition(
+          subjectOf(slice),
+          'UnsupportedAddressType',
+          `addressType FQDN is not supported, so its endpoints are not served; use IPv4 or IPv6 addresses`,
+          'addressType',
+        ),
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------- routes
+
+function buildHttpRouteGroup(g: HttpRouteGroup, conditions: Condition[]): HttpRouteGroupModel {
+  const firstIndex = new Map<string, number>();
+  const matches: HttpMatch[] = [];
+  for (const [i, m] of g.matches.entries()) {
+    const earlier = firstIndex.get(m.name);
+    if (earlier !== undefined) {
+      conditions.push(
+        condition(
+          subjectOf(g),
+          'DuplicateMatchName',
+          `${g.matchesPath}[${i}].name ${JSON.stringify(m.name)} repeats the name of ${g.matchesPath}[${earlier}], so only the first is used; give each match its own name`,
+          `${g.matchesPath}[${i}].name`,
+        ),
+      );
+      continue;
+    }
+    firstIndex.set(m.name, i);
+    matches.push({ routeGroup: g.meta.name, ...m });
+  }
+  matches.sort((a, b) => cmp(a.name, b.name));
+  return { namespace: g.meta.namespace, name: g.meta.name, matches };
+}
+
+function buildL4Route(r: L4Route): L4RouteModel {
+  return { kind: r.kind, namespace: r.meta.namespace, name: r.meta.name, ports: r.ports };
+}
+
+// ---------------------------------------------------------------- splits
+
+type ServiceName = { ok: true; name: string } | { ok: false; namespace: string | null };
+
+/**
+ * Reads a split's service reference. SMI calls `spec.service` an FQDN, so besides a short name
+ * `<name>.<ns>`, `<name>.<ns>.svc` and `<name>.<ns>.svc.<clusterDomain>` are accepted; the namespace
+ * must be the split's own, since a split routes only within its namespace.
+ */
+function serviceName(text: string, namespace: string, clusterDomain: string): ServiceName {
+  const parts = text.split('.');
+  if (parts.length === 1) return { ok: true, name: text };
+  const [name, ns, ...rest] = parts as [string, string, ...string[]];
+  const suffix = rest.join('.');
+  if (suffix !== '' && suffix !== 'svc' && suffix !== `svc.${clusterDomain}`)
+    return { ok: false, namespace: null };
+  return ns === namespace ? { ok: true, name } : { ok: false, namespace: ns };
+}
+
+interface SplitContext {
+  readonly settings: MeshSettings;
+  readonly rejected: ReadonlySet<string>;
+  readonly services: ReadonlyMap<string, ServiceModel>;
+  readonly groups: ReadonlyMap<string, HttpRouteGroupModel>;
+  readonly conditions: Condition[];
+}
+
+function crossNamespace(split: Split, field: string, text: string, other: string): Condition {
+  return condition(
+    subjectOf(split),
+    'CrossNamespaceService',
+    `${field} ${JSON.stringify(text)} names namespace ${other}, but a TrafficSplit only routes to Services in its own namespace (${split.meta.namespace}); move the TrafficSplit to namespace ${other} or name a Service in ${split.meta.namespace}`,
+    field,
+  );
+}
+
+/** Resolves a split's root service; null (with a condition) when it does not resolve. */
+function splitRoot(split: Split, ctx: SplitContext): ServiceModel | null {
+  const ns = split.meta.namespace;
+  const ref = serviceName(split.rootService, ns, ctx.settings.clusterDomain);
+  if (!ref.ok && ref.namespace !== null) {
+    ctx.conditions.push(crossNamespace(split, 'spec.service', split.rootService, ref.namespace));
+    return null;
+  }
+  const root = ref.ok ? ctx.services.get(key(ns, ref.name)) : undefined;
+  if (!root) {
+    ctx.conditions.push(
+      condition(
+        subjectOf(split),
+        'RootServiceNotFound',
+        `spec.service ${JSON.stringify(split.rootService)} ${notFound(ctx.rejected, 'Service', ns, ref.ok ? ref.name : split.rootService)}, so the split is not served; ${createOrFix(ctx.rejected, 'Service', ns, ref.ok ? ref.name : split.rootService)}`,
+        'spec.service',
+      ),
+    );
+    return null;
+  }
+  return root;
+}
+
+function portList(ports: readonly number[]): string {
+  return ports.join(', ');
+}
+
+function buildSplit(split: Split, root: ServiceModel, ctx: SplitContext): SplitModel | null {
+  const ns = split.meta.namespace;
+  const subject = subjectOf(split);
+  const rootLabel = `Service ${ns}/${root.name}`;
+  // Merged backends by service name: weight sum and where each was first listed.
+  const merged = new Map<string, { weight: bigint; index: number; ports: number[] }>();
+  for (const [i, b] of split.backends.entries()) {
+    const field = `spec.backends[${i}].service`;
+    const ref = serviceName(b.service, ns, ctx.settings.clusterDomain);
+    if (!ref.ok && ref.namespace !== null) {
+      ctx.conditions.push(crossNamespace(split, field, b.service, ref.namespace));
+      continue;
+    }
+    const svc = ref.ok ? ctx.services.get(key(ns, ref.name)) : undefined;
+    if (!svc) {
+      ctx.conditions.push(
+        condition(
+          subject,
+          'BackendNotFound',
+          `${field} ${JSON.stringify(b.service)} ${notFound(ctx.rejected, 'Service', ns, ref.ok ? ref.name : b.service)}, so it gets no traffic; ${createOrFix(ctx.rejected, 'Service', ns, ref.ok ? ref.name : b.service)}`,
+          field,
+        ),
+      );
+      continue;
+    }
+    const earlier = merged.get(svc.name);
+    if (earlier) {
+      const total = earlier.weight + BigInt(b.weight);
+      ctx.conditions.push(
+        condition(
+          subject,
+          'DuplicateBackend',
+          `${field} ${JSON.stringify(b.service)} repeats spec.backends[${earlier.index}], so their weights are added (${earlier.weight} + ${b.weight} = ${total}); list each Service once`,
+          field,
+        ),
+      );
+      earlier.weight = total;
+      continue;
+    }
+    // SMI: a backend serves a root port only when it has a port with the same number.
+    const ports: number[] = [];
+    const missing: number[] = [];
+    for (const rp of root.ports) {
+      if (svc.ports.some((bp) => bp.port === rp.port && bp.protocol === rp.protocol)) ports.push(rp.port);
+      else missing.push(rp.port);
+    }
+    if (ports.length === 0) {
+      ctx.conditions.push(
+        condition(
+          subject,
+          'BackendPortMismatch',
+          `${field} ${JSON.stringify(b.service)} has none of the ports of root ${rootLabel} (${portList(missing) || 'none'}), so it gets no traffic; give Service ${ns}/${svc.name} the root's port numbers`,
+          field,
+          'Error',
+        ),
+      );
+      continue;
+    }
+    if (missing.length > 0) {
+      ctx.conditions.push(
+        condition(
+          subject,
+          'BackendPortMismatch',
+          `${field} ${JSON.stringify(b.service)} lacks port ${portList(missing)} of root ${rootLabel}, so it gets no traffic on ${missing.length === 1 ? 'that port' : 'those ports'}; add ${missing.length === 1 ? 'the port' : 'the ports'} to Service ${ns}/${svc.name}`,
+          field,
+        ),
+      );
+    }
+    merged.set(svc.name, { weight: BigInt(b.weight), index: i, ports });
+  }
+  if (merged.size === 0) {
+    ctx.conditions.push(
+      condition(
+        subject,
+        'NoBackends',
+        `spec.backends leaves no usable backend, so the split is not served and traffic to ${rootLabel} goes to its own endpoints; list at least one Service with the root's ports`,
+        'spec.backends',
+      ),
+    );
+    return null;
+  }
+  const names = [...merged.keys()].sort();
+  const fitted = fitWeights(names.map((n) => merged.get(n)!.weight));
+  if (fitted.rescaled || split.weightsRescaled) {
+    ctx.conditions.push(
+      condition(
+        subject,
+        'WeightsRescaled',
+        `the weights in spec.backends add up to more than ${MAX_TOTAL_WEIGHT}, so they were scaled to a total of about ${RESCALED_TOTAL} keeping their ratios; use smaller weights`,
+        'spec.backends',
+      ),
+    );
+  }
+  const backends: SplitBackendModel[] = names.map((n, i) => ({
+    service: n,
+    weight: fitted.weights[i]!,
+    ports: merged.get(n)!.ports,
+  }));
+  if (backends.every((b) => b.weight === 0)) {
+    ctx.conditions.push(
+      condition(
+        subject,
+        'AllWeightsZero',
+        `every backend in spec.backends has weight 0, so the requests this split covers for ${rootLabel} get no backend; give at least one backend a positive weight`,
+        'spec.backends',
+      ),
+    );
+  }
+  let matches: HttpMatch[] | null = null;
+  if (split.matches !== null) {
+    const seen = new Set<string>();
+    matches = [];
+    for (const [i, ref] of split.matches.entries()) {
+      const group = ctx.groups.get(key(ns, ref.name));
+      if (!group) {
+        ctx.conditions.push(
+          condition(
+            subject,
+            'RouteGroupNotFound',
+            `spec.matches[${i}].name ${JSON.stringify(ref.name)} ${notFound(ctx.rejected, 'HTTPRouteGroup', ns, ref.name)}, so the requests it would match are not split; ${createOrFix(ctx.rejected, 'HTTPRouteGroup', ns, ref.name)}`,
+            `spec.matches[${i}].name`,
+          ),
+        );
+        continue;
+      }
+      if (seen.has(group.name)) continue;
+      seen.add(group.name);
+      matches.push(...group.matches);
+    }
+    matches.sort((a, b) => cmp(a.routeGroup, b.routeGroup) || cmp(a.name, b.name));
+  }
+  return { namespace: ns, name: split.meta.name, rootService: root.name, backends, matches };
+}
+
+function buildSplits(splits: readonly Split[], ctx: SplitContext): SplitModel[] {
+  const byRoot = new Map<string, { split: Split; root: ServiceModel }[]>();
+  for (const split of splits) {
+    const root = splitRoot(split, ctx);
+    if (!root) continue;
+    const k = key(root.namespace, root.name);
+    const list = byRoot.get(k) ?? [];
+    list.push({ split, root });
+    byRoot.set(k, list);
+  }
+  const out: SplitModel[] = [];
+  for (const list of byRoot.values()) {
+    list.sort((a, b) => compareAge(a.split, b.split));
+    const winner = list[0]!;
+    for (const { split } of list.slice(1)) {
+      ctx.conditions.push(
+        condition(
+          subjectOf(split),
+          'SplitConflict',
+          `spec.service ${JSON.stringify(split.rootService)} is already split by TrafficSplit ${winner.split.meta.namespace}/${winner.split.meta.name}, which is older (or as old and first by name); only one TrafficSplit per root service is served; delete one of them or merge their backends`,
+          'spec.service',
+        ),
+      );
+    }
+    const model = buildSplit(winner.split, winner.root, ctx);
+    if (model) out.push(model);
+  }
+  return out.sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.rootService, b.rootService));
+}
+
+// ---------------------------------------------------------------- access
+
+interface AccessContext {
+  readonly settings: MeshSettings;
+  readonly rejected: ReadonlySet<string>;
+  readonly groups: ReadonlyMap<string, HttpRouteGroupModel>;
+  readonly l4: ReadonlyMap<string, L4RouteModel>;
+  /** `namespace/serviceAccount` pairs that are defined or used by a workload. */
+  readonly knownAccounts: ReadonlySet<string>;
+  /** Ports served to each identity: service ports, numeric target ports and endpoint ports. */
+  readonly portsByIdentity: ReadonlyMap<string, ReadonlySet<number>>;
+  readonly conditions: Condition[];
+}
+
+function identity(namespace: string, serviceAccount: string, settings: MeshSettings): IdentityModel {
+  return { namespace, serviceAccount, identity: identityOf(namespace, serviceAccount, settings.trustDomain) };
+}
+
+function checkAccount(t: TrafficTarget, id: IdentityModel, field: string, ctx: AccessContext): void {
+  // Kubernetes creates `default` in every namespace, so it is always known.
+  if (id.serviceAccount === 'default' || ctx.knownAccounts.has(key(id.namespace, id.serviceAccount))) return;
+  ctx.conditions.push(
+    condition(
+      subjectOf(t),
+      'UnknownServiceAccount',
+      `${field} names ServiceAccount ${id.namespace}/${id.serviceAccount}, which is neither defined nor used by any workload, so this part has no effect yet; create the ServiceAccount or fix the name`,
+      field,
+    ),
+  );
+}
+
+const RULE_KINDS = ['HTTPRouteGroup', 'TCPRoute', 'UDPRoute'] as const;
+
+function resolveRule(t: TrafficTarget, i: number, ctx: AccessContext): AccessRule | null {
+  const rule = t.rules[i]!;
+  const field = `${t.paths.rules}[${i}]`;
+  const subject = subjectOf(t);
+  if (!(RULE_KINDS as readonly string[]).includes(rule.kind)) {
+    ctx.conditions.push(
+      condition(
+        subject,
+        'UnsupportedRuleKind',
+        `${field}.kind ${JSON.stringify(rule.kind)} is not a route kind, so the rule is ignored; use HTTPRouteGroup, TCPRoute or UDPRoute`,
+        `${field}.kind`,
+      ),
+    );
+    return null;
+  }
+  const ns = rule.namespace ?? t.meta.namespace;
+  const k = key(ns, rule.name);
+  const found = rule.kind === 'HTTPRouteGroup' ? ctx.groups.get(k) : ctx.l4.get(`${rule.kind}/${k}`);
+  if (!found) {
+    ctx.conditions.push(
+      condition(
+        subject,
+        'RouteNotFound',
+        `${field}.name ${JSON.stringify(rule.name)} ${notFound(ctx.rejected, rule.kind, ns, rule.name)}, so the rule allows nothing; ${createOrFix(ctx.rejected, rule.kind, ns, rule.name)}`,
+        `${field}.name`,
+      ),
+    );
+    return null;
+  }
+  const names = rule.matches && rule.matches.length > 0 ? rule.matches : null;
+  if ('kind' in found) {
+    if (names !== null) {
+      ctx.conditions.push(
+        condition(
+          subject,
+          'MatchesOnL4Route',
+          `${field}.matches lists match names, but a ${found.kind} has no named matches, so the rule is ignored rather than allow more than meant; remove matches from the rule`,
+          `${field}.matches`,
+        ),
+      );
+      return null;
+    }
+    return { kind: found.kind, name: found.name, ports: found.ports };
+  }
+  if (names === null) return { kind: 'HTTPRouteGroup', name: found.name, matches: found.matches };
+  const matches: HttpMatch[] = [];
+  for (const [j, n] of names.entries()) {
+    const m = found.matches.find((x) => x.name === n);
+    if (m) {
+      matches.push(m);
+      continue;
+    }
+    const available = found.matches.map((x) => x.name).join(', ') || 'none';
+    ctx.conditions.push(
+      condition(
+        subject,
+        'MatchNotFound',
+        `${field}.matches[${j}] names ${JSON.stringify(n)}, which HTTPRouteGroup ${ns}/${found.name} does not have (it has: ${available}), so that name allows nothing; fix the name or add the match`,
+        `${field}.matches[${j}]`,
+      ),
+    );
+  }
+  if (matches.length === 0) return null;
+  return { kind: 'HTTPRouteGroup', name: found.name, matches };
+}
+
+/** Merges rules naming the same route (union of what they allow) and sorts them by kind then name. */
+function mergeRules(rules: readonly AccessRule[]): AccessRule[] {
+  const merged = new Map<string, AccessRule>();
+  for (const r of rules) {
+    const k = `${r.kind}/${r.name}`;
+    const prev = merged.get(k);
+    if (!prev) {
+      merged.set(k, r);
+    } else if (prev.kind === 'HTTPRouteGroup' && r.kind === 'HTTPRouteGroup') {
+      const byName = new Map(prev.matches.map((m) => [m.name, m]));
+      for (const m of r.matches) byName.set(m.name, m);
+      merged.set(k, { ...prev, matches: [...byName.values()] });
+    }
+    // Two L4 rules naming the same route allow the same ports; keeping one is enough.
+  }
+  return [...merged.values()]
+    .map((r) =>
+      r.kind === 'HTTPRouteGroup' ? { ...r, matches: [...r.matches].sort((a, b) => cmp(a.name, b.name)) } : r,
+    )
+    .sort((a, b) => cmp(a.kind, b.kind) || cmp(a.name, b.name));
+}
+
+function checkPorts(
+  t: TrafficTarget,
+  dest: IdentityModel,
+  rules: readonly AccessRule[],
+  ctx: AccessContext,
+): void {
+  const served = ctx.portsByIdentity.get(dest.identity);
+  // Nothing known about the destination's services: nothing to compare against.
+  if (!served || served.size === 0) return;
+  const who = `the workloads of ServiceAccount ${dest.namespace}/${dest.serviceAccount}`;
+  if (t.destinationPort !== null && !served.has(t.destinationPort)) {
+    ctx.conditions.push(
+      condition(
+        subjectOf(t),
+        'PortNotServed',
+        `${t.paths.destination}.port ${t.destinationPort} is not a port of any Service of ${who}, so this target allows nothing there; use one of ${[...served].sort((a, b) => a - b).join(', ')}`,
+        `${t.paths.destination}.port`,
+      ),
+    );
+  }
+  for (const r of rules) {
+    if (r.kind === 'HTTPRouteGroup' || r.ports === null) continue;
+    const unserved = r.ports.filter((p) => !served.has(p));
+    if (unserved.length === 0) continue;
+    const index = t.rules.findIndex((x) => x.kind === r.kind && x.name === r.name);
+    ctx.conditions.push(
+      condition(
+        subjectOf(t),
+        'PortNotServed',
+        `${r.kind} ${t.meta.namespace}/${r.name} allows port ${portList(unserved)}, which no Service of ${who} serves; check the port numbers in the ${r.kind}`,
+        `${t.paths.rules}[${index}].name`,
+      ),
+    );
+  }
+}
+
+function buildTarget(t: TrafficTarget, ctx: AccessContext): AccessModel | null {
+  const ns = t.meta.namespace;
+  const subject = subjectOf(t);
+  const dField = t.paths.destination;
+  if (t.destination.kind !== 'ServiceAccount') {
+    ctx.conditions.push(
+      condition(
+        subject,
+        'UnsupportedSubjectKind',
+        `${dField}.kind ${JSON.stringify(t.destination.kind)} is not supported, so the TrafficTarget is not served; name a ServiceAccount (kind: ServiceAccount)`,
+        `${dField}.kind`,
+      ),
+    );
+    return null;
+  }
+  const destNs = t.destination.namespace ?? ns;
+  if (destNs !== ns) {
+    ctx.conditions.push(
+      condition(
+        subject,
+        'DestinationNamespaceMismatch',
+        `${dField}.namespace ${JSON.stringify(destNs)} differs from the TrafficTarget's namespace ${JSON.stringify(ns)}; access is granted only by a TrafficTarget in the destination's own namespace, so it is not served; move the TrafficTarget to namespace ${destNs}`,
+        `${dField}.namespace`,
+      ),
+    );
+    return null;
+  }
+  const destination = identity(ns, t.destination.name, ctx.settings);
+  checkAccount(t, destination, `${dField}.name`, ctx);
+  const sources = new Map<string, IdentityModel>();
+  for (const [i, s] of t.sources.entries()) {
+    const field = `${t.paths.sources}[${i}]`;
+    if (s.kind !== 'ServiceAccount') {
+      ctx.conditions.push(
+        condition(
+          subject,
+          'UnsupportedSubjectKind',
+          `${field}.kind ${JSON.stringify(s.kind)} is not supported, so this source is ignored; use kind ServiceAccount`,
+          `${field}.kind`,
+        ),
+      );
+      continue;
+    }
+    const id = identity(s.namespace ?? ns, s.name, ctx.settings);
+    checkAccount(t, id, `${field}.name`, ctx);
+    sources.set(id.identity, id);
+  }
+  const resolved: AccessRule[] = [];
+  for (let i = 0; i < t.rules.length; i++) {
+    const r = resolveRule(t, i, ctx);
+    if (r) resolved.push(r);
+  }
+  const rules = mergeRules(resolved);
+  checkPorts(t, destination, rules, ctx);
+  if (sources.size === 0) {
+    ctx.conditions.push(
+      condition(
+        subject,
+        'NoSources',
+        `${t.paths.sources} has no usable ServiceAccount, so this TrafficTarget allows nothing; list the ServiceAccounts that may call ${destination.namespace}/${destination.serviceAccount}`,
+        t.paths.sources,
+      ),
+    );
+  }
+  if (rules.length === 0) {
+    ctx.conditions.push(
+      condition(
+        subject,
+        'NoRules',
+        `${t.paths.rules} has no usable rule, so this TrafficTarget allows nothing; add a rule naming an HTTPRouteGroup, TCPRoute or UDPRoute`,
+        t.paths.rules,
+      ),
+    );
+  }
+  return {
+    namespace: ns,
+    name: t.meta.name,
+    destination,
+    destinationPort: t.destinationPort,
+    sources: [...sources.values()].sort((a, b) => cmp(a.identity, b.identity)),
+    rules,
+  };
+}
+
+// ---------------------------------------------------------------- buildModel
+
+/**
+ * Builds the mesh model from raw objects: parsed YAML documents or API objects, in any order, of any
+ * kind (kinds Weft does not read are reported and ignored; `List` objects are expanded).
+ *
+ * Pure and deterministic: the same set of inputs always gives a deep-equal result, whatever their
+ * order; inputs are never mutated (frozen inputs work). Never throws on bad input: every problem is
+ * a {@link Condition}, and the offending object, or part of it, is left out.
+ */
+export function buildModel(objects: readonly unknown[]): BuildResult {
+  const conditions: Condition[] = [];
+  // Objects that were rejected, so that references to them say so instead of "not found".
+  const rejected = new Set<string>();
+  const inputs = byKind(readObjects(objects, conditions, rejected));
+  const settings = resolveSettings(inputs.meshConfigs, conditions);
+
+  // Workloads first: services need their labels; workloads then need the services they back.
+  const drafts = workloadDrafts(inputs);
+  const podsByKey = new Map(inputs.pods.map((p) => [key(p.meta.namespace, p.meta.name), p]));
+  const podByIp = new Map<string, Pod>();
+  for (const p of inputs.pods) {
+    for (const ip of p.ips)
+      if (!podByIp.has(key(p.meta.namespace, ip))) podByIp.set(key(p.meta.namespace, ip), p);
+  }
+  const serviceKeys = new Set(inputs.services.map((s) => key(s.meta.namespace, s.meta.name)));
+  const slicesByService = new Map<string, EndpointSlice[]>();
+  for (const slice of inputs.slices) {
+    if (slice.serviceName === null) continue;
+    const k = key(slice.meta.namespace, slice.serviceName);
+    if (!serviceKeys.has(k)) continue;
+    const list = slicesByService.get(k) ?? [];
+    list.push(slice);
+    slicesByService.set(k, list);
+  }
+  checkSlices(inputs, serviceKeys, conditions);
+
+  const serviceCtx: ServiceContext = {
+    inputs,
+    settings,
+    drafts,
+    podsByKey,
+    podByIp,
+    slicesByService,
+    conditions,
+  };
+  const services = inputs.services.map((s) => buildService(s, serviceCtx));
+  const servicesByKey = new Map(services.map((s) => [key(s.namespace, s.name), s]));
+
+  const backs = new Map<string, ServiceRef[]>();
+  for (const s of services) {
+    for (const w of s.workloads) {
+      const k = `${w.kind}/${w.namespace}/${w.name}`;
+      const list = backs.get(k) ?? [];
+      list.push({ namespace: s.namespace, name: s.name });
+      backs.set(k, list);
+    }
+  }
+  const workloads: WorkloadModel[] = drafts
+    .map((d) => ({
+      kind: d.ref.kind,
+      namespace: d.ref.namespace,
+      name: d.ref.name,
+      labels: d.labels,
+      serviceAccount: d.serviceAccount,
+      identity: identityOf(d.ref.namespace, d.serviceAccount, settings.trustDomain),
+      ips: d.ips,
+      services: (backs.get(`${d.ref.kind}/${d.ref.namespace}/${d.ref.name}`) ?? []).sort(
+        (a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name),
+      ),
+    }))
+    .sort(compareRefs);
+
+  const httpRouteGroups = inputs.httpRouteGroups.map((g) => buildHttpRouteGroup(g, conditions));
+  const groups = new Map(httpRouteGroups.map((g) => [key(g.namespace, g.name), g]));
+  const l4Routes = inputs.l4Routes
+    .map(buildL4Route)
+    .sort((a, b) => cmp(a.kind, b.kind) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
+  const l4 = new Map(l4Routes.map((r) => [`${r.kind}/${key(r.namespace, r.name)}`, r]));
+
+  const splits = buildSplits(inputs.splits, {
+    settings,
+    rejected,
+    services: servicesByKey,
+    groups,
+    conditions,
+  });
+
+  const knownAccounts = new Set([
+    ...inputs.serviceAccounts.map((a) => key(a.meta.namespace, a.meta.name)),
+    ...workloads.map((w) => key(w.namespace, w.serviceAccount)),
+  ]);
+  const portsByIdentity = new Map<string, Set<number>>();
+  const workloadIdentity = new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w.identity]));
+  for (const s of services) {
+    for (const w of s.workloads) {
+      const id = workloadIdentity.get(`${w.kind}/${w.namespace}/${w.name}`);
+      if (id === undefined) continue;
+      const set = portsByIdentity.get(id) ?? new Set<number>();
+      for (const p of s.ports) {
+        set.add(p.port);
+        if (typeof p.targetPort === 'number') set.add(p.targetPort);
+      }
+      for (const e of s.endpoints) for (const p of e.ports) set.add(p.port);
+      portsByIdentity.set(id, set);
+    }
+  }
+  const access = inputs.targets
+    .map((t) =>
+      buildTarget(t, { settings, rejected, groups, l4, knownAccounts, portsByIdentity, conditions }),
+    )
+    .filter((a): a is AccessModel => a !== null);
+
+  const namespaces: NamespaceModel[] = inputs.namespaces.map((n) => ({
+    name: n.meta.name,
+    labels: n.meta.labels,
+  }));
+
+  return {
+    model: { settings, namespaces, services, workloads, splits, access, httpRouteGroups, l4Routes },
+    conditions: sortConditions(conditions),
+  };
+}

@@ -1,0 +1,375 @@
+/**
+ * zod schemas for every object kind and version Weft reads: the SMI kinds (TrafficSplit,
+ * TrafficTarget, HTTPRouteGroup, TCPRoute, UDPRoute) in every served version, the core Kubernetes
+ * objects they refer to, and Weft's own MeshConfig.
+ *
+ * The schemas check shape only, as the API server would with the CRDs; meaning (references,
+ * conflicts, weights) is checked later by `buildModel`. Unknown fields are dropped silently, as the
+ * API server prunes them. Optional fields accept `null` too, because objects read from the API
+ * server carry explicit nulls.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------- shared pieces
+
+/** A non-empty string, used for names and references. */
+const name = z.string().min(1);
+
+/** String-to-string maps such as labels and selectors. */
+const stringMap = z.record(z.string(), z.string());
+
+/** A TCP or UDP port number. */
+const portNumber = z.number().int().min(1).max(65535);
+
+/** Kubernetes timestamps: strings in YAML and JSON, `Date` objects from some client libraries. */
+const timestamp = z.union([z.string(), z.date()], { error: 'must be an RFC 3339 timestamp' });
+
+/** The part of `metadata` Weft reads. */
+export const ObjectMetaSchema = z.object({
+  name,
+  namespace: z.string().nullish(),
+  labels: stringMap.nullish(),
+  creationTimestamp: timestamp.nullish(),
+  resourceVersion: z.string().nullish(),
+});
+
+/** `metadata` of any object, for the fields every kind shares. */
+const meta = { metadata: ObjectMetaSchema };
+
+// ---------------------------------------------------------------- split.smi-spec.io
+
+/** A v1alpha1 weight: a Kubernetes quantity such as `500m`, or a plain number. */
+const quantityWeight = z.union([z.string(), z.number().nonnegative()], {
+  error: 'must be a Kubernetes quantity such as 500m or 1',
+});
+
+/** A v1alpha2+ weight: a whole, non-negative number. */
+const intWeight = z.number().int().nonnegative();
+
+/** TrafficSplit `split.smi-spec.io/v1alpha1`: quantity weights, no matches. */
+export const TrafficSplitV1alpha1 = z.object({
+  ...meta,
+  spec: z.object({
+    service: name,
+    backends: z.array(z.object({ service: name, weight: quantityWeight })),
+  }),
+});
+
+/** TrafficSplit `split.smi-spec.io/v1alpha2`: integer weights. */
+export const TrafficSplitV1alpha2 = z.object({
+  ...meta,
+  spec: z.object({
+    service: name,
+    backends: z.array(z.object({ service: name, weight: intWeight })),
+  }),
+});
+
+/** A reference from a split to an HTTPRouteGroup in its namespace (v1alpha3, v1alpha4). */
+const splitMatchRef = z.object({
+  kind: z.literal('HTTPRouteGroup'),
+  name,
+  apiGroup: z.string().nullish(),
+});
+
+/** TrafficSplit `split.smi-spec.io/v1alpha3`: adds `matches`, references to HTTPRouteGroups. */
+export const TrafficSplitV1alpha3 = z.object({
+  ...meta,
+  spec: z.object({
+    service: name,
+    backends: z.array(z.object({ service: name, weight: intWeight })),
+    matches: z.array(splitMatchRef).nullish(),
+  }),
+});
+
+/** TrafficSplit `split.smi-spec.io/v1alpha4`: same shape as v1alpha3. */
+export const TrafficSplitV1alpha4 = TrafficSplitV1alpha3;
+
+// ---------------------------------------------------------------- access.smi-spec.io
+
+/** Who a TrafficTarget names: in the versions Weft serves, a ServiceAccount. */
+const subject = z.object({ kind: name, name, namespace: z.string().nullish() });
+
+/** A v1alpha1/v1alpha2 destination, which may also name one port. */
+const destinationWithPort = subject.extend({ port: portNumber.nullish() });
+
+/** A reference from a TrafficTarget to a route (`specs[]` in v1alpha1, `rules[]` later). */
+const targetRule = z.object({ kind: name, name, matches: z.array(name).nullish() });
+
+/** The body of a v1alpha1 TrafficTarget, which in that version sits at the top level. */
+const trafficTargetV1alpha1Body = {
+  destination: destinationWithPort,
+  sources: z.array(subject).nullish(),
+  specs: z.array(targetRule.extend({ namespace: z.string().nullish() })).nullish(),
+};
+
+/** TrafficTarget `access.smi-spec.io/v1alpha1`: `destination`, `sources` and `specs` at the top level. */
+export const TrafficTargetV1alpha1 = z.object({ ...meta, ...trafficTargetV1alpha1Body });
+
+/**
+ * The same v1alpha1 body written under `spec`, as some tools emit it. Accepted too, so that the
+ * version's odd layout is not a trap.
+ */
+export const TrafficTargetV1alpha1UnderSpec = z.object({
+  ...meta,
+  spec: z.object(trafficTargetV1alpha1Body),
+});
+
+/** TrafficTarget `access.smi-spec.io/v1alpha2`: `spec.destination` (with `port`), `spec.rules`. */
+export const TrafficTargetV1alpha2 = z.object({
+  ...meta,
+  spec: z.object({
+    destination: destinationWithPort,
+    sources: z.array(subject).nullish(),
+    rules: z.array(targetRule).nullish(),
+  }),
+});
+
+/** TrafficTarget `access.smi-spec.io/v1alpha3`: like v1alpha2 without `destination.port`. */
+export const TrafficTargetV1alpha3 = z.object({
+  ...meta,
+  spec: z.object({
+    destination: subject,
+    sources: z.array(subject).nullish(),
+    rules: z.array(targetRule).nullish(),
+  }),
+});
+
+// ---------------------------------------------------------------- specs.smi-spec.io
+
+/** HTTP methods the spec allows, plus `*` for any. Checked case-insensitively. */
+export const HTTP_METHODS = [
+  '*',
+  'GET',
+  'HEAD',
+  'PUT',
+  'POST',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+] as const;
+
+const httpMethod = z.string().refine((m) => (HTTP_METHODS as readonly string[]).includes(m.toUpperCase()), {
+  error: `must be one of ${HTTP_METHODS.join(', ')}`,
+});
+
+/**
+ * Header filters in both encodings found in the wild: a map (`{user-agent: ".*Firefox.*"}`, the Go
+ * SDK's type) and a list of single-key maps (`[{user-agent: ".*Firefox.*"}]`, the CRD's schema).
+ */
+const headers = z.union([stringMap, z.array(stringMap)], {
+  error: 'must be a map of header name to regex, or a list of such maps',
+});
+
+/** One named HTTP match; the same in every version. */
+const httpMatch = z.object({
+  name,
+  pathRegex: z.string().nullish(),
+  methods: z.array(httpMethod).nullish(),
+  headers: headers.nullish(),
+});
+
+/** HTTPRouteGroup `specs.smi-spec.io/v1alpha1` and `v1alpha2`: `matches` at the top level. */
+export const HTTPRouteGroupTopLevel = z.object({ ...meta, matches: z.array(httpMatch) });
+
+/** HTTPRouteGroup `specs.smi-spec.io/v1alpha3` and `v1alpha4`: `spec.matches`. */
+export const HTTPRouteGroupUnderSpec = z.object({
+  ...meta,
+  spec: z.object({ matches: z.array(httpMatch) }),
+});
+
+/** TCPRoute `specs.smi-spec.io/v1alpha1` to `v1alpha3`: no fields beyond metadata (all ports). */
+export const TCPRouteNoPorts = z.object(meta);
+
+/** TCPRoute and UDPRoute `specs.smi-spec.io/v1alpha4`: optional `spec.matches.ports`. */
+export const L4RouteV1alpha4 = z.object({
+  ...meta,
+  spec: z
+    .object({
+      matches: z.object({ ports: z.array(portNumber).nullish() }).nullish(),
+    })
+    .nullish(),
+});
+
+// ---------------------------------------------------------------- core Kubernetes objects
+
+/** A port protocol as Kubernetes spells it. */
+const protocol = z.enum(['TCP', 'UDP', 'SCTP']);
+
+const containerPort = z.object({
+  name: z.string().nullish(),
+  containerPort: portNumber,
+  protocol: protocol.nullish(),
+});
+
+/** The part of a pod spec Weft reads. */
+const podSpec = z.object({
+  serviceAccountName: z.string().nullish(),
+  // Deprecated alias of serviceAccountName that older manifests still use.
+  serviceAccount: z.string().nullish(),
+  containers: z
+    .array(z.object({ name: z.string().nullish(), ports: z.array(containerPort).nullish() }))
+    .nullish(),
+});
+
+/** Namespace `v1`. */
+export const NamespaceV1 = z.object(meta);
+
+/** ServiceAccount `v1`. */
+export const ServiceAccountV1 = z.object(meta);
+
+/** Service `v1`. */
+export const ServiceV1 = z.object({
+  ...meta,
+  spec: z
+    .object({
+      type: z.string().nullish(),
+      clusterIP: z.string().nullish(),
+      selector: stringMap.nullish(),
+      ports: z
+        .array(
+          z.object({
+            name: z.string().nullish(),
+            port: portNumber,
+            targetPort: z
+              .union([portNumber, z.string().min(1)], { error: 'must be a port number or a port name' })
+              .nullish(),
+            protocol: protocol.nullish(),
+            appProtocol: z.string().nullish(),
+          }),
+        )
+        .nullish(),
+    })
+    .nullish(),
+});
+
+/** EndpointSlice `discovery.k8s.io/v1`. */
+export const EndpointSliceV1 = z.object({
+  ...meta,
+  addressType: z.enum(['IPv4', 'IPv6', 'FQDN']),
+  endpoints: z
+    .array(
+      z.object({
+        addresses: z.array(z.string()),
+        conditions: z.object({ ready: z.boolean().nullish() }).nullish(),
+        targetRef: z
+          .object({ kind: z.string().nullish(), name: z.string().nullish(), namespace: z.string().nullish() })
+          .nullish(),
+      }),
+    )
+    .nullish(),
+  ports: z
+    .array(
+      z.object({
+        name: z.string().nullish(),
+        port: portNumber.nullish(),
+        protocol: protocol.nullish(),
+      }),
+    )
+    .nullish(),
+});
+
+/** Pod `v1`. */
+export const PodV1 = z.object({
+  ...meta,
+  spec: podSpec.nullish(),
+  status: z
+    .object({
+      podIP: z.string().nullish(),
+      podIPs: z.array(z.object({ ip: z.string() })).nullish(),
+      phase: z.string().nullish(),
+      conditions: z.array(z.object({ type: z.string(), status: z.string() })).nullish(),
+    })
+    .nullish(),
+});
+
+/** Deployment `apps/v1`. */
+export const DeploymentV1 = z.object({
+  ...meta,
+  spec: z.object({
+    selector: z.object({ matchLabels: stringMap.nullish() }).nullish(),
+    template: z.object({
+      metadata: z.object({ labels: stringMap.nullish() }).nullish(),
+      spec: podSpec.nullish(),
+    }),
+  }),
+});
+
+// ---------------------------------------------------------------- weft.dev
+
+/** A SPIFFE trust domain or DNS domain: lower-case letters, digits, dots, dashes, underscores. */
+const domain = z.string().regex(/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/, {
+  error: 'must be a lower-case domain such as cluster.local',
+});
+
+/** Weft's mesh settings, `weft.dev/v1alpha1` MeshConfig. Every field has a default. */
+export const MeshConfigV1alpha1 = z.object({
+  ...meta,
+  spec: z
+    .object({
+      trustDomain: domain.nullish(),
+      permissive: z.boolean().nullish(),
+      clusterDomain: domain.nullish(),
+    })
+    .nullish(),
+});
+
+// ---------------------------------------------------------------- issue messages
+
+/** The subset of a zod issue that {@link describeIssue} reads. */
+export interface IssueLike {
+  readonly code?: string;
+  readonly input?: unknown;
+  readonly expected?: unknown;
+  readonly origin?: unknown;
+  readonly minimum?: unknown;
+  readonly maximum?: unknown;
+  readonly values?: readonly unknown[];
+  readonly message?: string;
+}
+
+const NOUNS: Readonly<Record<string, string>> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'a mapping',
+  array: 'a list',
+  record: 'a mapping',
+  date: 'a timestamp',
+};
+
+/** Renders a value for a message: short, and unambiguous about its type. */
+export function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+/**
+ * Phrases a schema problem as the end of a sentence that starts with the field path, e.g.
+ * `must be a whole number, not 1.5` or `is required`. Used as the zod error map for every parse,
+ * so messages do not depend on zod's own wording.
+ */
+export function describeIssue(issue: IssueLike): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      return `must be ${NOUNS[String(issue.expected)] ?? String(issue.expected)}, not ${show(issue.input)}`;
+    case 'too_small':
+      if (issue.origin === 'string') return 'must not be empty';
+      if (issue.origin === 'array') return `must have at least ${String(issue.minimum)} items`;
+      return `must be at least ${String(issue.minimum)}, not ${show(issue.input)}`;
+    case 'too_big':
+      return `must be at most ${String(issue.maximum)}, not ${show(issue.input)}`;
+    case 'invalid_value':
+      return `must be ${(issue.values ?? []).map((v) => JSON.stringify(v)).join(' or ')}, not ${show(issue.input)}`;
+    default:
+      return issue.message ?? 'is invalid';
+  }
+}
