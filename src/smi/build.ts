@@ -189,22 +189,6 @@ function rawIdentity(raw: Readonly<Record<string, unknown>>): {
   return { kind, namespace: CLUSTER_SCOPED_KINDS.has(kind) ? '' : ns, name };
 }
 
-/** Hints for the commonest layout mistake: `matches` at the wrong level for the version. */
-function layoutHint(
-  raw: Readonly<Record<string, unknown>>,
-  kind: string,
-  apiVersion: string,
-  field: string,
-): string {
-  if (kind !== 'HTTPRouteGroup') return '';
-  const spec = isRecord(raw.spec) ? raw.spec : undefined;
-  if (field === 'matches' && spec && 'matches' in spec) {
-    return ` (in ${apiVersion}, matches sits at the top level, not under spec)`;
-  }
-  if (field === 'spec' && 'matches' in raw) return ` (in ${apiVersion}, matches sits under spec)`;
-  return '';
-}
-
 function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): Candidate | null {
   if (!isRecord(raw)) {
     conditions.push({
@@ -267,7 +251,7 @@ function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): 
       condition(
         id,
         'InvalidSpec',
-        `${where} ${result.problem}${more}${layoutHint(raw, kind, apiVersion, result.field)}; the object is left out; fix it to match ${apiVersion} ${kind}`,
+        `${where} ${result.problem}${more}; the object is left out; fix it to match ${apiVersion} ${kind}`,
         result.field === '' ? undefined : result.field,
       ),
     );
@@ -710,7 +694,13 @@ function buildHttpRouteGroup(g: HttpRouteGroup, conditions: Condition[]): HttpRo
 }
 
 function buildL4Route(r: L4Route): L4RouteModel {
-  return { kind: r.kind, namespace: r.meta.namespace, name: r.meta.name, ports: r.ports };
+  return {
+    kind: r.kind,
+    namespace: r.meta.namespace,
+    name: r.meta.name,
+    ports: r.ports,
+    matchName: r.matchName,
+  };
 }
 
 // ---------------------------------------------------------------- splits
@@ -1004,18 +994,34 @@ function resolveRule(t: TrafficTarget, i: number, ctx: AccessContext): AccessRul
   }
   const names = rule.matches && rule.matches.length > 0 ? rule.matches : null;
   if ('kind' in found) {
-    if (names !== null) {
+    if (names === null) return { kind: found.kind, name: found.name, ports: found.ports };
+    if (found.matchName === null) {
       ctx.conditions.push(
         condition(
           subject,
           'MatchesOnL4Route',
-          `${field}.matches lists match names, but a ${found.kind} has no named matches, so the rule is ignored rather than allow more than meant; remove matches from the rule`,
+          `${field}.matches lists match names, but ${found.kind} ${ns}/${found.name} has no named match, so the rule is ignored rather than allow more than meant; remove matches from the rule or name the route's match (spec.matches.name)`,
           `${field}.matches`,
         ),
       );
       return null;
     }
-    return { kind: found.kind, name: found.name, ports: found.ports };
+    let named = false;
+    for (const [j, n] of names.entries()) {
+      if (n === found.matchName) {
+        named = true;
+        continue;
+      }
+      ctx.conditions.push(
+        condition(
+          subject,
+          'MatchNotFound',
+          `${field}.matches[${j}] names ${JSON.stringify(n)}, which ${found.kind} ${ns}/${found.name} does not have (it has: ${found.matchName}), so that name allows nothing; fix the name or add the match`,
+          `${field}.matches[${j}]`,
+        ),
+      );
+    }
+    return named ? { kind: found.kind, name: found.name, ports: found.ports } : null;
   }
   if (names === null) return { kind: 'HTTPRouteGroup', name: found.name, matches: found.matches };
   const matches: HttpMatch[] = [];

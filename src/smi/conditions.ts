@@ -75,7 +75,10 @@ export const REASONS = {
   UnsupportedRuleKind: { ...REF_ERR, effect: 'a rule of a kind other than the SMI routes; left out' },
   RouteNotFound: { ...REF_ERR, effect: 'a rule names a missing route; the rule is left out' },
   MatchNotFound: { ...REF_ERR, effect: 'a rule names a missing match; that name allows nothing' },
-  MatchesOnL4Route: { ...REF_ERR, effect: 'match names on a TCP/UDP rule; the rule is left out' },
+  MatchesOnL4Route: {
+    ...REF_ERR,
+    effect: 'match names on a rule whose route has no named match; rule left out',
+  },
   PortNotServed: { ...REF_WARN, effect: 'an allowed port no Service of the destination serves' },
   NoSources: { ...A_WARN, effect: 'no usable source; the target allows nothing' },
   NoRules: { ...A_WARN, effect: 'no usable rule; the target allows nothing' },

@@ -233,6 +233,8 @@ export interface L4RouteModel {
    * ports given, as in TCPRoute v1alpha1-v1alpha3 which have no ports at all).
    */
   readonly ports: readonly number[] | null;
+  /** The name of its match (v1alpha4 `spec.matches.name`), which TrafficTarget rules may name; or null. */
+  readonly matchName: string | null;
 }
 
 /** One backend of a split. */

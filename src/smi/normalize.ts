@@ -123,6 +123,8 @@ export interface L4Route extends Base {
   readonly kind: 'TCPRoute' | 'UDPRoute';
   /** Sorted, de-duplicated ports; null (no ports, or an empty list) means all ports. */
   readonly ports: readonly number[] | null;
+  /** v1alpha4 `spec.matches.name`, which a TrafficTarget rule may name; null when absent. */
+  readonly matchName: string | null;
 }
 
 /** A port of a Service. */
@@ -409,13 +411,18 @@ function l4Route(
   kind: 'TCPRoute' | 'UDPRoute',
   metadata: Meta,
   apiVersion: string,
-  ports: readonly number[] | null | undefined,
+  match:
+    | { name?: string | null | undefined; ports?: readonly number[] | null | undefined }
+    | null
+    | undefined,
 ): L4Route {
+  const ports = match?.ports;
   return {
     kind,
     apiVersion,
     meta: normalizeMeta(metadata, false),
     ports: ports && ports.length > 0 ? sortedUnique(ports) : null,
+    matchName: match?.name || null,
   };
 }
 
@@ -560,6 +567,25 @@ function specHas(raw: unknown, key: string): boolean {
   return hasKey(raw, 'spec') && hasKey((raw as { spec: unknown }).spec, key);
 }
 
+/**
+ * HTTPRouteGroup: the spec documents `matches` at the top level in v1alpha1 and v1alpha2 and under
+ * `spec` from v1alpha3, but manifests (and CRDs) in the wild mix the two, so every version accepts
+ * both. The documented place is tried first, so a group with neither is reported there.
+ */
+function readHttpRouteGroup(raw: unknown, apiVersion: string): Normalized | NormalizeProblem {
+  const topLevelFirst = apiVersion.endsWith('/v1alpha1') || apiVersion.endsWith('/v1alpha2');
+  const topLevel = topLevelFirst
+    ? !(!hasKey(raw, 'matches') && specHas(raw, 'matches'))
+    : hasKey(raw, 'matches') && !specHas(raw, 'matches');
+  return topLevel
+    ? parseWith(HTTPRouteGroupTopLevel, raw, (o) =>
+        httpRouteGroup(o.metadata, apiVersion, o.matches, 'matches'),
+      )
+    : parseWith(HTTPRouteGroupUnderSpec, raw, (o) =>
+        httpRouteGroup(o.metadata, apiVersion, o.spec.matches, 'spec.matches'),
+      );
+}
+
 const TT_V1ALPHA1_PATHS = { destination: 'destination', sources: 'sources', rules: 'specs' };
 const TT_V1ALPHA1_SPEC_PATHS = {
   destination: 'spec.destination',
@@ -617,27 +643,8 @@ const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
         parseWith(TrafficTargetV1alpha3, r, (o) => normalizeTarget(o.metadata, v, o.spec, TT_PATHS)),
     },
   ],
-  ...(['v1alpha1', 'v1alpha2'] as const).map(
-    (ver) =>
-      [
-        `specs.smi-spec.io/${ver} HTTPRouteGroup`,
-        {
-          read: (r: unknown, v: string) =>
-            parseWith(HTTPRouteGroupTopLevel, r, (o) => httpRouteGroup(o.metadata, v, o.matches, 'matches')),
-        },
-      ] as const,
-  ),
-  ...(['v1alpha3', 'v1alpha4'] as const).map(
-    (ver) =>
-      [
-        `specs.smi-spec.io/${ver} HTTPRouteGroup`,
-        {
-          read: (r: unknown, v: string) =>
-            parseWith(HTTPRouteGroupUnderSpec, r, (o) =>
-              httpRouteGroup(o.metadata, v, o.spec.matches, 'spec.matches'),
-            ),
-        },
-      ] as const,
+  ...(['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'] as const).map(
+    (ver) => [`specs.smi-spec.io/${ver} HTTPRouteGroup`, { read: readHttpRouteGroup }] as const,
   ),
   ...(['v1alpha1', 'v1alpha2', 'v1alpha3'] as const).map(
     (ver) =>
@@ -653,14 +660,14 @@ const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
     'specs.smi-spec.io/v1alpha4 TCPRoute',
     {
       read: (r, v) =>
-        parseWith(L4RouteV1alpha4, r, (o) => l4Route('TCPRoute', o.metadata, v, o.spec?.matches?.ports)),
+        parseWith(L4RouteV1alpha4, r, (o) => l4Route('TCPRoute', o.metadata, v, o.spec?.matches)),
     },
   ],
   [
     'specs.smi-spec.io/v1alpha4 UDPRoute',
     {
       read: (r, v) =>
-        parseWith(L4RouteV1alpha4, r, (o) => l4Route('UDPRoute', o.metadata, v, o.spec?.matches?.ports)),
+        parseWith(L4RouteV1alpha4, r, (o) => l4Route('UDPRoute', o.metadata, v, o.spec?.matches)),
     },
   ],
   [

@@ -170,10 +170,13 @@ const httpMatch = z.object({
   headers: headers.nullish(),
 });
 
-/** HTTPRouteGroup `specs.smi-spec.io/v1alpha1` and `v1alpha2`: `matches` at the top level. */
+/**
+ * HTTPRouteGroup with `matches` at the top level, as the spec documents for `v1alpha1` and
+ * `v1alpha2`.
+ */
 export const HTTPRouteGroupTopLevel = z.object({ ...meta, matches: z.array(httpMatch) });
 
-/** HTTPRouteGroup `specs.smi-spec.io/v1alpha3` and `v1alpha4`: `spec.matches`. */
+/** HTTPRouteGroup with `spec.matches`, as the spec documents for `v1alpha3` and `v1alpha4`. */
 export const HTTPRouteGroupUnderSpec = z.object({
   ...meta,
   spec: z.object({ matches: z.array(httpMatch) }),
@@ -182,12 +185,15 @@ export const HTTPRouteGroupUnderSpec = z.object({
 /** TCPRoute `specs.smi-spec.io/v1alpha1` to `v1alpha3`: no fields beyond metadata (all ports). */
 export const TCPRouteNoPorts = z.object(meta);
 
-/** TCPRoute and UDPRoute `specs.smi-spec.io/v1alpha4`: optional `spec.matches.ports`. */
+/**
+ * TCPRoute and UDPRoute `specs.smi-spec.io/v1alpha4`: one optional match, `spec.matches`, with
+ * `ports` and an optional `name` a TrafficTarget rule may refer to.
+ */
 export const L4RouteV1alpha4 = z.object({
   ...meta,
   spec: z
     .object({
-      matches: z.object({ ports: z.array(portNumber).nullish() }).nullish(),
+      matches: z.object({ name: z.string().nullish(), ports: z.array(portNumber).nullish() }).nullish(),
     })
     .nullish(),
 });
