@@ -127,7 +127,12 @@ function compareAge(a: Normalized, b: Normalized): number {
 function notFound(rejected: ReadonlySet<string>, kind: string, namespace: string, name: string): string {
   return rejected.has(`${kind}/${namespace}/${name}`)
     ? `names ${kind} ${namespace}/${name}, which was rejected (see its own condition)`
-    : `is not a ${kind} in namespace ${namespace}`;
+    : `is not ${article(kind)} ${kind} in namespace ${namespace}`;
+}
+
+/** `a` or `an` before a kind name, by how it is read aloud (`an HTTPRouteGroup`, `a UDPRoute`). */
+function article(kind: string): string {
+  return /^(HTTP|[AEIO])/.test(kind) ? 'an' : 'a';
 }
 
 /** The fix that goes with {@link notFound}. */
@@ -232,7 +237,7 @@ function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): 
         ? condition(
             id,
             'UnsupportedVersion',
-            `apiVersion ${apiVersion} is not served for ${kind}; the object is left out; use ${versions.join(' or ')}`,
+            `apiVersion ${apiVersion} is not served for ${kind}; the object is left out; use ${versions.length === 1 ? versions[0] : `one of ${versions.join(', ')}`}`,
             'apiVersion',
           )
         : condition(
@@ -1070,7 +1075,7 @@ function mergeRules(rules: readonly AccessRule[]): AccessRule[] {
 function checkPorts(
   t: TrafficTarget,
   dest: IdentityModel,
-  rules: readonly AccessRule[],
+  resolved: readonly { readonly rule: AccessRule; readonly index: number }[],
   ctx: AccessContext,
 ): void {
   const served = ctx.portsByIdentity.get(dest.identity);
@@ -1087,16 +1092,16 @@ function checkPorts(
       ),
     );
   }
-  for (const r of rules) {
+  for (const { rule: r, index } of resolved) {
     if (r.kind === 'HTTPRouteGroup' || r.ports === null) continue;
     const unserved = r.ports.filter((p) => !served.has(p));
     if (unserved.length === 0) continue;
-    const index = t.rules.findIndex((x) => x.kind === r.kind && x.name === r.name);
+    const routeNs = t.rules[index]!.namespace ?? t.meta.namespace;
     ctx.conditions.push(
       condition(
         subjectOf(t),
         'PortNotServed',
-        `${r.kind} ${t.meta.namespace}/${r.name} allows port ${portList(unserved)}, which no Service of ${who} serves; check the port numbers in the ${r.kind}`,
+        `${r.kind} ${routeNs}/${r.name} allows port ${portList(unserved)}, which no Service of ${who} serves; check the port numbers in the ${r.kind}`,
         `${t.paths.rules}[${index}].name`,
       ),
     );
@@ -1150,13 +1155,13 @@ function buildTarget(t: TrafficTarget, ctx: AccessContext): AccessModel | null {
     checkAccount(t, id, `${field}.name`, ctx);
     sources.set(id.identity, id);
   }
-  const resolved: AccessRule[] = [];
+  const resolved: { rule: AccessRule; index: number }[] = [];
   for (let i = 0; i < t.rules.length; i++) {
-    const r = resolveRule(t, i, ctx);
-    if (r) resolved.push(r);
+    const rule = resolveRule(t, i, ctx);
+    if (rule) resolved.push({ rule, index: i });
   }
-  const rules = mergeRules(resolved);
-  checkPorts(t, destination, rules, ctx);
+  const rules = mergeRules(resolved.map((r) => r.rule));
+  checkPorts(t, destination, resolved, ctx);
   if (sources.size === 0) {
     ctx.conditions.push(
       condition(

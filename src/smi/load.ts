@@ -21,6 +21,14 @@ function lineOf(text: string, offset: number): number {
   return line;
 }
 
+/** Where a document's content starts (after any `---`), for messages. */
+function startOf(doc: {
+  readonly range: readonly number[];
+  readonly contents: { readonly range?: readonly number[] } | null;
+}): number {
+  return doc.contents?.range?.[0] ?? doc.range[0] ?? 0;
+}
+
 function fileCondition(sourceName: string, reason: string, message: string, field: string): Condition {
   return {
     object: `File//${sourceName}`,
@@ -73,7 +81,7 @@ export function parseYamlObjects(text: string, sourceName: string): ParsedYaml {
         fileCondition(
           sourceName,
           'YamlParseError',
-          `document ${number} (line ${lineOf(text, doc.range[0])}) cannot be read: ${what}; the document is left out; simplify it`,
+          `document ${number} (line ${lineOf(text, startOf(doc))}) cannot be read: ${what}; the document is left out; simplify it`,
           field,
         ),
       );
@@ -85,7 +93,7 @@ export function parseYamlObjects(text: string, sourceName: string): ParsedYaml {
         fileCondition(
           sourceName,
           'InvalidObject',
-          `document ${number} (line ${lineOf(text, doc.range[0])}) is ${show(value)}, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name); the document is left out; fix or remove it`,
+          `document ${number} (line ${lineOf(text, startOf(doc))}) is ${show(value)}, not a Kubernetes object (a mapping with apiVersion, kind and metadata.name); the document is left out; fix or remove it`,
           field,
         ),
       );

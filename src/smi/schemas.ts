@@ -22,7 +22,9 @@ const stringMap = z.record(z.string(), z.string());
 const portNumber = z.number().int().min(1).max(65535);
 
 /** Kubernetes timestamps: strings in YAML and JSON, `Date` objects from some client libraries. */
-const timestamp = z.union([z.string(), z.date()], { error: 'must be an RFC 3339 timestamp' });
+const timestamp = z.union([z.string(), z.date()], {
+  error: (iss) => `must be an RFC 3339 timestamp, not ${show(iss.input)}`,
+});
 
 /** The part of `metadata` Weft reads. */
 export const ObjectMetaSchema = z.object({
@@ -39,8 +41,8 @@ const meta = { metadata: ObjectMetaSchema };
 // ---------------------------------------------------------------- split.smi-spec.io
 
 /** A v1alpha1 weight: a Kubernetes quantity such as `500m`, or a plain number. */
-const quantityWeight = z.union([z.string(), z.number().nonnegative()], {
-  error: 'must be a Kubernetes quantity such as 500m or 1',
+const quantityWeight = z.union([z.string(), z.number()], {
+  error: (iss) => `must be a non-negative Kubernetes quantity such as 500m or 1, not ${show(iss.input)}`,
 });
 
 /** A v1alpha2+ weight: a whole, non-negative number. */
@@ -151,7 +153,7 @@ export const HTTP_METHODS = [
 ] as const;
 
 const httpMethod = z.string().refine((m) => (HTTP_METHODS as readonly string[]).includes(m.toUpperCase()), {
-  error: `must be one of ${HTTP_METHODS.join(', ')}`,
+  error: (iss) => `must be one of ${HTTP_METHODS.join(', ')}, not ${show(iss.input)}`,
 });
 
 /**
@@ -159,7 +161,7 @@ const httpMethod = z.string().refine((m) => (HTTP_METHODS as readonly string[]).
  * SDK's type) and a list of single-key maps (`[{user-agent: ".*Firefox.*"}]`, the CRD's schema).
  */
 const headers = z.union([stringMap, z.array(stringMap)], {
-  error: 'must be a map of header name to regex, or a list of such maps',
+  error: (iss) => `must be a map of header name to regex, or a list of such maps, not ${show(iss.input)}`,
 });
 
 /** One named HTTP match; the same in every version. */
@@ -239,7 +241,9 @@ export const ServiceV1 = z.object({
             name: z.string().nullish(),
             port: portNumber,
             targetPort: z
-              .union([portNumber, z.string().min(1)], { error: 'must be a port number or a port name' })
+              .union([portNumber, z.string().min(1)], {
+                error: (iss) => `must be a port number or a port name, not ${show(iss.input)}`,
+              })
               .nullish(),
             protocol: protocol.nullish(),
             appProtocol: z.string().nullish(),
@@ -306,7 +310,7 @@ export const DeploymentV1 = z.object({
 
 /** A SPIFFE trust domain or DNS domain: lower-case letters, digits, dots, dashes, underscores. */
 const domain = z.string().regex(/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/, {
-  error: 'must be a lower-case domain such as cluster.local',
+  error: (iss) => `must be a lower-case domain such as cluster.local, not ${show(iss.input)}`,
 });
 
 /** Weft's mesh settings, `weft.dev/v1alpha1` MeshConfig. Every field has a default. */
