@@ -90,6 +90,68 @@ function uniqueRefs(refs: readonly WorkloadRef[]): WorkloadRef[] {
   return sorted.filter((r, i) => i === 0 || compareRefs(r, sorted[i - 1]!) !== 0);
 }
 
+/**
+ * Items of one namespace indexed by label, so a selector looks only at items that have at least
+ * one of its labels instead of at every item.
+ */
+interface LabelIndex<T> {
+  readonly byLabel: ReadonlyMap<string, readonly T[]>;
+  readonly labelsOf: (item: T) => Readonly<Record<string, string>>;
+}
+
+function labelIndex<T>(
+  items: readonly T[],
+  labelsOf: (item: T) => Readonly<Record<string, string>>,
+): LabelIndex<T> {
+  const byLabel = new Map<string, T[]>();
+  for (const item of items) {
+    for (const [k, v] of Object.entries(labelsOf(item))) {
+      const key = `${k}=${v}`;
+      const list = byLabel.get(key);
+      if (list) list.push(item);
+      else byLabel.set(key, [item]);
+    }
+  }
+  return { byLabel, labelsOf };
+}
+
+/**
+ * The items a non-empty selector selects, in index order: candidates come from the selector's
+ * rarest label, then every label is checked.
+ */
+function selectFrom<T>(index: LabelIndex<T> | undefined, selector: Readonly<Record<string, string>>): T[] {
+  if (!index) return [];
+  let candidates: readonly T[] | undefined;
+  for (const [k, v] of Object.entries(selector)) {
+    const list = index.byLabel.get(`${k}=${v}`) ?? [];
+    if (candidates === undefined || list.length < candidates.length) candidates = list;
+  }
+  return (candidates ?? []).filter((item) => selects(selector, index.labelsOf(item)));
+}
+
+/** Per-namespace label indexes. */
+function labelIndexes<T>(
+  items: readonly T[],
+  namespaceOf: (item: T) => string,
+  labelsOf: (item: T) => Readonly<Record<string, string>>,
+): Map<string, LabelIndex<T>> {
+  const out = new Map<string, LabelIndex<T>>();
+  for (const [ns, list] of groupBy(items, namespaceOf)) out.set(ns, labelIndex(list, labelsOf));
+  return out;
+}
+
+/** Groups items by a key, keeping their order within each group. */
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = keyOf(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
+}
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
@@ -146,8 +208,8 @@ function createOrFix(rejected: ReadonlySet<string>, kind: string, namespace: str
 
 interface Candidate {
   readonly object: Normalized;
-  /** Canonical JSON of the raw input, the last tie-break between duplicates. */
-  readonly canonical: string;
+  /** The raw input; its canonical JSON is the last tie-break between duplicates. */
+  readonly raw: unknown;
 }
 
 /**
@@ -262,7 +324,7 @@ function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): 
     );
     return null;
   }
-  return { object: result, canonical: canonicalJson(raw) };
+  return { object: result, raw };
 }
 
 /** Reads, normalizes and de-duplicates every input. Duplicates: newest apiVersion, then highest resourceVersion, then content order. */
@@ -282,12 +344,16 @@ function readObjects(
   }
   const out: Normalized[] = [];
   for (const list of groups.values()) {
-    list.sort(
-      (a, b) =>
-        versionRank(b.object.apiVersion) - versionRank(a.object.apiVersion) ||
-        Number(b.object.meta.resourceVersion ?? 0) - Number(a.object.meta.resourceVersion ?? 0) ||
-        cmp(a.canonical, b.canonical),
-    );
+    if (list.length > 1) {
+      // Only duplicates need the content tie-break, so canonical JSON is computed only for them.
+      const canonical = new Map(list.map((c) => [c, canonicalJson(c.raw)]));
+      list.sort(
+        (a, b) =>
+          versionRank(b.object.apiVersion) - versionRank(a.object.apiVersion) ||
+          Number(b.object.meta.resourceVersion ?? 0) - Number(a.object.meta.resourceVersion ?? 0) ||
+          cmp(canonical.get(a)!, canonical.get(b)!),
+      );
+    }
     const winner = list[0]!;
     if (list.length > 1) {
       const versions = list.map((c) => c.object.apiVersion).sort();
@@ -416,6 +482,7 @@ interface WorkloadDraft {
  * workloads; once Pods appear they take over.
  */
 function workloadDrafts(inputs: Inputs): WorkloadDraft[] {
+  const podsByNamespace = groupBy(inputs.pods, (p) => p.meta.namespace);
   const drafts: WorkloadDraft[] = inputs.pods.map((p) => ({
     ref: { kind: 'Pod', namespace: p.meta.namespace, name: p.meta.name },
     labels: p.meta.labels,
@@ -424,8 +491,8 @@ function workloadDrafts(inputs: Inputs): WorkloadDraft[] {
   }));
   for (const d of inputs.deployments) {
     const selector = d.selector ?? d.templateLabels;
-    const hasPods = inputs.pods.some(
-      (p) => p.meta.namespace === d.meta.namespace && selects(selector, p.meta.labels),
+    const hasPods = (podsByNamespace.get(d.meta.namespace) ?? []).some((p) =>
+      selects(selector, p.meta.labels),
     );
     if (hasPods) continue;
     drafts.push({
@@ -477,7 +544,9 @@ function finishEndpoints(drafts: ReadonlyMap<string, EndpointDraft>): EndpointMo
 interface ServiceContext {
   readonly inputs: Inputs;
   readonly settings: MeshSettings;
-  readonly drafts: readonly WorkloadDraft[];
+  /** Workloads by namespace, since selectors only select within one. */
+  readonly draftsByNamespace: ReadonlyMap<string, LabelIndex<WorkloadDraft>>;
+  readonly podsByNamespace: ReadonlyMap<string, LabelIndex<Pod>>;
   readonly podsByKey: ReadonlyMap<string, Pod>;
   readonly podByIp: ReadonlyMap<string, Pod>;
   readonly slicesByService: ReadonlyMap<string, EndpointSlice[]>;
@@ -559,8 +628,7 @@ function endpointsFromPods(
   const unresolved = new Map<number, string[]>();
   const selector = s.selector;
   if (selector === null) return drafts;
-  for (const pod of ctx.inputs.pods) {
-    if (pod.meta.namespace !== s.meta.namespace || !selects(selector, pod.meta.labels)) continue;
+  for (const pod of selectFrom(ctx.podsByNamespace.get(s.meta.namespace), selector)) {
     // Finished pods keep their IP in status but no longer serve it.
     if (pod.phase === 'Succeeded' || pod.phase === 'Failed' || pod.ips.length === 0) continue;
     const epPorts = new Map<string, EndpointPortModel>();
@@ -617,8 +685,8 @@ function buildService(s: Service, ctx: ServiceContext): ServiceModel {
   const endpoints = finishEndpoints(drafts);
   const workloads: WorkloadRef[] = [];
   if (s.selector !== null) {
-    for (const w of ctx.drafts) {
-      if (w.ref.namespace === s.meta.namespace && selects(s.selector, w.labels)) workloads.push(w.ref);
+    for (const w of selectFrom(ctx.draftsByNamespace.get(s.meta.namespace), s.selector)) {
+      workloads.push(w.ref);
     }
   }
   for (const e of endpoints) if (e.workload) workloads.push(e.workload);
@@ -1232,7 +1300,16 @@ export function buildModel(objects: readonly unknown[]): BuildResult {
   const serviceCtx: ServiceContext = {
     inputs,
     settings,
-    drafts,
+    draftsByNamespace: labelIndexes(
+      drafts,
+      (d) => d.ref.namespace,
+      (d) => d.labels,
+    ),
+    podsByNamespace: labelIndexes(
+      inputs.pods,
+      (p) => p.meta.namespace,
+      (p) => p.meta.labels,
+    ),
     podsByKey,
     podByIp,
     slicesByService,

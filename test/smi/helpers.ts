@@ -3,10 +3,12 @@
 /** A raw object, as parsed from YAML. */
 export type Raw = Record<string, unknown>;
 
+/** `metadata` with a name, a namespace (`default`) and any extra fields. */
 export function meta(name: string, namespace = 'default', extra: Raw = {}): Raw {
   return { name, namespace, ...extra };
 }
 
+/** A v1 Service; by default it selects `app: <name>` and serves port 80 to 8080 as `http`. */
 export function service(
   name: string,
   opts: { ns?: string; selector?: Record<string, string> | null; ports?: Raw[]; clusterIP?: string } = {},
@@ -19,6 +21,7 @@ export function service(
   return { apiVersion: 'v1', kind: 'Service', metadata: meta(name, opts.ns), spec };
 }
 
+/** A v1 Pod labelled `app: <name>`, running as ServiceAccount `<name>`, with container port `web` 8080. */
 export function pod(
   name: string,
   opts: {
@@ -47,6 +50,7 @@ export function pod(
   };
 }
 
+/** An apps/v1 Deployment whose selector and template labels are `app: <name>`. */
 export function deployment(
   name: string,
   opts: { ns?: string; labels?: Record<string, string>; sa?: string } = {},
@@ -66,10 +70,12 @@ export function deployment(
   };
 }
 
+/** A v1 ServiceAccount. */
 export function serviceAccount(name: string, ns = 'default'): Raw {
   return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(name, ns) };
 }
 
+/** A TrafficSplit (v1alpha4 unless told), optionally with matches and a creation time. */
 export function split(
   name: string,
   root: string,
@@ -87,6 +93,7 @@ export function split(
   };
 }
 
+/** An HTTPRouteGroup with `matches` where the given version documents it (top level before v1alpha3). */
 export function routeGroup(name: string, matches: Raw[], opts: { version?: string; ns?: string } = {}): Raw {
   const version = opts.version ?? 'v1alpha4';
   const topLevel = version === 'v1alpha1' || version === 'v1alpha2';
@@ -98,6 +105,7 @@ export function routeGroup(name: string, matches: Raw[], opts: { version?: strin
   return topLevel ? { ...base, matches } : { ...base, spec: { matches } };
 }
 
+/** A v1alpha4 TCPRoute with optional ports and match name. */
 export function tcpRoute(name: string, ports?: number[], matchName?: string): Raw {
   const matches: Raw = {};
   if (ports) matches.ports = ports;
@@ -110,6 +118,7 @@ export function tcpRoute(name: string, ports?: number[], matchName?: string): Ra
   };
 }
 
+/** A v1alpha4 UDPRoute with optional ports. */
 export function udpRoute(name: string, ports?: number[]): Raw {
   return {
     apiVersion: 'specs.smi-spec.io/v1alpha4',
@@ -119,6 +128,7 @@ export function udpRoute(name: string, ports?: number[]): Raw {
   };
 }
 
+/** A TrafficTarget (v1alpha3 unless told) with `spec.destination`, `spec.sources` and `spec.rules`. */
 export function target(
   name: string,
   destination: Raw,
@@ -134,6 +144,7 @@ export function target(
   };
 }
 
+/** A ServiceAccount subject for a TrafficTarget. */
 export function sa(name: string, namespace?: string): Raw {
   return namespace === undefined
     ? { kind: 'ServiceAccount', name }
