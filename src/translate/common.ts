@@ -1,0 +1,151 @@
+/**
+ * Small pure builders shared by both flavors, one per Envoy message. Everything is canonical
+ * proto3 JSON (proto field names) as the codec expects.
+ */
+import type { AccessModel, HttpMatch, ServiceModel, ServicePortModel } from '../smi/model';
+import * as names from './names';
+
+/** Canonical JSON object. */
+export type Json = { [key: string]: unknown };
+
+/** Type URLs of the typed configs Weft emits. */
+export const T = {
+  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  httpRbac: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+  networkRbac: 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
+  tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+  udpProxy: 'type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig',
+  originalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+} as const;
+
+/** ADS as the config source of RDS and EDS. */
+export const ADS_SOURCE: Json = { ads: {}, resource_api_version: 'V3' };
+
+/** The router HTTP filter (always last). */
+export const ROUTER_FILTER: Json = { name: 'envoy.filters.http.router', typed_config: { '@type': T.router } };
+
+/** Escapes a string for use as a literal inside an RE2 regex. */
+export function reLiteral(s: string): string {
+  return s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+}
+
+/**
+ * SMI `pathRegex` is anchored at the start only (`/api` matches `/api/x`); Envoy's safe_regex
+ * matches the whole path, so the regex becomes `(?:<re>).*`. A leading `^` is redundant and kept.
+ */
+export function pathRegex(re: string): string {
+  return `(?:${re}).*`;
+}
+
+/** An exact-string matcher. */
+export function exact(s: string): Json {
+  return { exact: s };
+}
+
+/** Route match for an SMI HTTP match; `withMethod` adds the `:method` header (Envoy only). */
+export function routeMatch(m: HttpMatch, withMethod: boolean): Json {
+  const match: Json =
+    m.pathRegex === null ? { prefix: '' } : { safe_regex: { regex: pathRegex(m.pathRegex) } };
+  const headers: Json[] = [];
+  if (withMethod && m.methods !== null) {
+    headers.push({
+      name: ':method',
+      string_match: { safe_regex: { regex: m.methods.map(reLiteral).join('|') } },
+    });
+  }
+  for (const h of m.headers) headers.push({ name: h.name, string_match: { safe_regex: { regex: h.value } } });
+  if (headers.length > 0) match.headers = headers;
+  return match;
+}
+
+/** RBAC permission for an SMI HTTP match. */
+export function httpPermission(m: HttpMatch): Json {
+  const rules: Json[] = [];
+  if (m.pathRegex !== null)
+    rules.push({ url_path: { path: { safe_regex: { regex: pathRegex(m.pathRegex) } } } });
+  if (m.methods !== null) {
+    rules.push({
+      header: {
+        name: ':method',
+        string_match: { safe_regex: { regex: m.methods.map(reLiteral).join('|') } },
+      },
+    });
+  }
+  for (const h of m.headers)
+    rules.push({ header: { name: h.name, string_match: { safe_regex: { regex: h.value } } } });
+  return rules.length === 0 ? { any: true } : { and_rules: { rules } };
+}
+
+/**
+ * RBAC policies (action ALLOW) for traffic to a workload port from its TrafficTargets. No target
+ * means no policy: deny by default. `http` says whether the port carries HTTP (then HTTP rules
+ * apply; on a TCP port only TCP rules do). A TCPRoute rule allows everything on its ports, HTTP
+ * included. Principals are SPIFFE IDs from the peer certificate, or source IPs in plaintext mode.
+ */
+export function rbacPolicies(
+  access: readonly AccessModel[],
+  port: number,
+  http: boolean,
+  principal: (identity: string) => Json[],
+): Json {
+  const policies: Json = {};
+  for (const a of access) {
+    if (a.destinationPort !== null && a.destinationPort !== port) continue;
+    const principals = a.sources.flatMap((s) => principal(s.identity));
+    if (principals.length === 0) continue;
+    for (const rule of a.rules) {
+      let permissions: Json[] = [];
+      if (rule.kind === 'TCPRoute') {
+        if (rule.ports === null || rule.ports.includes(port)) permissions = [{ any: true }];
+      } else if (rule.kind === 'HTTPRouteGroup' && http) {
+        permissions = rule.matches.map(httpPermission);
+      }
+      if (permissions.length === 0) continue;
+      policies[names.rbacPolicy(a.namespace, a.name, rule.kind, rule.name)] = { permissions, principals };
+    }
+  }
+  return { action: 'ALLOW', policies };
+}
+
+/** Does the port carry HTTP (HTTP/1, HTTP/2 or gRPC)? */
+export function isHttp(p: ServicePortModel): boolean {
+  return p.appProtocol === 'http' || p.appProtocol === 'grpc';
+}
+
+/** The endpoint port of a service port on one endpoint, by port name. */
+function endpointPort(
+  port: ServicePortModel,
+  epPorts: readonly { name: string; port: number }[],
+): number | null {
+  const byName = epPorts.find((p) => p.name === port.name);
+  if (byName) return byName.port;
+  return typeof port.targetPort === 'number' ? port.targetPort : null;
+}
+
+/** ClusterLoadAssignment of a service port (ready endpoints healthy, others unhealthy). */
+export function loadAssignment(svc: ServiceModel, port: ServicePortModel): Json {
+  const lbEndpoints: Json[] = [];
+  for (const ep of svc.endpoints) {
+    const p = endpointPort(port, ep.ports);
+    if (p === null) continue;
+    lbEndpoints.push({
+      endpoint: { address: { socket_address: { address: ep.ip, port_value: p } } },
+      health_status: ep.ready ? 'HEALTHY' : 'UNHEALTHY',
+    });
+  }
+  const name = names.outboundCluster(svc.namespace, svc.name, port.port);
+  if (lbEndpoints.length === 0) return { cluster_name: name };
+  // Proxyless gRPC requires a locality and a locality weight on every group of endpoints.
+  return {
+    cluster_name: name,
+    endpoints: [{ locality: { zone: 'weft' }, load_balancing_weight: 1, lb_endpoints: lbEndpoints }],
+  };
+}
+
+/** SAN matchers accepting exactly the given SPIFFE IDs. */
+export function sanMatchers(identities: readonly string[]): Json[] {
+  return identities.map((id) => ({ san_type: 'URI', matcher: exact(id) }));
+}

@@ -1,0 +1,64 @@
+/**
+ * Outbound routing of one service port, shared by both flavors: the routes of its virtual host,
+ * carrying TrafficSplit semantics.
+ * - No split: one catch-all route to the service's own cluster.
+ * - A split without matches: one route with weighted clusters (relative integer weights; a 0
+ *   weight stays, receiving nothing). A split whose weights are all 0 cannot route anywhere: the
+ *   service's own cluster is used and the model reports the split.
+ * - A split with matches (A/B): one route per match with the weighted clusters, then the catch-all
+ *   to the root service for every request that matches none.
+ */
+import type { HttpMatch, ServiceModel, SplitModel } from '../smi/model';
+import { type Json, routeMatch } from './common';
+import * as names from './names';
+
+/** Clusters a route set refers to, so the caller can emit them. */
+export interface RoutedPort {
+  readonly routes: Json[];
+  /** `<namespace>/<service>` of every service whose cluster the routes use. */
+  readonly services: string[];
+}
+
+function weighted(split: SplitModel, port: number): { clusters: Json[]; services: string[] } | null {
+  const backends = split.backends.filter((b) => b.ports.includes(port));
+  if (backends.reduce((n, b) => n + b.weight, 0) === 0) return null;
+  return {
+    clusters: backends.map((b) => ({
+      name: names.outboundCluster(split.namespace, b.service, port),
+      weight: b.weight,
+    })),
+    services: backends.map((b) => `${split.namespace}/${b.service}`),
+  };
+}
+
+/**
+ * Routes for calls to `svc` on `port`. `withMethod` adds `:method` matching (Envoy); the gRPC
+ * flavor has no `:method` to match (gRPC is always POST), so a match that excludes POST is left out.
+ */
+export function portRoutes(
+  svc: ServiceModel,
+  port: number,
+  split: SplitModel | undefined,
+  withMethod: boolean,
+): RoutedPort {
+  const self = names.outboundCluster(svc.namespace, svc.name, port);
+  const selfKey = `${svc.namespace}/${svc.name}`;
+  const fallback: Json = { name: names.DEFAULT_ROUTE, match: { prefix: '' }, route: { cluster: self } };
+  const w = split ? weighted(split, port) : null;
+  if (!split || !w) return { routes: [fallback], services: [selfKey] };
+  const action: Json = { weighted_clusters: { clusters: w.clusters } };
+  if (split.matches === null) {
+    return {
+      routes: [{ name: names.SPLIT_ROUTE, match: { prefix: '' }, route: action }],
+      services: w.services,
+    };
+  }
+  const usable = (m: HttpMatch): boolean => withMethod || m.methods === null || m.methods.includes('POST');
+  const routes: Json[] = split.matches.filter(usable).map((m) => ({
+    name: names.splitMatchRoute(m.routeGroup, m.name),
+    match: routeMatch(m, withMethod),
+    route: action,
+  }));
+  routes.push(fallback);
+  return { routes, services: [...new Set([...w.services, selfKey])].sort() };
+}

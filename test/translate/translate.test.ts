@@ -1,0 +1,350 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildModel } from '../../src/smi/build';
+import { parseYamlObjects } from '../../src/smi/load';
+import type { MeshModel } from '../../src/smi/model';
+import { checkConsistency, groupKey, type ProxyResources, translateProxy } from '../../src/translate';
+
+const BASE = `
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: web, namespace: shop }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: api, namespace: shop }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: db, namespace: shop }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: api, namespace: shop }
+spec: { clusterIP: 10.0.0.10, selector: { app: api }, ports: [{ name: http, port: 80, targetPort: 8080 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: api-v1, namespace: shop }
+spec: { clusterIP: 10.0.0.11, selector: { app: api, v: "1" }, ports: [{ name: http, port: 80, targetPort: 8080 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: api-v2, namespace: shop }
+spec: { clusterIP: 10.0.0.12, selector: { app: api, v: "2" }, ports: [{ name: http, port: 80, targetPort: 8080 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: api-v3, namespace: shop }
+spec: { clusterIP: 10.0.0.13, selector: { app: api, v: "3" }, ports: [{ name: http, port: 80, targetPort: 8080 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: db, namespace: shop }
+spec: { clusterIP: 10.0.0.20, selector: { app: db }, ports: [{ name: tcp-db, port: 5432 }] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: web-1, namespace: shop, labels: { app: web } }
+spec: { serviceAccountName: web }
+status: { podIP: 10.1.0.1 }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: web-2, namespace: shop, labels: { app: web } }
+spec: { serviceAccountName: web }
+status: { podIP: 10.1.0.2 }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: api-1, namespace: shop, labels: { app: api, v: "1" } }
+spec: { serviceAccountName: api }
+status: { podIP: 10.1.0.3 }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: api-2, namespace: shop, labels: { app: api, v: "2" } }
+spec: { serviceAccountName: api }
+status: { podIP: 10.1.0.4 }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: api-3, namespace: shop, labels: { app: api, v: "3" } }
+spec: { serviceAccountName: api }
+status: { podIP: 10.1.0.5 }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: db-1, namespace: shop, labels: { app: db } }
+spec: { serviceAccountName: db }
+status: { podIP: 10.1.0.6 }
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: { name: api-routes, namespace: shop }
+spec:
+  matches:
+    - { name: read, pathRegex: /books, methods: [GET] }
+    - { name: write, pathRegex: /books, methods: [POST, PUT] }
+    - { name: canary, headers: { x-canary: "yes" } }
+`;
+
+const WEB_TO_API = `
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: web-api, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: api, namespace: shop }
+  rules: [{ kind: HTTPRouteGroup, name: api-routes, matches: [read] }]
+  sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
+`;
+
+function mesh(yaml: string): MeshModel {
+  const { objects } = parseYamlObjects(yaml, 'test.yaml');
+  return buildModel(objects).model;
+}
+
+function tr(model: MeshModel, name: string, flavor: 'grpc' | 'envoy' = 'grpc', mtls = true): ProxyResources {
+  return translateProxy(model, { workload: { kind: 'Pod', namespace: 'shop', name }, flavor, mtls })
+    .resources;
+}
+
+type J = Record<string, unknown>;
+function rbacOf(r: ProxyResources, port: number): J | undefined {
+  const l = r.listeners.find(
+    (x) => x.name === `grpc/server?xds.resource.listening_address=0.0.0.0:${port}`,
+  ) as J | undefined;
+  const hcm = (l?.filter_chains as J[])?.[0]?.filters as J[];
+  const filters = ((hcm?.[0]?.typed_config as J)?.http_filters ?? []) as J[];
+  const rbac = filters.find((f) => f.name === 'envoy.filters.http.rbac');
+  return rbac ? ((rbac.typed_config as J).rules as J) : undefined;
+}
+function routesOf(r: ProxyResources, route: string): J[] {
+  const rc = r.routes.find((x) => x.name === route) as J | undefined;
+  return ((rc?.virtual_hosts as J[])?.[0]?.routes ?? []) as J[];
+}
+
+describe('translation semantics', () => {
+  it('denies by default: no TrafficTarget, no outbound config and an empty ALLOW policy inbound', () => {
+    const m = mesh(BASE);
+    assert.deepEqual(tr(m, 'web-1').listeners, []);
+    assert.deepEqual(rbacOf(tr(m, 'api-1'), 8080), { action: 'ALLOW', policies: {} });
+  });
+
+  it('scopes outbound config to what TrafficTargets allow, and allows only the listed matches', () => {
+    const m = mesh(BASE + WEB_TO_API);
+    const web = tr(m, 'web-1');
+    assert.deepEqual(
+      [...new Set(web.clusters.map((c) => String(c.name)))],
+      [
+        'outbound|80|shop/api',
+        'outbound|80|shop/api-v1',
+        'outbound|80|shop/api-v2',
+        'outbound|80|shop/api-v3',
+      ],
+    );
+    assert.ok(!web.clusters.some((c) => String(c.name).includes('db')), 'db is not reachable');
+    assert.ok(web.listeners.some((l) => l.name === 'api.shop.svc.cluster.local:80'));
+    assert.ok(web.listeners.some((l) => l.name === '10.0.0.10:80'));
+    const rules = rbacOf(tr(m, 'api-1'), 8080) as {
+      policies: Record<string, { permissions: J[]; principals: J[] }>;
+    };
+    assert.deepEqual(Object.keys(rules.policies), ['shop/web-api|HTTPRouteGroup/api-routes']);
+    const policy = rules.policies['shop/web-api|HTTPRouteGroup/api-routes']!;
+    assert.deepEqual(policy.principals, [
+      { authenticated: { principal_name: { exact: 'spiffe://cluster.local/ns/shop/sa/web' } } },
+    ]);
+    assert.deepEqual(policy.permissions, [
+      {
+        and_rules: {
+          rules: [
+            { url_path: { path: { safe_regex: { regex: '(?:/books).*' } } } },
+            { header: { name: ':method', string_match: { safe_regex: { regex: 'GET' } } } },
+          ],
+        },
+      },
+    ]);
+  });
+
+  it('a rule without matches allows every match of the group', () => {
+    const m = mesh(BASE + WEB_TO_API.replace(', matches: [read]', ''));
+    const rules = rbacOf(tr(m, 'api-1'), 8080) as { policies: Record<string, { permissions: J[] }> };
+    assert.equal(rules.policies['shop/web-api|HTTPRouteGroup/api-routes']?.permissions.length, 3);
+  });
+
+  it('a TCPRoute-only TrafficTarget allows all traffic on its ports, HTTP included', () => {
+    const yaml = `${BASE}
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: { name: any-80, namespace: shop }
+spec: { matches: { ports: [80] } }
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: web-api-tcp, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: api, namespace: shop }
+  rules: [{ kind: TCPRoute, name: any-80 }]
+  sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
+`;
+    const rules = rbacOf(tr(mesh(yaml), 'api-1'), 8080) as { policies: Record<string, { permissions: J[] }> };
+    assert.deepEqual(rules.policies['shop/web-api-tcp|TCPRoute/any-80']?.permissions, [{ any: true }]);
+  });
+
+  it('splits with relative weights, keeps a 0 weight, and covers three ways', () => {
+    const split = (w: [number, number, number]) => `
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: { name: api-split, namespace: shop }
+spec:
+  service: api
+  backends:
+    - { service: api-v1, weight: ${w[0]} }
+    - { service: api-v2, weight: ${w[1]} }
+    - { service: api-v3, weight: ${w[2]} }
+`;
+    const routes = routesOf(tr(mesh(BASE + WEB_TO_API + split([0, 100, 0])), 'web-1'), 'route|80|shop/api');
+    assert.deepEqual(routes, [
+      {
+        name: 'split',
+        match: { prefix: '' },
+        route: {
+          weighted_clusters: {
+            clusters: [
+              { name: 'outbound|80|shop/api-v1', weight: 0 },
+              { name: 'outbound|80|shop/api-v2', weight: 100 },
+              { name: 'outbound|80|shop/api-v3', weight: 0 },
+            ],
+          },
+        },
+      },
+    ]);
+    const three = routesOf(tr(mesh(BASE + WEB_TO_API + split([50, 30, 20])), 'web-1'), 'route|80|shop/api');
+    const w = ((three[0]?.route as J).weighted_clusters as { clusters: { weight: number }[] }).clusters.map(
+      (c) => c.weight,
+    );
+    assert.deepEqual(w, [50, 30, 20]);
+  });
+
+  it('A/B matches route matching requests to the split and the rest to the root service', () => {
+    const yaml = `${BASE}${WEB_TO_API}
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: { name: ab, namespace: shop }
+spec:
+  matches:
+    - { name: canary-header, headers: [{ x-canary: "yes" }] }
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: { name: api-ab, namespace: shop }
+spec:
+  service: api
+  matches: [{ kind: HTTPRouteGroup, name: ab }]
+  backends: [{ service: api-v2, weight: 1 }]
+`;
+    const routes = routesOf(tr(mesh(yaml), 'web-1'), 'route|80|shop/api');
+    assert.deepEqual(
+      routes.map((r) => [r.name, r.match]),
+      [
+        [
+          'split|ab/canary-header',
+          { prefix: '', headers: [{ name: 'x-canary', string_match: { safe_regex: { regex: 'yes' } } }] },
+        ],
+        ['default', { prefix: '' }],
+      ],
+    );
+    assert.deepEqual(routes[1]?.route, { cluster: 'outbound|80|shop/api' });
+  });
+
+  it('permissive mode: every service reachable and no RBAC filter', () => {
+    const yaml = `${BASE}
+---
+apiVersion: weft.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh, namespace: weft-system }
+spec: { permissive: true }
+`;
+    const m = mesh(yaml);
+    assert.ok(tr(m, 'web-1').clusters.some((c) => c.name === 'outbound|5432|shop/db'));
+    assert.equal(rbacOf(tr(m, 'api-1'), 8080), undefined);
+  });
+
+  it('Envoy flavor: intercepts by cluster IP, TCP through tcp_proxy, inbound mTLS with SDS', () => {
+    const m = mesh(
+      BASE +
+        WEB_TO_API.replace(
+          'HTTPRouteGroup, name: api-routes, matches: [read]',
+          'HTTPRouteGroup, name: api-routes',
+        ),
+    );
+    const web = tr(m, 'web-1', 'envoy');
+    const outbound = web.listeners.find((l) => l.name === 'outbound') as { filter_chains: J[] };
+    assert.deepEqual(
+      outbound.filter_chains.map((c) => [c.name, c.filter_chain_match]),
+      ['api', 'api-v1', 'api-v2', 'api-v3'].map((s, i) => [
+        `outbound|80|shop/${s}`,
+        { prefix_ranges: [{ address_prefix: `10.0.0.1${i}`, prefix_len: 32 }], destination_port: 80 },
+      ]),
+    );
+    const db = tr(m, 'db-1', 'envoy');
+    const inbound = db.listeners.find((l) => l.name === 'inbound') as { filter_chains: J[] };
+    const chain = inbound.filter_chains[0]!;
+    assert.deepEqual(
+      (chain.filters as J[]).map((f) => f.name),
+      ['envoy.filters.network.rbac', 'envoy.filters.network.tcp_proxy'],
+    );
+    assert.equal(((chain.transport_socket as J).typed_config as J).require_client_certificate, true);
+  });
+
+  it('every proxy of every flavor is consistent and decodes strictly', () => {
+    const m = mesh(BASE + WEB_TO_API);
+    for (const flavor of ['grpc', 'envoy'] as const) {
+      for (const w of m.workloads) {
+        const r = translateProxy(m, { workload: w, flavor }).resources;
+        assert.deepEqual(checkConsistency(r), [], `${flavor} ${w.name}`);
+      }
+    }
+  });
+
+  it('is deterministic and does not touch its input', () => {
+    const m = mesh(BASE + WEB_TO_API);
+    const freeze = (o: unknown): void => {
+      if (o && typeof o === 'object') {
+        Object.freeze(o);
+        for (const v of Object.values(o)) freeze(v);
+      }
+    };
+    freeze(m);
+    assert.equal(JSON.stringify(tr(m, 'web-1')), JSON.stringify(tr(m, 'web-1')));
+  });
+
+  it('replicas share a group key; an unrelated change keeps it; a change they read changes it', () => {
+    const m = mesh(BASE + WEB_TO_API);
+    const key = (model: MeshModel, name: string) =>
+      groupKey(model, { workload: { kind: 'Pod', namespace: 'shop', name }, flavor: 'envoy' });
+    assert.equal(key(m, 'web-1'), key(m, 'web-2'));
+    const withDbTarget = mesh(
+      `${BASE}${WEB_TO_API}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: api-db, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: db, namespace: shop }
+  rules: [{ kind: TCPRoute, name: none }]
+  sources: [{ kind: ServiceAccount, name: api, namespace: shop }]
+`,
+    );
+    assert.equal(key(withDbTarget, 'web-1'), key(m, 'web-1'), 'web does not read api→db access');
+    assert.notEqual(key(withDbTarget, 'db-1'), key(m, 'db-1'), 'db does');
+  });
+});
