@@ -1014,6 +1014,8 @@ interface AccessContext {
   readonly knownAccounts: ReadonlySet<string>;
   /** Ports served to each identity: service ports, numeric target ports and endpoint ports. */
   readonly portsByIdentity: ReadonlyMap<string, ReadonlySet<number>>;
+  /** Per identity, the target ports behind each Service port number of the Services it backs. */
+  readonly targetsByIdentity: ReadonlyMap<string, ReadonlyMap<number, ReadonlySet<number>>>;
   readonly conditions: Condition[];
 }
 
@@ -1036,7 +1038,15 @@ function checkAccount(t: TrafficTarget, id: IdentityModel, field: string, ctx: A
 
 const RULE_KINDS = ['HTTPRouteGroup', 'TCPRoute', 'UDPRoute'] as const;
 
-function resolveRule(t: TrafficTarget, i: number, ctx: AccessContext): AccessRule | null {
+/** Ports as the destination's inbound side sees them; the rule is on `L4AccessRule.inboundPorts`. */
+function inboundPorts(identity: string, ports: readonly number[], ctx: AccessContext): number[] {
+  const targets = ctx.targetsByIdentity.get(identity);
+  const out = new Set(ports);
+  for (const p of ports) for (const t of targets?.get(p) ?? []) out.add(t);
+  return [...out].sort((a, b) => a - b);
+}
+
+function resolveRule(t: TrafficTarget, i: number, identity: string, ctx: AccessContext): AccessRule | null {
   const rule = t.rules[i]!;
   const field = `${t.paths.rules}[${i}]`;
   const subject = subjectOf(t);
@@ -1067,7 +1077,13 @@ function resolveRule(t: TrafficTarget, i: number, ctx: AccessContext): AccessRul
   }
   const names = rule.matches && rule.matches.length > 0 ? rule.matches : null;
   if ('kind' in found) {
-    if (names === null) return { kind: found.kind, name: found.name, ports: found.ports };
+    const l4Rule: AccessRule = {
+      kind: found.kind,
+      name: found.name,
+      ports: found.ports,
+      inboundPorts: found.ports === null ? null : inboundPorts(identity, found.ports, ctx),
+    };
+    if (names === null) return l4Rule;
     if (found.matchName === null) {
       ctx.conditions.push(
         condition(
@@ -1094,7 +1110,7 @@ function resolveRule(t: TrafficTarget, i: number, ctx: AccessContext): AccessRul
         ),
       );
     }
-    return named ? { kind: found.kind, name: found.name, ports: found.ports } : null;
+    return named ? l4Rule : null;
   }
   if (names === null) return { kind: 'HTTPRouteGroup', name: found.name, matches: found.matches };
   const matches: HttpMatch[] = [];
@@ -1225,7 +1241,7 @@ function buildTarget(t: TrafficTarget, ctx: AccessContext): AccessModel | null {
   }
   const resolved: { rule: AccessRule; index: number }[] = [];
   for (let i = 0; i < t.rules.length; i++) {
-    const rule = resolveRule(t, i, ctx);
+    const rule = resolveRule(t, i, destination.identity, ctx);
     if (rule) resolved.push({ rule, index: i });
   }
   const rules = mergeRules(resolved.map((r) => r.rule));
@@ -1255,6 +1271,8 @@ function buildTarget(t: TrafficTarget, ctx: AccessContext): AccessModel | null {
     name: t.meta.name,
     destination,
     destinationPort: t.destinationPort,
+    destinationInboundPorts:
+      t.destinationPort === null ? null : inboundPorts(destination.identity, [t.destinationPort], ctx),
     sources: [...sources.values()].sort((a, b) => cmp(a.identity, b.identity)),
     rules,
   };
@@ -1362,23 +1380,42 @@ export function buildModel(objects: readonly unknown[]): BuildResult {
     ...workloads.map((w) => key(w.namespace, w.serviceAccount)),
   ]);
   const portsByIdentity = new Map<string, Set<number>>();
+  const targetsByIdentity = new Map<string, Map<number, Set<number>>>();
   const workloadIdentity = new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w.identity]));
   for (const s of services) {
+    const ids = new Set<string>();
     for (const w of s.workloads) {
       const id = workloadIdentity.get(`${w.kind}/${w.namespace}/${w.name}`);
-      if (id === undefined) continue;
-      const set = portsByIdentity.get(id) ?? new Set<number>();
+      if (id !== undefined) ids.add(id);
+    }
+    for (const id of ids) {
+      const served = portsByIdentity.get(id) ?? new Set<number>();
+      const targets = targetsByIdentity.get(id) ?? new Map<number, Set<number>>();
       for (const p of s.ports) {
-        set.add(p.port);
-        if (typeof p.targetPort === 'number') set.add(p.targetPort);
+        served.add(p.port);
+        const behind = targets.get(p.port) ?? new Set<number>();
+        // A named target port is resolved per endpoint; a number is the same everywhere.
+        if (typeof p.targetPort === 'number') behind.add(p.targetPort);
+        for (const e of s.endpoints) for (const ep of e.ports) if (ep.name === p.name) behind.add(ep.port);
+        for (const b of behind) served.add(b);
+        targets.set(p.port, behind);
       }
-      for (const e of s.endpoints) for (const p of e.ports) set.add(p.port);
-      portsByIdentity.set(id, set);
+      portsByIdentity.set(id, served);
+      targetsByIdentity.set(id, targets);
     }
   }
   const access = inputs.targets
     .map((t) =>
-      buildTarget(t, { settings, rejected, groups, l4, knownAccounts, portsByIdentity, conditions }),
+      buildTarget(t, {
+        settings,
+        rejected,
+        groups,
+        l4,
+        knownAccounts,
+        portsByIdentity,
+        targetsByIdentity,
+        conditions,
+      }),
     )
     .filter((a): a is AccessModel => a !== null);
 

@@ -293,8 +293,15 @@ export interface L4AccessRule {
   readonly kind: 'TCPRoute' | 'UDPRoute';
   /** The route's name. */
   readonly name: string;
-  /** Allowed destination ports, sorted; null means every port. */
+  /** Allowed destination ports as written in the route, sorted; null means every port. */
   readonly ports: readonly number[] | null;
+  /**
+   * The same ports as the destination's inbound side sees them, sorted; null means every port.
+   * SMI does not say whether a route's port is a Service port or a container port, so both
+   * readings are served: each written port itself, plus the target port behind a Service port of
+   * that number on any Service that the destination's workloads back.
+   */
+  readonly inboundPorts: readonly number[] | null;
 }
 
 /** One resolved access rule. */
@@ -308,10 +315,13 @@ export interface AccessModel {
   /** The destination identity; always in the TrafficTarget's own namespace. */
   readonly destination: IdentityModel;
   /**
-   * v1alpha1/v1alpha2 `destination.port`: the only destination port this target allows; null for
-   * every port.
+   * `destination.port` (v1alpha1, v1alpha2; honoured in v1alpha3 too when written): the only
+   * destination port this target allows, compared with the destination workload's ports (target
+   * ports, as seen on the inbound side) and service ports alike; null for every port.
    */
   readonly destinationPort: number | null;
+  /** `destinationPort` as the inbound side sees it, by the rule on {@link L4AccessRule.inboundPorts}. */
+  readonly destinationInboundPorts: readonly number[] | null;
   /** Allowed source identities, sorted by identity, de-duplicated. */
   readonly sources: readonly IdentityModel[];
   /**

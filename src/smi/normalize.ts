@@ -87,7 +87,7 @@ export interface TargetRule {
 export interface TrafficTarget extends Base {
   readonly kind: 'TrafficTarget';
   readonly destination: Subject;
-  /** `destination.port` (v1alpha1, v1alpha2), or null. */
+  /** `destination.port` (documented in v1alpha1 and v1alpha2, honoured in v1alpha3 too), or null. */
   readonly destinationPort: number | null;
   readonly sources: readonly Subject[];
   readonly rules: readonly TargetRule[];

@@ -126,11 +126,16 @@ export const TrafficTargetV1alpha2 = z.object({
   }),
 });
 
-/** TrafficTarget `access.smi-spec.io/v1alpha3`: like v1alpha2 without `destination.port`. */
+/**
+ * TrafficTarget `access.smi-spec.io/v1alpha3`: the v1alpha2 shape; the spec dropped
+ * `destination.port` in favour of TCPRoute ports. A `port` that is still written is honoured, not
+ * dropped: dropping it would silently allow every port, and access should only ever be narrower
+ * than written, never wider.
+ */
 export const TrafficTargetV1alpha3 = z.object({
   ...meta,
   spec: z.object({
-    destination: subject,
+    destination: destinationWithPort,
     sources: z.array(subject).nullish(),
     rules: z.array(targetRule).nullish(),
   }),

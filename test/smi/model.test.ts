@@ -251,6 +251,7 @@ describe('buildModel: the bookstore', () => {
           identity: 'spiffe://weft.test/ns/default/sa/bookstore',
         },
         destinationPort: null,
+        destinationInboundPorts: null,
         sources: [
           {
             namespace: 'default',
@@ -267,8 +268,8 @@ describe('buildModel: the bookstore', () => {
               { routeGroup: 'api', name: 'buy', pathRegex: '/buy', methods: ['POST'], headers: [] },
             ],
           },
-          { kind: 'TCPRoute', name: 'grpc', ports: [9090] },
-          { kind: 'UDPRoute', name: 'dns', ports: [53] },
+          { kind: 'TCPRoute', name: 'grpc', ports: [9090], inboundPorts: [9090] },
+          { kind: 'UDPRoute', name: 'dns', ports: [53], inboundPorts: [53] },
         ],
       },
     ]);
@@ -434,6 +435,45 @@ describe('buildModel: rules', () => {
       'a',
       'b',
     ]);
+  });
+});
+
+describe('buildModel: access ports', () => {
+  it('a route or destination port may be a Service port or a container port: both are served', () => {
+    const { model, conditions } = buildModel([
+      pod('api', { ip: '10.0.0.1', ports: [{ name: 'web', containerPort: 8080 }] }),
+      service('api', {
+        ports: [
+          { name: 'http', port: 80, targetPort: 'web' },
+          { name: 'admin', port: 9000, targetPort: 9001 },
+        ],
+      }),
+      tcpRoute('svc-port', [80]),
+      tcpRoute('container-port', [9001]),
+      tcpRoute('all'),
+      target(
+        't',
+        { ...sa('api'), port: 9000 },
+        [sa('api')],
+        [
+          { kind: 'TCPRoute', name: 'svc-port' },
+          { kind: 'TCPRoute', name: 'container-port' },
+          { kind: 'TCPRoute', name: 'all' },
+        ],
+      ),
+    ]);
+    assert.deepEqual(conditions, []);
+    const [t] = model.access;
+    assert.equal(t!.destinationPort, 9000);
+    assert.deepEqual(t!.destinationInboundPorts, [9000, 9001]);
+    assert.deepEqual(
+      t!.rules.map((r) => r.kind !== 'HTTPRouteGroup' && [r.name, r.ports, r.inboundPorts]),
+      [
+        ['all', null, null],
+        ['container-port', [9001], [9001]],
+        ['svc-port', [80], [80, 8080]],
+      ],
+    );
   });
 });
 

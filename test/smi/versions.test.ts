@@ -256,6 +256,7 @@ describe('TrafficTarget versions', () => {
           identity: 'spiffe://cluster.local/ns/default/sa/api',
         },
         destinationPort: null,
+        destinationInboundPorts: null,
         sources: [
           {
             namespace: 'default',
