@@ -1,6 +1,32 @@
 /**
  * The input stage: SMI and core Kubernetes objects in, a resolved {@link MeshModel} and conditions
  * out. See `model.ts` for the contract translation relies on.
+ *
+ * Where the SMI documents leave a choice, Weft decides as follows (each decision is also stated
+ * where it is implemented):
+ * - TrafficSplit root: must be a Service in the split's namespace, because its cluster IP and ports
+ *   are what clients dial and what the split applies to; otherwise the split is left out
+ *   (`RootServiceNotFound`). `spec.service` may be a short name or `<name>.<ns>[.svc[.<domain>]]`
+ *   with the split's own namespace; another namespace is `CrossNamespaceService`.
+ * - Backends: a missing backend is dropped and the remaining weights keep their ratios; a backend
+ *   serves only the root's port numbers it also has (SMI's port rule); the root may be a backend;
+ *   a backend listed twice has its weights added. All weights 0 keeps the split (it sends the
+ *   traffic it covers nowhere) and warns.
+ * - v1alpha1 quantity weights become the smallest integers with the same ratios; weights whose sum
+ *   does not fit uint32 are scaled to about 1,000,000 with ratios kept.
+ * - `matches` on a split: the HTTP matches of every named group are merged; when none resolve the
+ *   split covers no request (everything goes to the root), never every request.
+ * - Several splits on one root: the oldest `creationTimestamp` wins, ties by name, objects without
+ *   a timestamp count as newest.
+ * - TrafficTarget: only ServiceAccount subjects; the destination must be in the TrafficTarget's own
+ *   namespace (only a service owner grants access to it); a rule without `matches` allows every
+ *   match of its route; unknown match names allow nothing; match names on a TCP/UDP rule must
+ *   name the route's v1alpha4 `spec.matches.name`, else the rule is dropped rather than widened.
+ *   No sources or no rules allows nothing. Ports in TCP/UDP routes and `destination.port` are
+ *   served as Service ports and as container ports alike (`inboundPorts`).
+ * - HTTPRouteGroup `matches` is accepted at the top level or under `spec` in every version, and
+ *   `headers` as a map or a list of single-key maps; duplicate match names keep the first.
+ * - A Deployment stands for its pods only while no Pod in its namespace matches its selector.
  */
 export { buildModel, classifyPort } from './build';
 export { type ConditionReason, REASONS, type ReasonInfo } from './conditions';
