@@ -9,9 +9,10 @@ import { Command, CommanderError } from 'commander';
 export type CommandRegistrar = (program: Command, setExitCode: (code: number) => void) => void;
 
 import { registerInstall } from './install';
+import { registerRender } from './render';
 import { registerServe } from './serve';
 
-const registrars: CommandRegistrar[] = [registerServe, registerInstall];
+const registrars: CommandRegistrar[] = [registerServe, registerRender, registerInstall];
 
 /** Builds the `weft` program with every registered subcommand. */
 export function buildProgram(setExitCode: (code: number) => void): Command {

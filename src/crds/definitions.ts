@@ -133,10 +133,24 @@ export const httpRouteGroup = crd(
   'HTTPRouteGroup',
   'httproutegroups',
   [
-    version('v1alpha1', false, { matches: arr(httpMatch(false)) }),
-    version('v1alpha2', false, { spec: obj({ matches: arr(httpMatch(true)) }) }),
-    version('v1alpha3', false, { spec: obj({ matches: arr(httpMatch(true)) }) }),
-    version('v1alpha4', true, { spec: obj({ matches: arr(httpMatch(true)) }) }),
+    // Published SMI examples put `matches` at the top level in some versions and under `spec` in
+    // others; every version accepts both so no object loses its matches to pruning.
+    version('v1alpha1', false, {
+      matches: arr(httpMatch(true)),
+      spec: obj({ matches: arr(httpMatch(true)) }),
+    }),
+    version('v1alpha2', false, {
+      matches: arr(httpMatch(true)),
+      spec: obj({ matches: arr(httpMatch(true)) }),
+    }),
+    version('v1alpha3', false, {
+      matches: arr(httpMatch(true)),
+      spec: obj({ matches: arr(httpMatch(true)) }),
+    }),
+    version('v1alpha4', true, {
+      matches: arr(httpMatch(true)),
+      spec: obj({ matches: arr(httpMatch(true)) }),
+    }),
   ],
   ['htr'],
 );

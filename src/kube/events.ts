@@ -35,7 +35,8 @@ export class EventWriter {
   async publish(conditions: readonly Condition[], lookup: ObjectLookup): Promise<void> {
     const current = new Set<string>();
     for (const c of conditions) {
-      const problem = c.severity === 'Error' || c.severity === 'Warning';
+      // A positive condition holding (Accepted=True, Applied=True) is not a problem to report.
+      const problem = !(c.status === 'True' && c.type !== 'Conflicted');
       if (!problem) continue;
       const fp = fingerprint(c);
       current.add(fp);

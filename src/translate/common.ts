@@ -81,7 +81,8 @@ export function httpPermission(m: HttpMatch): Json {
 
 /**
  * RBAC policies (action ALLOW) for traffic to a workload port from its TrafficTargets. No target
- * means no policy: deny by default. `http` says whether the port carries HTTP (then HTTP rules
+ * means no policy: deny by default. `port` is the workload (target) port the traffic arrives on.
+ * `http` says whether the port carries HTTP (then HTTP rules
  * apply; on a TCP port only TCP rules do). A TCPRoute rule allows everything on its ports, HTTP
  * included. Principals are SPIFFE IDs from the peer certificate, or source IPs in plaintext mode.
  */
@@ -93,13 +94,15 @@ export function rbacPolicies(
 ): Json {
   const policies: Json = {};
   for (const a of access) {
-    if (a.destinationPort !== null && a.destinationPort !== port) continue;
+    // Ports as the inbound side sees them: what was written, plus the target port behind a
+    // Service port of that number (the proxy sees container ports, users write either).
+    if (a.destinationInboundPorts !== null && !a.destinationInboundPorts.includes(port)) continue;
     const principals = a.sources.flatMap((s) => principal(s.identity));
     if (principals.length === 0) continue;
     for (const rule of a.rules) {
       let permissions: Json[] = [];
       if (rule.kind === 'TCPRoute') {
-        if (rule.ports === null || rule.ports.includes(port)) permissions = [{ any: true }];
+        if (rule.inboundPorts === null || rule.inboundPorts.includes(port)) permissions = [{ any: true }];
       } else if (rule.kind === 'HTTPRouteGroup' && http) {
         permissions = rule.matches.map(httpPermission);
       }

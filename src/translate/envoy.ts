@@ -195,7 +195,7 @@ export function translateEnvoy(v: ProxyView): ProxyResources {
           ],
         },
       });
-      const rules = rbacPolicies(v.access, p.port, isHttp(p), principal);
+      const rules = rbacPolicies(v.access, target, isHttp(p), principal);
       const filters: Json[] = [];
       if (isHttp(p)) {
         out.routes.push({

@@ -106,14 +106,13 @@ export function translateGrpc(v: ProxyView): ProxyResources {
     }
   }
   // Server side: every port of every service the workload backs.
-  const served = new Map<number, { http: boolean; port: number }>();
+  const served = new Map<number, { http: boolean }>();
   for (const svc of v.inbound) {
     for (const p of svc.ports) {
       if (p.protocol !== 'TCP') continue;
       const target = targetPortOn(svc, p.name, p.targetPort, v.workload.ips);
       if (target === null) continue;
-      // The RBAC port is the service port the TrafficTarget speaks of; keep the first seen.
-      if (!served.has(target)) served.set(target, { http: isHttp(p), port: p.port });
+      if (!served.has(target)) served.set(target, { http: isHttp(p) });
     }
   }
   const principal = (identity: string): Json[] =>
@@ -127,7 +126,7 @@ export function translateGrpc(v: ProxyView): ProxyResources {
     if (!v.settings.permissive) {
       filters.push({
         name: 'envoy.filters.http.rbac',
-        typed_config: { '@type': T.httpRbac, rules: rbacPolicies(v.access, info.port, info.http, principal) },
+        typed_config: { '@type': T.httpRbac, rules: rbacPolicies(v.access, target, info.http, principal) },
       });
     }
     filters.push(ROUTER_FILTER);
