@@ -1,15 +1,24 @@
 /**
- * `weft serve`: runs the xDS server. Today's source is `--resources FILE`, a file of raw xDS
- * resources per proxy group, reloaded on change; SMI sources (`--config-dir`, Kubernetes) plug in
- * as their stages land.
+ * `weft serve`: runs the control plane. Sources:
+ * - `--config-dir DIR`: a folder of SMI and Kubernetes manifests (the embedded default, no cluster
+ *   needed), recompiled when files change;
+ * - `--resources FILE`: raw xDS resources per proxy group (no SMI).
+ * The admin server (health, readiness, metrics, debug views) listens on `--admin-address`.
  */
 import { resolve } from 'node:path';
 import { ServerCredentials } from '@grpc/grpc-js';
 import type { Command } from 'commander';
+import type { FastifyInstance } from 'fastify';
+import { Metrics } from '../admin/metrics';
+import { buildAdmin, registerXdsMetrics } from '../admin/server';
+import { FolderSource } from '../inputs/folder-source';
 import { logger } from '../log';
+import { MeshCompiler } from '../mesh/compiler';
+import type { Condition } from '../smi/model';
 import { readResourcesFile } from '../static/resources-file';
 import { watchFile } from '../static/watch';
 import { envoyResourceEncoder } from '../xds/encoder';
+import type { NackRecord } from '../xds/proxy-state';
 import { AdsServer } from '../xds/server/ads-server';
 import type { CommandRegistrar } from './index';
 
@@ -17,59 +26,157 @@ const log = logger('serve');
 
 /** Options of `weft serve`. */
 export interface ServeOptions {
+  configDir?: string;
   resources?: string;
   xdsAddress: string;
+  adminAddress?: string;
+  /** Compile with mutual TLS between proxies (default true). */
+  mtls?: boolean;
 }
 
-/** A running `weft serve`; `stop()` shuts it down gracefully. */
+/** A running `weft serve`. */
 export interface RunningServe {
   server: AdsServer;
   port: number;
+  adminUrl?: string;
+  compiler?: MeshCompiler;
+  /** Resolves after the next recompile (tests use it to wait for a change to land). */
+  nextCompile(): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Starts serving; resolves once the xDS port is bound. */
+function describeConditions(list: readonly Condition[], seen: Set<string>): void {
+  const now = new Set<string>();
+  for (const c of list) {
+    if (c.status === 'True' && c.type !== 'Conflicted') continue;
+    const key = `${c.object}|${c.reason}|${c.message}`;
+    now.add(key);
+    if (seen.has(key)) continue;
+    (c.severity === 'Error' ? log.error : log.warn)(c.message, { object: c.object, reason: c.reason });
+  }
+  seen.clear();
+  for (const k of now) seen.add(k);
+}
+
+/** Starts serving; resolves once the xDS port is bound and the first inputs are compiled. */
 export async function startServe(o: ServeOptions): Promise<RunningServe> {
-  if (!o.resources) throw new Error('nothing to serve: pass --resources FILE (see weft serve --help)');
-  const file = resolve(o.resources);
+  if (!o.configDir && !o.resources)
+    throw new Error('nothing to serve: pass --config-dir DIR or --resources FILE (see weft serve --help)');
   const encoder = envoyResourceEncoder();
-  let groupNames = new Set<string>();
-  const server = new AdsServer({
-    // A proxy's group is its node.cluster when the file has such a group, else "default".
-    groupOf: (node) => (groupNames.has(node.cluster) ? node.cluster : 'default'),
-  });
-  const port = await server.listen(o.xdsAddress, ServerCredentials.createInsecure());
-  const stopWatching = watchFile(
-    file,
-    (text) => {
-      const result = readResourcesFile(text, o.resources ?? file);
-      if (!result.ok) {
-        for (const e of result.errors) log.error(e);
-        log.error('resources file rejected; still serving the last good version', {
+  const metrics = new Metrics();
+  let waiters: (() => void)[] = [];
+  const compiled = (): void => {
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
+  let ready = false;
+  let compiler: MeshCompiler | undefined;
+  let stopSource: () => void = () => undefined;
+  let server: AdsServer;
+
+  if (o.configDir) {
+    const dir = resolve(o.configDir);
+    let c: MeshCompiler | undefined;
+    server = new AdsServer({ groupOf: (node, identity) => c?.groupOf(node, identity) });
+    c = new MeshCompiler(server.cache, encoder, { mtls: o.mtls ?? true });
+    compiler = c;
+    const source = new FolderSource(dir);
+    const seen = new Set<string>();
+    const recompile = (): void => {
+      const { objects, conditions } = source.snapshot();
+      const r = c.update(objects, conditions);
+      metrics.observe('weft_compile_seconds', 'Time to compile inputs into snapshots.', r.ms / 1000);
+      metrics.set('weft_inputs', 'Input objects read.', objects.length);
+      metrics.set(
+        'weft_conditions',
+        'Current conditions by severity.',
+        r.conditions.filter((x) => x.severity === 'Error' && x.status !== 'True').length,
+        { severity: 'Error' },
+      );
+      log.info('compiled', {
+        objects: objects.length,
+        groups: r.groups,
+        translated: r.translated,
+        changed: r.changed,
+        ms: Math.round(r.ms),
+      });
+      describeConditions(r.conditions, seen);
+      compiled();
+    };
+    source.on('change', recompile);
+    // A NACK on a resource a patch changed rolls that patch back for the proxy's group.
+    server.registry.on('nack', (n: NackRecord) => {
+      for (const patch of c.patchesTouching(n.group, n.resourceNames)) {
+        log.warn('rolling back EnvoyPatch after NACK', { patch, group: n.group, error: n.message });
+        c.rollBack(n.group, patch);
+      }
+    });
+    await source.start();
+    stopSource = () => source.stop();
+    ready = true;
+  } else {
+    const file = resolve(o.resources!);
+    let groupNames = new Set<string>();
+    server = new AdsServer({ groupOf: (node) => (groupNames.has(node.cluster) ? node.cluster : 'default') });
+    const srv = server;
+    stopSource = watchFile(
+      file,
+      (text) => {
+        const result = readResourcesFile(text, o.resources ?? file);
+        if (!result.ok) {
+          for (const e of result.errors) log.error(e);
+          log.error('resources file rejected; still serving the last good version', {
+            file: o.resources,
+            errors: result.errors.length,
+          });
+          compiled();
+          return;
+        }
+        groupNames = new Set(result.groups.keys());
+        let changed = 0;
+        for (const [group, input] of result.groups)
+          if (srv.cache.set(group, encoder.snapshot(input))) changed++;
+        for (const group of srv.cache.groups()) if (!groupNames.has(group)) srv.cache.delete(group);
+        log.info('resources loaded', { file: o.resources, groups: result.groups.size, changed });
+        ready = true;
+        compiled();
+      },
+      (err) =>
+        log.error('cannot read resources file; still serving the last good version', {
           file: o.resources,
-          errors: result.errors.length,
-        });
-        return;
-      }
-      groupNames = new Set(result.groups.keys());
-      let changed = 0;
-      for (const [group, input] of result.groups) {
-        if (server.cache.set(group, encoder.snapshot(input))) changed++;
-      }
-      for (const group of server.cache.groups()) if (!groupNames.has(group)) server.cache.delete(group);
-      log.info('resources loaded', { file: o.resources, groups: result.groups.size, changed });
-    },
-    (err) =>
-      log.error('cannot read resources file; still serving the last good version', {
-        file: o.resources,
-        error: err.message,
-      }),
-  );
+          error: err.message,
+        }),
+    );
+  }
+  registerXdsMetrics(metrics, server);
+  const port = await server.listen(o.xdsAddress, ServerCredentials.createInsecure());
+  let admin: FastifyInstance | undefined;
+  let adminUrl: string | undefined;
+  if (o.adminAddress) {
+    admin = buildAdmin({
+      metrics,
+      xds: server,
+      ready: () => ready,
+      notReadyReason: () => 'inputs not loaded yet',
+      conditions: () => compiler?.currentConditions ?? [],
+    });
+    const i = o.adminAddress.lastIndexOf(':');
+    adminUrl = await admin.listen({
+      host: o.adminAddress.slice(0, i).replace(/^\[|\]$/g, ''),
+      port: Number(o.adminAddress.slice(i + 1)),
+    });
+    log.info('admin server listening', { url: adminUrl });
+  }
   return {
     server,
     port,
+    adminUrl,
+    compiler,
+    nextCompile: () => new Promise<void>((r) => waiters.push(r)),
     stop: async () => {
-      stopWatching();
+      stopSource();
+      await admin?.close();
       await server.shutdown();
     },
   };
@@ -80,14 +187,22 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
   program
     .command('serve')
     .description(
-      'Run the xDS (ADS) server.\n\n' +
-        'With --resources FILE, serve the raw Envoy resources in FILE (YAML or JSON, a "groups" map of\n' +
-        'group name to listeners/routes/clusters/endpoints/secrets). A proxy gets the group named by its\n' +
-        'node.cluster, or "default". The file is checked strictly and reloaded when it changes; a file\n' +
-        'with errors is rejected whole and the last good version keeps serving.',
+      'Run the control plane: compile the mesh and serve it over xDS (ADS, state of the world and delta).\n\n' +
+        'With --config-dir DIR, read every YAML/JSON manifest under DIR (SMI objects, Services,\n' +
+        'EndpointSlices, Pods or Deployments, ServiceAccounts, MeshConfig, EnvoyPatch) and recompile\n' +
+        'when files change; a file that fails to parse keeps its last good version. Proxies name their\n' +
+        'workload in node.id (<namespace>/<pod-or-deployment>) or node.metadata.\n\n' +
+        'With --resources FILE, serve raw Envoy resources per proxy group (a "groups" map) instead.',
     )
+    .option('--config-dir <dir>', 'folder of manifests to compile and serve')
     .option('--resources <file>', 'file of raw xDS resources per proxy group')
     .option('--xds-address <host:port>', 'address the xDS server listens on', '127.0.0.1:15010')
+    .option(
+      '--admin-address <host:port>',
+      'address of the admin server (health, metrics, debug)',
+      '127.0.0.1:15014',
+    )
+    .option('--no-mtls', 'compile without mutual TLS between proxies (plaintext development mode)')
     .action(async (opts: ServeOptions) => {
       const running = await startServe(opts);
       log.info('weft serving xDS', { port: running.port });

@@ -2,22 +2,30 @@
  * The compile loop shared by every way of running Weft (a folder, Kubernetes): raw objects in,
  * per-proxy snapshots out.
  *
- * - Inputs → `buildModel` (conditions on bad objects; the rest still builds).
+ * - Inputs → `buildModel` (conditions on bad objects; the rest still builds). EnvoyPatches are
+ *   split off and parsed on their own.
  * - A connecting proxy is resolved to a workload and flavor (see `proxies.ts`) and gets the cache
- *   group `<flavor>/<kind>/<namespace>/<name>`, so a group's name is stable while its content changes.
- * - Each group's config is the translation of its workload. Translation is keyed by
- *   `groupKey(model, target)`, a hash of exactly the inputs that translation reads for it, so
- *   proxies with identical inputs share one translation and one snapshot, and on an input change
- *   only groups whose key changed are translated again (OSM recomputed every proxy on every change).
+ *   group `<flavor>/<kind>/<namespace>/<name>`: a group's name is stable while its content changes.
+ * - Translation is keyed by `groupKey(model, target)`, a hash of exactly what translation reads for
+ *   that proxy: proxies with equal inputs share one translation and one snapshot, and after an
+ *   input change only groups whose key changed are translated again (OSM recomputed every proxy
+ *   on every change).
+ * - Patches apply to the groups they select, all or nothing across the mesh; a patch that a proxy
+ *   NACKs is rolled back for that proxy's group (see {@link MeshCompiler.rollBack}).
  */
+import { createHash } from 'node:crypto';
 import { type Logger, logger } from '../log';
+import type { PatchableResources } from '../patch/apply';
+import { extractPatches, patchMesh } from '../patch/mesh';
+import { type EnvoyPatch, selectsPatch } from '../patch/select';
 import { buildModel } from '../smi/build';
-import type { Condition, MeshModel } from '../smi/model';
-import { groupKey, type ProxyTarget, translateProxy } from '../translate';
+import type { Condition, MeshModel, WorkloadModel } from '../smi/model';
+import { groupKey, type ProxyResources, type ProxyTarget, translateProxy } from '../translate';
 import type { SnapshotCache } from '../xds/cache/cache';
 import type { ResourceEncoder, Snapshot, SnapshotInput } from '../xds/cache/snapshot';
 import type { NodeInfo } from '../xds/proxy-state';
 import { CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET } from '../xds/resource-types';
+import { serviceTargetResolver } from './patch-targets';
 import { groupName, type ResolvedProxy, resolveProxy } from './proxies';
 
 const log: Logger = logger('compiler');
@@ -26,17 +34,20 @@ const log: Logger = logger('compiler');
 export interface MeshCompilerOptions {
   /** Compile with mutual TLS (default true). */
   mtls?: boolean;
+  /** Namespace of mesh-wide settings and patches (default weft-system). */
+  meshNamespace?: string;
 }
 
 /** What one update did, for logs, metrics and the benchmark. */
 export interface UpdateResult {
   readonly conditions: readonly Condition[];
-  /** Active groups whose translation key changed and were translated again. */
+  /** Translations computed (groups whose key was new). */
   readonly translated: number;
   /** Active groups whose snapshot changed. */
   readonly changed: number;
   /** Active groups in all. */
   readonly groups: number;
+  /** Milliseconds spent. */
   readonly ms: number;
 }
 
@@ -45,13 +56,30 @@ interface ActiveGroup {
   key: string;
 }
 
+function toInput(r: ProxyResources | PatchableResources): SnapshotInput {
+  return {
+    [LISTENER]: r.listeners,
+    [ROUTE]: r.routes,
+    [CLUSTER]: r.clusters,
+    [ENDPOINT]: r.endpoints,
+    [SECRET]: r.secrets,
+  };
+}
+
 /** Inputs to snapshots, incrementally. */
 export class MeshCompiler {
   private model: MeshModel;
+  private patches: EnvoyPatch[] = [];
   private conditions: readonly Condition[] = [];
   private readonly active = new Map<string, ActiveGroup>();
-  private byKey = new Map<string, Snapshot>();
+  /** Translations and their snapshots by group key; only keys of active groups are kept. */
+  private byKey = new Map<string, { resources: ProxyResources; snapshot: Snapshot }>();
   private readonly mtls: boolean;
+  private readonly meshNamespace: string;
+  /** Patches rolled back per group after a NACK. */
+  private readonly rolledBack = new Map<string, Set<string>>();
+  /** Groups that resources of each patch landed in, for tracing NACKs back to patches. */
+  private patchedResources = new Map<string, Map<string, readonly string[]>>();
   /** Proxies refused because their certificate contradicts what they claim. */
   identityMismatches = 0;
 
@@ -61,6 +89,7 @@ export class MeshCompiler {
     opts: MeshCompilerOptions = {},
   ) {
     this.mtls = opts.mtls ?? true;
+    this.meshNamespace = opts.meshNamespace ?? 'weft-system';
     this.model = buildModel([]).model;
   }
 
@@ -69,40 +98,140 @@ export class MeshCompiler {
     return this.model;
   }
 
-  /** The current conditions. */
+  /** The current conditions (inputs, translation and patches). */
   get currentConditions(): readonly Condition[] {
     return this.conditions;
+  }
+
+  /** Names of the active groups. */
+  groups(): string[] {
+    return [...this.active.keys()].sort();
   }
 
   /** Replaces the inputs; recompiles the groups whose inputs changed. */
   update(objects: readonly unknown[], extraConditions: readonly Condition[] = []): UpdateResult {
     const t0 = performance.now();
-    const built = buildModel(objects);
+    const { patches, rest, conditions: patchParse } = extractPatches(objects);
+    const built = buildModel(rest);
     this.model = built.model;
-    this.conditions = [...extraConditions, ...built.conditions];
-    const nextByKey = new Map<string, Snapshot>();
-    let translated = 0;
-    let changed = 0;
-    for (const [group, g] of this.active) {
-      const key = groupKey(this.model, g.target);
-      let snap =
-        nextByKey.get(key) ?? (key === g.key ? this.byKey.get(key) : undefined) ?? this.byKey.get(key);
-      if (!snap) {
-        snap = this.translate(g.target);
-        translated++;
-      }
-      nextByKey.set(key, snap);
-      g.key = key;
-      if (this.cache.set(group, snap)) changed++;
+    this.patches = patches;
+    const result = this.recompile();
+    this.conditions = [...extraConditions, ...patchParse, ...built.conditions, ...result.conditions];
+    return { ...result, conditions: this.conditions, ms: performance.now() - t0 };
+  }
+
+  /** Rolls `patch` back for `group` (after a NACK) and recompiles. */
+  rollBack(group: string, patch: string): void {
+    const set = this.rolledBack.get(group) ?? new Set<string>();
+    set.add(patch);
+    this.rolledBack.set(group, set);
+    const r = this.recompile();
+    this.conditions = [
+      ...this.conditions.filter((c) => !c.object.startsWith('EnvoyPatch/')),
+      ...r.conditions,
+    ];
+  }
+
+  /** Patches whose resources a NACK of `resourceNames` on `group` touches. */
+  patchesTouching(group: string, resourceNames: readonly string[]): string[] {
+    const touched = this.patchedResources.get(group);
+    if (!touched) return [];
+    const names = new Set(resourceNames);
+    return [...touched.entries()]
+      .filter(([, res]) => res.some((r) => names.has(r.slice(r.indexOf('/') + 1))))
+      .map(([p]) => p);
+  }
+
+  private workloadOf(t: ProxyTarget): WorkloadModel | undefined {
+    return this.model.workloads.find(
+      (w) => w.kind === t.workload.kind && w.namespace === t.workload.namespace && w.name === t.workload.name,
+    );
+  }
+
+  private translated(
+    target: ProxyTarget,
+    next: Map<string, { resources: ProxyResources; snapshot: Snapshot }>,
+    stats: { translated: number },
+  ) {
+    const key = groupKey(this.model, target);
+    let entry = next.get(key) ?? this.byKey.get(key);
+    if (!entry) {
+      const { resources } = translateProxy(this.model, target);
+      entry = { resources, snapshot: this.encoder.snapshot(toInput(resources)) };
+      stats.translated++;
     }
-    this.byKey = nextByKey;
-    return {
-      conditions: this.conditions,
-      translated,
-      changed,
-      groups: this.active.size,
-      ms: performance.now() - t0,
-    };
+    next.set(key, entry);
+    return { key, entry };
+  }
+
+  private recompile(): { conditions: Condition[]; translated: number; changed: number; groups: number } {
+    const next = new Map<string, { resources: ProxyResources; snapshot: Snapshot }>();
+    const stats = { translated: 0 };
+    const patchable: {
+      id: string;
+      group: string;
+      w: WorkloadModel;
+      target: ProxyTarget;
+      resources: ProxyResources;
+    }[] = [];
+    const snapshots = new Map<string, Snapshot>();
+    for (const [group, g] of this.active) {
+      const { key, entry } = this.translated(g.target, next, stats);
+      g.key = key;
+      const w = this.workloadOf(g.target);
+      const subject = w && {
+        namespace: w.namespace,
+        labels: w.labels,
+        serviceAccount: w.serviceAccount,
+        flavor: g.target.flavor,
+      };
+      if (w && subject && this.patches.some((p) => selectsPatch(p, subject, this.meshNamespace))) {
+        patchable.push({ id: group, group, w, target: g.target, resources: entry.resources });
+      } else {
+        snapshots.set(group, entry.snapshot);
+      }
+    }
+    let conditions: Condition[] = [];
+    this.patchedResources = new Map();
+    if (this.patches.length > 0) {
+      const r = patchMesh(
+        patchable.map((p) => ({
+          id: p.id,
+          subject: {
+            namespace: p.w.namespace,
+            labels: p.w.labels,
+            serviceAccount: p.w.serviceAccount,
+            flavor: p.target.flavor,
+          },
+          resources: p.resources,
+        })),
+        this.patches,
+        { meshNamespace: this.meshNamespace, resolve: serviceTargetResolver, rolledBack: this.rolledBack },
+      );
+      conditions = r.conditions;
+      for (const p of patchable) {
+        snapshots.set(p.group, this.encoder.snapshot(toInput(r.resources.get(p.id) ?? p.resources)));
+        const touched = new Map<string, readonly string[]>();
+        for (const res of r.results.get(p.id) ?? []) if (res.applied) touched.set(res.patch, res.touched);
+        this.patchedResources.set(p.group, touched);
+      }
+      for (const [group, set] of this.rolledBack) {
+        for (const patch of set) {
+          conditions.push({
+            object: `EnvoyPatch/${patch}`,
+            type: 'Programmed',
+            status: 'False',
+            severity: 'Error',
+            reason: 'RolledBack',
+            message: `EnvoyPatch ${patch} was rejected (NACK) by the proxies of ${group} and is rolled back for them; fix the patch so Envoy accepts it`,
+          });
+        }
+      }
+    }
+    let changed = 0;
+    for (const [group, snap] of snapshots) if (this.cache.set(group, snap)) changed++;
+    this.byKey = next;
+    return { conditions, translated: stats.translated, changed, groups: this.active.size };
   }
 
   /** The xDS server's group function: resolves the proxy and makes sure its group is compiled. */
@@ -125,26 +254,24 @@ export class MeshCompiler {
       flavor: p.flavor,
       mtls: this.mtls,
     };
-    const key = groupKey(this.model, target);
-    let snap = this.byKey.get(key);
-    if (!snap) {
-      snap = this.translate(target);
-      this.byKey.set(key, snap);
+    this.active.set(group, { target, key: '' });
+    if (this.patches.length > 0) {
+      // Patches apply all-or-nothing across groups, so a new group means one more full pass.
+      const r = this.recompile();
+      this.conditions = [
+        ...this.conditions.filter((c) => !c.object.startsWith('EnvoyPatch/')),
+        ...r.conditions,
+      ];
+      return group;
     }
-    this.active.set(group, { target, key });
-    this.cache.set(group, snap);
+    const { key, entry } = this.translated(target, this.byKey, { translated: 0 });
+    this.active.get(group)!.key = key;
+    this.cache.set(group, entry.snapshot);
     return group;
   }
 
-  private translate(target: ProxyTarget): Snapshot {
-    const { resources } = translateProxy(this.model, target);
-    const input: SnapshotInput = {
-      [LISTENER]: resources.listeners,
-      [ROUTE]: resources.routes,
-      [CLUSTER]: resources.clusters,
-      [ENDPOINT]: resources.endpoints,
-      [SECRET]: resources.secrets,
-    };
-    return this.encoder.snapshot(input);
+  /** A fingerprint of the current conditions, to report changes only. */
+  conditionsFingerprint(): string {
+    return createHash('sha256').update(JSON.stringify(this.conditions)).digest('base64url');
   }
 }

@@ -84,20 +84,24 @@ export function httpPermission(m: HttpMatch): Json {
  * means no policy: deny by default. `port` is the workload (target) port the traffic arrives on.
  * `http` says whether the port carries HTTP (then HTTP rules
  * apply; on a TCP port only TCP rules do). A TCPRoute rule allows everything on its ports, HTTP
- * included. Principals are SPIFFE IDs from the peer certificate, or source IPs in plaintext mode.
+ * included. Principals: see {@link principalsOf}.
  */
 export function rbacPolicies(
   access: readonly AccessModel[],
   port: number,
   http: boolean,
-  principal: (identity: string) => Json[],
+  mtls: boolean,
 ): Json {
   const policies: Json = {};
+  const principal = (identity: string): Json[] => principalsOf(identity, mtls);
   for (const a of access) {
     // Ports as the inbound side sees them: what was written, plus the target port behind a
     // Service port of that number (the proxy sees container ports, users write either).
     if (a.destinationInboundPorts !== null && !a.destinationInboundPorts.includes(port)) continue;
-    const principals = a.sources.flatMap((s) => principal(s.identity));
+    // Without mTLS every source maps to the same `any` principal: keep one copy.
+    const principals = [
+      ...new Map(a.sources.flatMap((s) => principal(s.identity)).map((p) => [JSON.stringify(p), p])).values(),
+    ];
     if (principals.length === 0) continue;
     for (const rule of a.rules) {
       let permissions: Json[] = [];
@@ -146,6 +150,17 @@ export function loadAssignment(svc: ServiceModel, port: ServicePortModel): Json 
     cluster_name: name,
     endpoints: [{ locality: { zone: 'weft' }, load_balancing_weight: 1, lb_endpoints: lbEndpoints }],
   };
+}
+
+/**
+ * The principals of a source identity. With mTLS it is the SPIFFE ID in the peer certificate. In
+ * plaintext development mode the destination cannot know its caller (addresses are not identity,
+ * and proxyless gRPC cannot match IPv4 peers of dual-stack servers), so any caller passes the
+ * principal check; who may call is then enforced by scope alone (a caller without a TrafficTarget
+ * gets no route), while paths, methods and ports are still checked at the destination.
+ */
+export function principalsOf(identity: string, mtls: boolean): Json[] {
+  return mtls ? [{ authenticated: { principal_name: { exact: identity } } }] : [{ any: true }];
 }
 
 /** SAN matchers accepting exactly the given SPIFFE IDs. */

@@ -167,10 +167,6 @@ export function translateEnvoy(v: ProxyView): ProxyResources {
     traffic_direction: 'OUTBOUND',
   });
 
-  const principal = (identity: string): Json[] =>
-    v.mtls
-      ? [{ authenticated: { principal_name: { exact: identity } } }]
-      : (v.sourceIps[identity] ?? []).map((ip) => ({ direct_remote_ip: cidr(ip) }));
   const inboundChains: Json[] = [];
   const seen = new Set<number>();
   for (const svc of v.inbound) {
@@ -195,7 +191,7 @@ export function translateEnvoy(v: ProxyView): ProxyResources {
           ],
         },
       });
-      const rules = rbacPolicies(v.access, target, isHttp(p), principal);
+      const rules = rbacPolicies(v.access, target, isHttp(p), v.mtls);
       const filters: Json[] = [];
       if (isHttp(p)) {
         out.routes.push({

@@ -115,18 +115,12 @@ export function translateGrpc(v: ProxyView): ProxyResources {
       if (!served.has(target)) served.set(target, { http: isHttp(p) });
     }
   }
-  const principal = (identity: string): Json[] =>
-    v.mtls
-      ? [{ authenticated: { principal_name: { exact: identity } } }]
-      : (v.sourceIps[identity] ?? []).map((ip) => ({
-          direct_remote_ip: { address_prefix: ip, prefix_len: ip.includes(':') ? 128 : 32 },
-        }));
   for (const [target, info] of [...served.entries()].sort((a, b) => a[0] - b[0])) {
     const filters: Json[] = [];
     if (!v.settings.permissive) {
       filters.push({
         name: 'envoy.filters.http.rbac',
-        typed_config: { '@type': T.httpRbac, rules: rbacPolicies(v.access, target, info.http, principal) },
+        typed_config: { '@type': T.httpRbac, rules: rbacPolicies(v.access, target, info.http, v.mtls) },
       });
     }
     filters.push(ROUTER_FILTER);

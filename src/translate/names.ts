@@ -1,39 +1,66 @@
 /**
- * Every name Weft generates for Envoy and gRPC resources. Users patch resources by these names
- * (EnvoyPatch `target.name`), so they are API: they change only with a version note.
+ * Every name Weft generates for Envoy and proxyless gRPC resources. Users patch resources by these
+ * names (EnvoyPatch `target.name`), dashboards read the stat prefixes, and proxies subscribe to
+ * listeners by name, so the names are API: they change only with a version note.
  *
- * | resource | name | example |
- * |---|---|---|
- * | outbound cluster of a service port | `outbound\|<port>\|<namespace>/<service>` | `outbound\|14001\|bookstore/bookstore-v1` |
- * | its ClusterLoadAssignment | same as the cluster | |
- * | outbound route configuration of a service port | `route\|<port>\|<namespace>/<service>` | `route\|14001\|bookstore/bookstore` |
- * | its virtual host | `<namespace>/<service>\|<port>` | `bookstore/bookstore\|14001` |
- * | route for split match `m` of HTTPRouteGroup `g` | `split\|<g>/<m>` | `split\|ab-test/chrome` |
- * | route for the whole split | `split` | |
- * | catch-all route to the service itself | `default` | |
- * | gRPC client listener (one per host form) | `<host>:<port>` | `bookstore.bookstore:14001` |
- * | gRPC server listener | `grpc/server?xds.resource.listening_address=<ip>:<port>` | |
- * | Envoy outbound listener | `outbound` (port 15001) | |
- * | Envoy inbound listener | `inbound` (port 15003) | |
- * | Envoy outbound filter chain | `outbound\|<port>\|<namespace>/<service>` | |
- * | Envoy inbound filter chain | `inbound\|<port>` | |
- * | inbound route configuration / cluster (Envoy) | `inbound\|<port>` | `inbound\|14001` |
- * | inbound route configuration (gRPC server) | `inbound\|<port>` | |
- * | RBAC policy of a TrafficTarget rule | `<namespace>/<traffictarget>\|<kind>/<name>` | |
- * | SDS secret: workload certificate and key | `weft-identity` | |
- * | SDS secret: trust bundle | `weft-ca` | |
- * | gRPC certificate provider instances | `weft-identity`, `weft-ca` | |
+ * Placeholders: `<ns>` and `<svc>` are a Service's namespace and name, `<port>` a Service port
+ * number, `<target>` a port on the workload itself (a resolved `targetPort`), `<host>` one host
+ * form of a service (see {@link hostForms}), `<ip>` an address a gRPC server binds, `<tt>` a
+ * TrafficTarget name, `<kind>/<name>` one of its rules, `<group>/<match>` a match of an
+ * HTTPRouteGroup.
+ *
+ * | resource | flavor | name | example |
+ * |---|---|---|---|
+ * | outbound Cluster of a service port | both | `outbound\|<port>\|<ns>/<svc>` | `outbound\|14001\|bookstore/bookstore-v1` |
+ * | its ClusterLoadAssignment | both | same as the Cluster | |
+ * | Cluster (and assignment) with no endpoints, for splits whose weights are all 0 | both | `blackhole` | |
+ * | outbound RouteConfiguration of a service port | both | `route\|<port>\|<ns>/<svc>` | `route\|14001\|bookstore/bookstore` |
+ * | its VirtualHost | both | `<ns>/<svc>\|<port>` | `bookstore/bookstore\|14001` |
+ * | Route for a split match | both | `split\|<group>/<match>` | `split\|ab-test/chrome` |
+ * | Route for a split without matches | both | `split` | |
+ * | catch-all Route to the service itself (outbound), or to the app (inbound) | both | `default` | |
+ * | client Listener, one per host form of a service port | gRPC | `<host>:<port>` | `bookstore.bookstore:14001`, `[fd00::1]:80` |
+ * | server Listener, one per bound address of a served port | gRPC | `grpc/server?xds.resource.listening_address=<ip>:<target>` | `...=0.0.0.0:8080`, `...=[::]:8080` |
+ * | server filter chain, inline RouteConfiguration and VirtualHost | gRPC | `inbound\|<target>` | `inbound\|8080` |
+ * | outbound Listener (port 15001) | Envoy | `outbound` | |
+ * | outbound FilterChain of a service port | Envoy | `outbound\|<port>\|<ns>/<svc>` | |
+ * | outbound default FilterChain and its ORIGINAL_DST Cluster (destinations outside the mesh) | Envoy | `passthrough` | |
+ * | inbound Listener (port 15003) | Envoy | `inbound` | |
+ * | inbound FilterChain, RouteConfiguration, VirtualHost and local app Cluster of a workload port | Envoy | `inbound\|<target>` | `inbound\|8080` |
+ * | RBAC policy of one TrafficTarget rule | both | `<ns>/<tt>\|<kind>/<name>` | `bookstore/reader\|HTTPRouteGroup/routes` |
+ * | RBAC policy allowing everything (permissive mode) | both | `permissive` | |
+ * | stat prefix of a connection manager, TCP proxy or RBAC filter | both | the name of its filter chain | `outbound\|80\|shop/api` |
+ * | SDS secret: workload certificate and key | Envoy | `weft-identity` | |
+ * | SDS secret: trust bundle | Envoy | `weft-ca` | |
+ * | certificate provider instances (bootstrap) | gRPC | `weft-identity`, `weft-ca` | |
+ *
+ * Filters use Envoy's well-known names (`envoy.filters.network.http_connection_manager`,
+ * `envoy.filters.http.rbac`, ...), listed in {@link FILTER}.
+ *
+ * Every name is free of spaces and stable: it depends only on the Kubernetes names and port
+ * numbers it is built from, never on order, counts or time.
  */
 
-/** Port of the Envoy outbound listener (where iptables sends outgoing traffic). */
+/** Port of the Envoy outbound listener (where iptables sends outgoing TCP). */
 export const OUTBOUND_PORT = 15001;
-/** Port of the Envoy inbound listener (where iptables sends incoming traffic). */
+/** Port of the Envoy inbound listener (where iptables sends incoming TCP). */
 export const INBOUND_PORT = 15003;
 
 /** SDS secret (Envoy) and certificate provider instance (gRPC) holding the workload certificate. */
 export const IDENTITY_SECRET = 'weft-identity';
 /** SDS secret (Envoy) and certificate provider instance (gRPC) holding the trust bundle. */
 export const TRUST_SECRET = 'weft-ca';
+
+/** Well-known Envoy filter and transport socket names. */
+export const FILTER = {
+  hcm: 'envoy.filters.network.http_connection_manager',
+  tcpProxy: 'envoy.filters.network.tcp_proxy',
+  networkRbac: 'envoy.filters.network.rbac',
+  httpRbac: 'envoy.filters.http.rbac',
+  router: 'envoy.filters.http.router',
+  originalDst: 'envoy.filters.listener.original_dst',
+  tls: 'envoy.transport_sockets.tls',
+} as const;
 
 /** Outbound cluster (and ClusterLoadAssignment) of a service port. */
 export function outboundCluster(namespace: string, service: string, port: number): string {
@@ -45,7 +72,7 @@ export function outboundRoute(namespace: string, service: string, port: number):
   return `route|${port}|${namespace}/${service}`;
 }
 
-/** Virtual host of a service port. */
+/** Virtual host of a service port's outbound route configuration. */
 export function virtualHost(namespace: string, service: string, port: number): string {
   return `${namespace}/${service}|${port}`;
 }
@@ -57,17 +84,32 @@ export function splitMatchRoute(routeGroup: string, match: string): string {
 
 /** Route carrying a split without matches. */
 export const SPLIT_ROUTE = 'split';
-/** The catch-all route to the service itself. */
+/** The catch-all route: to the service itself (outbound), to the local app (inbound). */
 export const DEFAULT_ROUTE = 'default';
+/** Cluster without endpoints: where a split whose weights are all 0 sends its calls. */
+export const BLACKHOLE_CLUSTER = 'blackhole';
+/** Envoy's default outbound filter chain and its ORIGINAL_DST cluster. */
+export const PASSTHROUGH = 'passthrough';
+/** RBAC policy allowing everything, used in permissive mode. */
+export const PERMISSIVE_POLICY = 'permissive';
 
-/** gRPC client listener for one host form of a service port. */
-export function grpcClientListener(host: string, port: number): string {
+/** Brackets an IPv6 address so that `<address>:<port>` is unambiguous. */
+function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-/** gRPC server listener for an address a server binds. */
+/** gRPC client listener for one host form of a service port: exactly what the client dials. */
+export function grpcClientListener(host: string, port: number): string {
+  return hostPort(host, port);
+}
+
+/**
+ * gRPC server listener for an address a server binds, from the template
+ * `grpc/server?xds.resource.listening_address=%s` the bootstrap names; `%s` is `ip:port`, with
+ * IPv6 addresses in brackets as gRPC formats them.
+ */
 export function grpcServerListener(ip: string, port: number): string {
-  return `grpc/server?xds.resource.listening_address=${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+  return `grpc/server?xds.resource.listening_address=${hostPort(ip, port)}`;
 }
 
 /** Envoy outbound listener. */
@@ -75,12 +117,15 @@ export const OUTBOUND_LISTENER = 'outbound';
 /** Envoy inbound listener. */
 export const INBOUND_LISTENER = 'inbound';
 
-/** Outbound filter chain of a service port (Envoy). */
+/** Outbound filter chain of a service port (Envoy), and the stat prefix of its filters. */
 export function outboundChain(namespace: string, service: string, port: number): string {
   return outboundCluster(namespace, service, port);
 }
 
-/** Inbound filter chain, route configuration and local cluster of a workload port. */
+/**
+ * Inbound filter chain, route configuration, virtual host and local app cluster of a workload
+ * port, and the stat prefix of their filters.
+ */
 export function inbound(port: number): string {
   return `inbound|${port}`;
 }
@@ -90,7 +135,10 @@ export function rbacPolicy(namespace: string, target: string, kind: string, name
   return `${namespace}/${target}|${kind}/${name}`;
 }
 
-/** Every host form a client may dial for a service (gRPC listeners, Envoy virtual host domains). */
+/**
+ * Every host form a client may dial for a service, in this order: `<svc>`, `<svc>.<ns>`,
+ * `<svc>.<ns>.svc`, `<svc>.<ns>.svc.<clusterDomain>`, then the cluster IP when there is one.
+ */
 export function hostForms(
   service: string,
   namespace: string,

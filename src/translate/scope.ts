@@ -39,33 +39,83 @@ export interface ProxyView {
   readonly inbound: readonly ServiceModel[];
   /** TrafficTargets whose destination is the workload's identity. */
   readonly access: readonly AccessModel[];
-  /** Source workloads' IPs by identity (plaintext mode only: principals by address). */
-  readonly sourceIps: Readonly<Record<string, readonly string[]>>;
 }
 
 const svcKey = (ns: string, name: string): string => `${ns}/${name}`;
 
-function findWorkload(model: MeshModel, ref: WorkloadRef): WorkloadModel | null {
-  return (
-    model.workloads.find(
-      (w) => w.kind === ref.kind && w.namespace === ref.namespace && w.name === ref.name,
-    ) ?? null
-  );
+/** Lookups computed once per model and shared by every proxy's view. */
+interface ModelIndex {
+  readonly workloads: ReadonlyMap<string, WorkloadModel>;
+  readonly services: ReadonlyMap<string, ServiceModel>;
+  /** Serving identities of each service, sorted. */
+  readonly serviceIdentities: ReadonlyMap<string, readonly string[]>;
+  /** Services served by each identity. */
+  readonly servicesOfIdentity: ReadonlyMap<string, readonly ServiceModel[]>;
+  /** Destination identities each source identity may call. */
+  readonly destinationsOf: ReadonlyMap<string, ReadonlySet<string>>;
+  /** TrafficTargets by destination identity. */
+  readonly accessTo: ReadonlyMap<string, readonly AccessModel[]>;
+  /** Splits by root `<ns>/<service>`. */
+  readonly splitOf: ReadonlyMap<string, SplitModel>;
 }
 
-function identitiesOf(model: MeshModel, svc: ServiceModel): string[] {
-  const ids = new Set<string>();
-  for (const ref of svc.workloads) {
-    const w = findWorkload(model, ref);
-    if (w) ids.add(w.identity);
+const indexes = new WeakMap<MeshModel, ModelIndex>();
+
+const workloadKey = (kind: string, ns: string, name: string): string => `${kind}/${ns}/${name}`;
+
+function indexOf(model: MeshModel): ModelIndex {
+  const hit = indexes.get(model);
+  if (hit) return hit;
+  const workloads = new Map(model.workloads.map((w) => [workloadKey(w.kind, w.namespace, w.name), w]));
+  const services = new Map(model.services.map((s) => [svcKey(s.namespace, s.name), s]));
+  const serviceIdentities = new Map<string, readonly string[]>();
+  const servicesOfIdentity = new Map<string, ServiceModel[]>();
+  for (const s of model.services) {
+    const ids = new Set<string>();
+    for (const ref of s.workloads) {
+      const w = workloads.get(workloadKey(ref.kind, ref.namespace, ref.name));
+      if (w) ids.add(w.identity);
+    }
+    const sorted = [...ids].sort();
+    serviceIdentities.set(svcKey(s.namespace, s.name), sorted);
+    for (const id of sorted) {
+      const list = servicesOfIdentity.get(id) ?? [];
+      list.push(s);
+      servicesOfIdentity.set(id, list);
+    }
   }
-  return [...ids].sort();
+  const destinationsOf = new Map<string, Set<string>>();
+  const accessTo = new Map<string, AccessModel[]>();
+  for (const a of model.access) {
+    for (const src of a.sources) {
+      const set = destinationsOf.get(src.identity) ?? new Set<string>();
+      set.add(a.destination.identity);
+      destinationsOf.set(src.identity, set);
+    }
+    const list = accessTo.get(a.destination.identity) ?? [];
+    list.push(a);
+    accessTo.set(a.destination.identity, list);
+  }
+  const idx: ModelIndex = {
+    workloads,
+    services,
+    serviceIdentities,
+    servicesOfIdentity,
+    destinationsOf,
+    accessTo,
+    splitOf: new Map(model.splits.map((sp) => [svcKey(sp.namespace, sp.rootService), sp])),
+  };
+  indexes.set(model, idx);
+  return idx;
 }
 
 /** Computes the view of one proxy. */
 export function proxyView(model: MeshModel, target: ProxyTarget): ProxyView {
   const mtls = target.mtls ?? true;
-  const workload = findWorkload(model, target.workload);
+  const idx = indexOf(model);
+  const workload =
+    idx.workloads.get(workloadKey(target.workload.kind, target.workload.namespace, target.workload.name)) ??
+    null;
   const empty: ProxyView = {
     flavor: target.flavor,
     mtls,
@@ -76,62 +126,37 @@ export function proxyView(model: MeshModel, target: ProxyTarget): ProxyView {
     serverIdentities: {},
     inbound: [],
     access: [],
-    sourceIps: {},
   };
   if (!workload) return empty;
-  const byKey = new Map(model.services.map((s) => [svcKey(s.namespace, s.name), s]));
-  const allowedDestinations = new Set(
-    model.access
-      .filter((a) => a.sources.some((s) => s.identity === workload.identity))
-      .map((a) => a.destination.identity),
-  );
-  const serverIdentities: Record<string, string[]> = {};
   const reachable = new Map<string, ServiceModel>();
-  for (const s of model.services) {
-    const ids = identitiesOf(model, s);
-    const key = svcKey(s.namespace, s.name);
-    serverIdentities[key] = ids;
-    if (model.settings.permissive || ids.some((id) => allowedDestinations.has(id))) reachable.set(key, s);
+  if (model.settings.permissive) {
+    for (const [k, s] of idx.services) reachable.set(k, s);
+  } else {
+    for (const dest of idx.destinationsOf.get(workload.identity) ?? []) {
+      for (const s of idx.servicesOfIdentity.get(dest) ?? []) reachable.set(svcKey(s.namespace, s.name), s);
+    }
   }
   // A split's backends are reachable whenever its root is: the root is what the caller dials.
-  const splits = model.splits.filter((sp) => reachable.has(svcKey(sp.namespace, sp.rootService)));
-  for (const sp of splits) {
+  const splits: SplitModel[] = [];
+  for (const key of [...reachable.keys()]) {
+    const sp = idx.splitOf.get(key);
+    if (!sp) continue;
+    splits.push(sp);
     for (const b of sp.backends) {
-      const s = byKey.get(svcKey(sp.namespace, b.service));
+      const s = idx.services.get(svcKey(sp.namespace, b.service));
       if (s) reachable.set(svcKey(s.namespace, s.name), s);
     }
   }
-  const outbound = [...reachable.values()].sort((a, b) =>
-    svcKey(a.namespace, a.name) < svcKey(b.namespace, b.name) ? -1 : 1,
-  );
+  const keys = [...reachable.keys()].sort();
+  const outbound = keys.map((k) => reachable.get(k)!);
+  const serverIdentities: Record<string, readonly string[]> = {};
+  for (const k of keys) serverIdentities[k] = idx.serviceIdentities.get(k) ?? [];
   const inbound = workload.services
-    .map((r) => byKey.get(svcKey(r.namespace, r.name)))
+    .map((r) => idx.services.get(svcKey(r.namespace, r.name)))
     .filter((s): s is ServiceModel => s !== undefined);
-  const access = model.access.filter((a) => a.destination.identity === workload.identity);
-  const sourceIps: Record<string, string[]> = {};
-  if (!mtls) {
-    for (const a of access) {
-      for (const src of a.sources) {
-        sourceIps[src.identity] = model.workloads
-          .filter((w) => w.identity === src.identity)
-          .flatMap((w) => w.ips)
-          .sort();
-      }
-    }
-  }
-  const usedIds: Record<string, readonly string[]> = {};
-  for (const s of outbound)
-    usedIds[svcKey(s.namespace, s.name)] = serverIdentities[svcKey(s.namespace, s.name)] ?? [];
-  return {
-    ...empty,
-    workload,
-    outbound,
-    splits,
-    serverIdentities: usedIds,
-    inbound,
-    access,
-    sourceIps,
-  };
+  const access = idx.accessTo.get(workload.identity) ?? [];
+  splits.sort((a, b) => (svcKey(a.namespace, a.rootService) < svcKey(b.namespace, b.rootService) ? -1 : 1));
+  return { ...empty, workload, outbound, splits, serverIdentities, inbound, access };
 }
 
 /** Content hash of a proxy's view: equal keys, equal translation. */

@@ -32,9 +32,13 @@ describe('weft serve --resources', () => {
     dir = mkdtempSync(join(tmpdir(), 'weft-serve-'));
     file = join(dir, 'resources.yaml');
     writeFileSync(file, resources(['a', 'b']));
-    proc = spawn(process.execPath, [WEFT, 'serve', '--resources', file, '--xds-address', '127.0.0.1:0'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    proc = spawn(
+      process.execPath,
+      [WEFT, 'serve', '--resources', file, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     proc.stderr?.on('data', (b: Buffer) => {
       stderr += b.toString();
     });
