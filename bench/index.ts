@@ -5,6 +5,7 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { setLogLevel } from '../src/log';
+import { runCompileBench } from './compile';
 import { runXdsScenario, type XdsFigures } from './xds';
 
 function fmt(n: number, digits = 1): string {
@@ -28,6 +29,21 @@ async function xds(quick: boolean): Promise<void> {
   }
 }
 
+function compile(): void {
+  const f = runCompileBench(1000);
+  console.log(
+    '\n## Compile: 1,000 services x 10 routes, 5,000 endpoints, 1,000 workloads (one proxy each), 100 splits',
+  );
+  console.log('| step | total ms | of which model (buildModel) ms | groups translated | snapshots changed |');
+  console.log('|---|---|---|---|---|');
+  console.log(
+    `| full build (${f.objects} objects, ${f.groups} proxies) | ${fmt(f.fullMs, 0)} | ${fmt(f.fullModelMs, 0)} | ${f.groups} | ${f.groups} |`,
+  );
+  console.log(
+    `| one TrafficSplit weight changes | ${fmt(f.changeMs, 0)} | ${fmt(f.changeModelMs, 0)} | ${f.translatedOnChange} | ${f.changedGroups} |`,
+  );
+}
+
 async function main(): Promise<void> {
   setLogLevel('warn');
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
@@ -35,6 +51,7 @@ async function main(): Promise<void> {
   console.log(
     `# Weft benchmarks (node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB)`,
   );
+  if (!only || only === 'compile') compile();
   if (!only || only === 'xds') await xds(quick);
 }
 
