@@ -102,23 +102,32 @@ export const trafficSplit = crd(
   ['ts'],
 );
 
+/**
+ * v1alpha1's top-level TrafficTarget fields. Every version's schema lists them: the API server
+ * prunes what an object read from storage has beyond the storage version's schema, so without them
+ * a v1alpha1 object would lose its destination the moment it is stored.
+ */
+const v1alpha1Target: Record<string, Schema> = {
+  destination: identityRef(true),
+  sources: arr(identityRef(false)),
+  specs: arr(ruleRef),
+};
+
 /** TrafficTarget v1alpha1 (fields at the top level) to v1alpha3. */
 export const trafficTarget = crd(
   'access.smi-spec.io',
   'TrafficTarget',
   'traffictargets',
   [
-    version('v1alpha1', false, {
-      destination: identityRef(true),
-      sources: arr(identityRef(false)),
-      specs: arr(ruleRef),
-    }),
+    version('v1alpha1', false, v1alpha1Target),
     version('v1alpha2', false, {
+      ...v1alpha1Target,
       spec: obj({ destination: identityRef(true), sources: arr(identityRef(false)), rules: arr(ruleRef) }, [
         'destination',
       ]),
     }),
     version('v1alpha3', true, {
+      ...v1alpha1Target,
       spec: obj({ destination: identityRef(false), sources: arr(identityRef(false)), rules: arr(ruleRef) }, [
         'destination',
       ]),

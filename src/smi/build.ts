@@ -175,6 +175,15 @@ function versionRank(apiVersion: string): number {
   return Number(m[1]) * 10_000 + level;
 }
 
+/**
+ * A resourceVersion as a number for choosing between copies of one object. Kubernetes calls it
+ * opaque, but the API server writes decimal counters; anything else ranks lowest.
+ */
+function resourceVersionRank(o: Normalized): number {
+  const rv = o.meta.resourceVersion;
+  return rv !== null && /^\d{1,15}$/.test(rv) ? Number(rv) : -1;
+}
+
 /** Age order: older first; objects without a timestamp count as newest; ties broken by name. */
 function compareAge(a: Normalized, b: Normalized): number {
   const ta = a.meta.creationTimestamp ?? Number.POSITIVE_INFINITY;
@@ -350,7 +359,7 @@ function readObjects(
       list.sort(
         (a, b) =>
           versionRank(b.object.apiVersion) - versionRank(a.object.apiVersion) ||
-          Number(b.object.meta.resourceVersion ?? 0) - Number(a.object.meta.resourceVersion ?? 0) ||
+          resourceVersionRank(b.object) - resourceVersionRank(a.object) ||
           cmp(canonical.get(a)!, canonical.get(b)!),
       );
     }
@@ -743,11 +752,36 @@ function checkSlices(inputs: Inputs, serviceKeys: ReadonlySet<string>, condition
 
 // ---------------------------------------------------------------- routes
 
-function buildHttpRouteGroup(g: HttpRouteGroup, conditions: Condition[]): HttpRouteGroupModel {
+/**
+ * Builds a route group's model. Matches Envoy would refuse are left out and their names added to
+ * `rejectedMatches` (as `<ns>/<group>/<match>`), so rules naming them can say why.
+ */
+function buildHttpRouteGroup(
+  g: HttpRouteGroup,
+  conditions: Condition[],
+  rejectedMatches: Set<string>,
+): HttpRouteGroupModel {
   const firstIndex = new Map<string, number>();
+  const invalid = new Map(g.invalid.map((x) => [x.index, x]));
   const matches: HttpMatch[] = [];
   for (const [i, m] of g.matches.entries()) {
     const earlier = firstIndex.get(m.name);
+    const bad = invalid.get(i);
+    if (bad && earlier === undefined) {
+      // The first match of a name claims it even when invalid, so a later duplicate does not
+      // silently take its place.
+      firstIndex.set(m.name, i);
+      rejectedMatches.add(`${g.meta.namespace}/${g.meta.name}/${m.name}`);
+      conditions.push(
+        condition(
+          subjectOf(g),
+          'InvalidMatch',
+          `${bad.field} ${bad.problem}, so match ${JSON.stringify(m.name)} is left out and allows or splits nothing; ${bad.fix}`,
+          bad.field,
+        ),
+      );
+      continue;
+    }
     if (earlier !== undefined) {
       conditions.push(
         condition(
@@ -878,6 +912,18 @@ function buildSplit(split: Split, root: ServiceModel, ctx: SplitContext): SplitM
       earlier.weight = total;
       continue;
     }
+    if (svc.name === root.name) {
+      // SMI rules out self-referential splits because the root usually selects every version;
+      // Weft still serves it (the root's share goes to the root's own endpoints) but says so.
+      ctx.conditions.push(
+        condition(
+          subject,
+          'SelfReferentialBackend',
+          `${field} ${JSON.stringify(b.service)} is the root service itself, so its share goes to every endpoint of ${rootLabel}, whichever version; list a Service that selects only the version meant`,
+          field,
+        ),
+      );
+    }
     // SMI: a backend serves a root port only when it has a port with the same number.
     const ports: number[] = [];
     const missing: number[] = [];
@@ -942,7 +988,7 @@ function buildSplit(split: Split, root: ServiceModel, ctx: SplitContext): SplitM
       condition(
         subject,
         'AllWeightsZero',
-        `every backend in spec.backends has weight 0, so the requests this split covers for ${rootLabel} get no backend; give at least one backend a positive weight`,
+        `every backend in spec.backends has weight 0, so the split cannot route anywhere and calls to ${rootLabel} go to its own endpoints as if it had no split; give at least one backend a positive weight`,
         'spec.backends',
       ),
     );
@@ -1010,6 +1056,8 @@ interface AccessContext {
   readonly rejected: ReadonlySet<string>;
   readonly groups: ReadonlyMap<string, HttpRouteGroupModel>;
   readonly l4: ReadonlyMap<string, L4RouteModel>;
+  /** HTTP matches left out of their groups, as `<ns>/<group>/<match>`. */
+  readonly rejectedMatches: ReadonlySet<string>;
   /** `namespace/serviceAccount` pairs that are defined or used by a workload. */
   readonly knownAccounts: ReadonlySet<string>;
   /** Ports served to each identity: service ports, numeric target ports and endpoint ports. */
@@ -1118,6 +1166,17 @@ function resolveRule(t: TrafficTarget, i: number, identity: string, ctx: AccessC
     const m = found.matches.find((x) => x.name === n);
     if (m) {
       matches.push(m);
+      continue;
+    }
+    if (ctx.rejectedMatches.has(`${ns}/${found.name}/${n}`)) {
+      ctx.conditions.push(
+        condition(
+          subject,
+          'MatchNotFound',
+          `${field}.matches[${j}] names ${JSON.stringify(n)}, which HTTPRouteGroup ${ns}/${found.name} has but leaves out as invalid (see its own condition), so that name allows nothing; fix HTTPRouteGroup ${ns}/${found.name}`,
+          `${field}.matches[${j}]`,
+        ),
+      );
       continue;
     }
     const available = found.matches.map((x) => x.name).join(', ') || 'none';
@@ -1360,7 +1419,10 @@ export function buildModel(objects: readonly unknown[]): BuildResult {
     }))
     .sort(compareRefs);
 
-  const httpRouteGroups = inputs.httpRouteGroups.map((g) => buildHttpRouteGroup(g, conditions));
+  const rejectedMatches = new Set<string>();
+  const httpRouteGroups = inputs.httpRouteGroups.map((g) =>
+    buildHttpRouteGroup(g, conditions, rejectedMatches),
+  );
   const groups = new Map(httpRouteGroups.map((g) => [key(g.namespace, g.name), g]));
   const l4Routes = inputs.l4Routes
     .map(buildL4Route)
@@ -1411,6 +1473,7 @@ export function buildModel(objects: readonly unknown[]): BuildResult {
         rejected,
         groups,
         l4,
+        rejectedMatches,
         knownAccounts,
         portsByIdentity,
         targetsByIdentity,

@@ -54,6 +54,10 @@ export const REASONS = {
   UnsupportedAddressType: { ...A_OUT, effect: 'an FQDN slice; its endpoints are not served' },
   // HTTPRouteGroups.
   DuplicateMatchName: { ...A_PART, effect: 'a match name used twice in a group; only the first is used' },
+  InvalidMatch: {
+    ...A_PART,
+    effect: 'a match with a regex RE2 rejects or a bad header name; that match is left out',
+  },
   // TrafficSplits.
   CrossNamespaceService: { ...REF_ERR, effect: 'a split names a Service in another namespace; not used' },
   RootServiceNotFound: { ...REF_ERR, effect: 'the root service is not a Service; the split is left out' },
@@ -62,7 +66,14 @@ export const REASONS = {
   DuplicateBackend: { ...A_WARN, effect: 'a backend listed twice; the weights are added' },
   BackendPortMismatch: { ...REF_WARN, effect: 'a backend lacks some root ports (Error when it has none)' },
   NoBackends: { ...A_OUT, effect: 'no usable backend is left; the split is left out' },
-  AllWeightsZero: { ...A_WARN, effect: 'every weight is 0; the split sends its traffic nowhere' },
+  AllWeightsZero: {
+    ...A_WARN,
+    effect: 'every weight is 0; the split cannot route, so calls go to the root service itself',
+  },
+  SelfReferentialBackend: {
+    ...A_WARN,
+    effect: 'the root service is also a backend; its share goes to every version behind the root',
+  },
   WeightsRescaled: { ...A_WARN, effect: 'weights too large for a proxy were scaled, ratios kept' },
   RouteGroupNotFound: {
     ...REF_ERR,

@@ -9,9 +9,11 @@
  *   (`RootServiceNotFound`). `spec.service` may be a short name or `<name>.<ns>[.svc[.<domain>]]`
  *   with the split's own namespace; another namespace is `CrossNamespaceService`.
  * - Backends: a missing backend is dropped and the remaining weights keep their ratios; a backend
- *   serves only the root's port numbers it also has (SMI's port rule); the root may be a backend;
- *   a backend listed twice has its weights added. All weights 0 keeps the split (it sends the
- *   traffic it covers nowhere) and warns.
+ *   serves only the root's port numbers it also has (SMI's port rule); a backend listed twice has
+ *   its weights added. The root as its own backend is served (its share goes to the root's own
+ *   endpoints) with a `SelfReferentialBackend` warning, since SMI rules such splits out. All
+ *   weights 0 keeps the split in the model and warns: it cannot route, so calls go to the root's
+ *   own endpoints as if there were no split.
  * - v1alpha1 quantity weights become the smallest integers with the same ratios; weights whose sum
  *   does not fit uint32 are scaled to about 1,000,000 with ratios kept.
  * - `matches` on a split: the HTTP matches of every named group are merged; when none resolve the
@@ -25,7 +27,12 @@
  *   No sources or no rules allows nothing. Ports in TCP/UDP routes and `destination.port` are
  *   served as Service ports and as container ports alike (`inboundPorts`).
  * - HTTPRouteGroup `matches` is accepted at the top level or under `spec` in every version, and
- *   `headers` as a map or a list of single-key maps; duplicate match names keep the first.
+ *   `headers` as a map or a list of single-key maps; duplicate match names keep the first. A match
+ *   whose `pathRegex` or header regex RE2 rejects, or whose header name is not an HTTP token, is
+ *   left out (`InvalidMatch`), so it narrows what is allowed or split rather than making proxies
+ *   refuse their configuration.
+ * - Addresses (Pod IPs, cluster IPs, EndpointSlice addresses) must be well-formed IPs, for the same
+ *   reason; a malformed one rejects its object (`InvalidSpec`).
  * - A Deployment stands for its pods only while no Pod in its namespace matches its selector.
  */
 export { buildModel, classifyPort } from './build';
@@ -37,6 +44,7 @@ export type {
   EndpointSlice,
   HttpMatchSpec,
   HttpRouteGroup,
+  InvalidMatch,
   L4Route,
   MeshConfig,
   Namespace,
@@ -52,3 +60,4 @@ export type {
   TrafficTarget,
 } from './normalize';
 export { normalizeHeaders, normalizeObject, servedVersions } from './normalize';
+export { re2Problem } from './regex';

@@ -219,7 +219,10 @@ export interface HttpMatch {
 export interface HttpRouteGroupModel {
   readonly namespace: string;
   readonly name: string;
-  /** Matches sorted by name; names are unique within a group. */
+  /**
+   * Matches sorted by name; names are unique within a group. Every regex in them is accepted by
+   * RE2 and every header name is an HTTP token; matches that were not are left out and reported.
+   */
   readonly matches: readonly HttpMatch[];
 }
 
@@ -239,11 +242,15 @@ export interface L4RouteModel {
 
 /** One backend of a split. */
 export interface SplitBackendModel {
-  /** A Service in the split's namespace (it may be the root service itself). */
+  /**
+   * A Service in the split's namespace. It may be the root service itself (reported with a
+   * warning): that share then goes to the root's own endpoints.
+   */
   readonly service: string;
   /**
-   * Relative integer weight (0 means no traffic). v1alpha1 quantities are converted so the ratios
-   * are kept exactly (see `normalize.ts`); weights of one split sum to at most 2^32-1.
+   * Relative integer weight (0 means this backend gets no traffic; when every weight is 0 the split
+   * cannot route and is reported). v1alpha1 quantities are converted so the ratios are kept exactly
+   * (see `normalize.ts`); weights of one split sum to at most 2^32-1.
    */
   readonly weight: number;
   /**

@@ -5,8 +5,11 @@
  * The internal shapes keep what the object says, nothing more: references are still names here and
  * are resolved by `buildModel`. Absent values are `null`.
  */
+
+import { isIP } from 'node:net';
 import type { z } from 'zod';
 import { fitWeights, parseQuantity, toRelativeIntegers } from './quantity';
+import { re2Problem } from './regex';
 import {
   DeploymentV1,
   describeIssue,
@@ -21,6 +24,7 @@ import {
   PodV1,
   ServiceAccountV1,
   ServiceV1,
+  show,
   TCPRouteNoPorts,
   TrafficSplitV1alpha1,
   TrafficSplitV1alpha2,
@@ -109,11 +113,30 @@ export interface HttpMatchSpec {
   readonly headers: readonly { readonly name: string; readonly value: string }[];
 }
 
+/**
+ * A match that Envoy would refuse (a regex RE2 does not accept, or a header name HTTP does not
+ * allow). It is kept out of the model, so it cannot make proxies reject their configuration.
+ */
+export interface InvalidMatch {
+  /** Index of the match in the group, as written. */
+  readonly index: number;
+  /** The match's name. */
+  readonly name: string;
+  /** Path of the offending field, e.g. `spec.matches[1].headers.user-agent`. */
+  readonly field: string;
+  /** The end of a sentence that starts with the field path, saying what is wrong. */
+  readonly problem: string;
+  /** What to do about it. */
+  readonly fix: string;
+}
+
 /** An HTTPRouteGroup, any version. */
 export interface HttpRouteGroup extends Base {
   readonly kind: 'HTTPRouteGroup';
-  /** Matches in the order written (duplicates are reported later). */
+  /** Matches in the order written, invalid ones included (duplicates are reported later). */
   readonly matches: readonly HttpMatchSpec[];
+  /** Matches that must be left out, by index; at most one problem each. */
+  readonly invalid: readonly InvalidMatch[];
   /** `matches` (v1alpha1, v1alpha2) or `spec.matches` (v1alpha3+). */
   readonly matchesPath: string;
 }
@@ -392,17 +415,78 @@ function normalizeHttpMatch(m: HttpMatchIn): HttpMatchSpec {
   };
 }
 
+/**
+ * HTTP header names are tokens (RFC 9110: letters, digits and ``!#$%&'*+-.^_`|~``); HTTP/2
+ * pseudo-headers such as `:authority` are a token after a colon.
+ */
+const HEADER_NAME = /^:?[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The first thing in a match that Envoy would refuse, or null. */
+function invalidMatch(m: HttpMatchIn, index: number, matchesPath: string): InvalidMatch | null {
+  const at = `${matchesPath}[${index}]`;
+  const bad = (field: string, problem: string, fix: string): InvalidMatch => ({
+    index,
+    name: m.name,
+    field,
+    problem,
+    fix,
+  });
+  if (m.pathRegex) {
+    const problem = re2Problem(m.pathRegex);
+    if (problem !== null) {
+      return bad(
+        `${at}.pathRegex`,
+        `${show(m.pathRegex)} is not a valid RE2 regular expression (${problem})`,
+        'fix the regular expression',
+      );
+    }
+  }
+  const encoded = m.headers == null ? [] : Array.isArray(m.headers) ? m.headers : [m.headers];
+  for (const [j, map] of encoded.entries()) {
+    for (const [name, value] of Object.entries(map)) {
+      const path: (string | number)[] = Array.isArray(m.headers) ? ['headers', j, name] : ['headers', name];
+      const field = `${at}.${fieldPath(path)}`;
+      if (!HEADER_NAME.test(name)) {
+        return bad(
+          field,
+          `names header ${show(name)}, which is not a valid HTTP header name`,
+          'use a header name made of letters, digits and -',
+        );
+      }
+      if (value === '') {
+        // Proxies need a non-empty regex; guessing "any value" would allow more than was written.
+        return bad(field, 'is an empty regular expression', 'use .* to match any value');
+      }
+      const problem = re2Problem(value);
+      if (problem !== null) {
+        return bad(
+          field,
+          `${show(value)} is not a valid RE2 regular expression (${problem})`,
+          'fix the regular expression',
+        );
+      }
+    }
+  }
+  return null;
+}
+
 function httpRouteGroup(
   metadata: Meta,
   apiVersion: string,
   matches: readonly HttpMatchIn[],
   matchesPath: string,
 ): HttpRouteGroup {
+  const invalid: InvalidMatch[] = [];
+  for (const [i, m] of matches.entries()) {
+    const problem = invalidMatch(m, i, matchesPath);
+    if (problem) invalid.push(problem);
+  }
   return {
     kind: 'HTTPRouteGroup',
     apiVersion,
     meta: normalizeMeta(metadata, false),
     matches: matches.map(normalizeHttpMatch),
+    invalid,
     matchesPath,
   };
 }
@@ -446,8 +530,25 @@ function normalizeService(o: z.infer<typeof ServiceV1>, apiVersion: string): Ser
   };
 }
 
-function normalizeSlice(o: z.infer<typeof EndpointSliceV1>, apiVersion: string): EndpointSlice {
+function normalizeSlice(
+  o: z.infer<typeof EndpointSliceV1>,
+  apiVersion: string,
+): EndpointSlice | FieldProblem {
   const meta = normalizeMeta(o.metadata, false);
+  // A malformed address would make proxies reject the endpoints of every port of the Service.
+  const family = o.addressType === 'IPv4' ? 4 : o.addressType === 'IPv6' ? 6 : null;
+  if (family !== null) {
+    for (const [i, e] of (o.endpoints ?? []).entries()) {
+      for (const [j, address] of e.addresses.entries()) {
+        if (isIP(address) !== family) {
+          return {
+            field: `endpoints[${i}].addresses[${j}]`,
+            problem: `must be an ${o.addressType} address (addressType is ${o.addressType}), not ${show(address)}`,
+          };
+        }
+      }
+    }
+  }
   return {
     kind: 'EndpointSlice',
     apiVersion,

@@ -8,6 +8,7 @@
  * API server prunes them. Optional fields accept `null` too, because objects read from the API
  * server carry explicit nulls.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 // ---------------------------------------------------------------- shared pieces
@@ -20,6 +21,14 @@ const stringMap = z.record(z.string(), z.string());
 
 /** A TCP or UDP port number. */
 const portNumber = z.number().int().min(1).max(65535);
+
+/**
+ * An IPv4 or IPv6 address. Addresses end up in listener and endpoint configuration, where a
+ * malformed one makes proxies reject the whole resource, so they are checked on the way in.
+ */
+const ipAddress = z.string().refine((s) => isIP(s) !== 0, {
+  error: (iss) => `must be an IPv4 or IPv6 address, not ${show(iss.input)}`,
+});
 
 /** Kubernetes timestamps: strings in YAML and JSON, `Date` objects from some client libraries. */
 const timestamp = z.union([z.string(), z.date()], {
@@ -238,7 +247,13 @@ export const ServiceV1 = z.object({
   spec: z
     .object({
       type: z.string().nullish(),
-      clusterIP: z.string().nullish(),
+      // `None` for a headless service, empty while not yet allocated.
+      clusterIP: z
+        .string()
+        .refine((s) => s === '' || s === 'None' || isIP(s) !== 0, {
+          error: (iss) => `must be an IP address, None or empty, not ${show(iss.input)}`,
+        })
+        .nullish(),
       selector: stringMap.nullish(),
       ports: z
         .array(
@@ -291,8 +306,13 @@ export const PodV1 = z.object({
   spec: podSpec.nullish(),
   status: z
     .object({
-      podIP: z.string().nullish(),
-      podIPs: z.array(z.object({ ip: z.string() })).nullish(),
+      podIP: z
+        .string()
+        .refine((s) => s === '' || isIP(s) !== 0, {
+          error: (iss) => `must be an IPv4 or IPv6 address, not ${show(iss.input)}`,
+        })
+        .nullish(),
+      podIPs: z.array(z.object({ ip: ipAddress })).nullish(),
       phase: z.string().nullish(),
       conditions: z.array(z.object({ type: z.string(), status: z.string() })).nullish(),
     })

@@ -476,6 +476,137 @@ describe('conditions: route groups', () => {
   });
 });
 
+describe('conditions: matches Envoy would refuse', () => {
+  const group = routeGroup('g', [
+    { name: 'paren', pathRegex: '/api(' },
+    { name: 'space', headers: { 'user agent': '.*' } },
+    { name: 'look', headers: [{ 'x-a': 'ok' }, { 'x-b': '(?=no)' }] },
+    { name: 'fine', pathRegex: '/ok', headers: { 'x-c': '[a-z]+' } },
+    { name: 'paren', pathRegex: '/dup' },
+    { name: 'empty', headers: { 'x-d': '' } },
+  ]);
+
+  it('InvalidMatch leaves out only the bad match, naming the field as written', () => {
+    const r = buildModel([group]);
+    assert.deepEqual(
+      record(r.conditions),
+      expected(
+        [
+          'HTTPRouteGroup/default/g',
+          'Accepted',
+          'True',
+          'Error',
+          'DuplicateMatchName',
+          'spec.matches[4].name',
+          'HTTPRouteGroup default/g: spec.matches[4].name "paren" repeats the name of spec.matches[0], so only the first is used; give each match its own name',
+        ],
+        [
+          'HTTPRouteGroup/default/g',
+          'Accepted',
+          'True',
+          'Error',
+          'InvalidMatch',
+          'spec.matches[0].pathRegex',
+          'HTTPRouteGroup default/g: spec.matches[0].pathRegex "/api(" is not a valid RE2 regular expression (missing )), so match "paren" is left out and allows or splits nothing; fix the regular expression',
+        ],
+        [
+          'HTTPRouteGroup/default/g',
+          'Accepted',
+          'True',
+          'Error',
+          'InvalidMatch',
+          'spec.matches[1].headers["user agent"]',
+          'HTTPRouteGroup default/g: spec.matches[1].headers["user agent"] names header "user agent", which is not a valid HTTP header name, so match "space" is left out and allows or splits nothing; use a header name made of letters, digits and -',
+        ],
+        [
+          'HTTPRouteGroup/default/g',
+          'Accepted',
+          'True',
+          'Error',
+          'InvalidMatch',
+          'spec.matches[2].headers[1].x-b',
+          'HTTPRouteGroup default/g: spec.matches[2].headers[1].x-b "(?=no)" is not a valid RE2 regular expression (invalid perl operator), so match "look" is left out and allows or splits nothing; fix the regular expression',
+        ],
+        [
+          'HTTPRouteGroup/default/g',
+          'Accepted',
+          'True',
+          'Error',
+          'InvalidMatch',
+          'spec.matches[5].headers.x-d',
+          'HTTPRouteGroup default/g: spec.matches[5].headers.x-d is an empty regular expression, so match "empty" is left out and allows or splits nothing; use .* to match any value',
+        ],
+      ),
+    );
+    assert.deepEqual(
+      r.model.httpRouteGroups[0]!.matches.map((m) => m.name),
+      ['fine'],
+    );
+  });
+
+  it('a rule naming a left-out match says so; a split uses only the valid matches', () => {
+    const r = buildModel([
+      group,
+      pod('api', { ip: '10.0.0.1' }),
+      service('api'),
+      service('api-v2'),
+      split('ab', 'api', [{ service: 'api-v2', weight: 1 }], {
+        matches: [{ kind: 'HTTPRouteGroup', name: 'g' }],
+      }),
+      target(
+        't',
+        sa('api'),
+        [sa('web')],
+        [{ kind: 'HTTPRouteGroup', name: 'g', matches: ['paren', 'fine'] }],
+      ),
+    ]);
+    assert.deepEqual(
+      record(r.conditions.filter((c) => c.reason === 'MatchNotFound')),
+      expected([
+        'TrafficTarget/default/t',
+        'ResolvedRefs',
+        'False',
+        'Error',
+        'MatchNotFound',
+        'spec.rules[0].matches[0]',
+        'TrafficTarget default/t: spec.rules[0].matches[0] names "paren", which HTTPRouteGroup default/g has but leaves out as invalid (see its own condition), so that name allows nothing; fix HTTPRouteGroup default/g',
+      ]),
+    );
+    const rule = r.model.access[0]!.rules[0]!;
+    assert.equal(rule.kind, 'HTTPRouteGroup');
+    assert.deepEqual(rule.kind === 'HTTPRouteGroup' ? rule.matches.map((m) => m.name) : null, ['fine']);
+    assert.deepEqual(
+      r.model.splits[0]!.matches!.map((m) => m.name),
+      ['fine'],
+    );
+  });
+
+  it('malformed addresses are schema errors, since proxies would reject them', () => {
+    const conditions = conditionsFor(
+      [
+        { ...pod('p'), status: { podIP: '10.0.0.300' } },
+        service('s', { clusterIP: 'abc' }),
+        {
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          metadata: meta('e', 'default', { labels: { 'kubernetes.io/service-name': 's' } }),
+          addressType: 'IPv4',
+          endpoints: [{ addresses: ['10.0.0.1', 'fe80::1'] }],
+        },
+      ],
+      'InvalidSpec',
+    );
+    assert.deepEqual(
+      conditions.map((c) => c.message),
+      [
+        'EndpointSlice default/e: endpoints[0].addresses[1] must be an IPv4 address (addressType is IPv4), not "fe80::1"; the object is left out; fix it to match discovery.k8s.io/v1 EndpointSlice',
+        'Pod default/p: status.podIP must be an IPv4 or IPv6 address, not "10.0.0.300"; the object is left out; fix it to match v1 Pod',
+        'Service default/s: spec.clusterIP must be an IP address, None or empty, not "abc"; the object is left out; fix it to match v1 Service',
+      ],
+    );
+  });
+});
+
 describe('conditions: splits', () => {
   const base = [
     service('web', {
@@ -571,7 +702,7 @@ describe('conditions: splits', () => {
           'Warning',
           'AllWeightsZero',
           'spec.backends',
-          'TrafficSplit default/ab: every backend in spec.backends has weight 0, so the requests this split covers for Service default/web get no backend; give at least one backend a positive weight',
+          'TrafficSplit default/ab: every backend in spec.backends has weight 0, so the split cannot route anywhere and calls to Service default/web go to its own endpoints as if it had no split; give at least one backend a positive weight',
         ],
         [
           'TrafficSplit/default/ab',
@@ -659,6 +790,35 @@ describe('conditions: splits', () => {
     assert.equal(
       c!.message,
       'TrafficSplit default/ab: spec.backends[1].service "bookstore-v3" is not a Service in namespace default, so it gets no traffic; create the Service or fix the name',
+    );
+  });
+
+  it('SelfReferentialBackend warns but serves the split', () => {
+    const r = buildModel([
+      ...base,
+      split('self', 'web', [
+        { service: 'web', weight: 9 },
+        { service: 'web-v1', weight: 1 },
+      ]),
+    ]);
+    assert.deepEqual(
+      record(r.conditions),
+      expected([
+        'TrafficSplit/default/self',
+        'Accepted',
+        'True',
+        'Warning',
+        'SelfReferentialBackend',
+        'spec.backends[0].service',
+        'TrafficSplit default/self: spec.backends[0].service "web" is the root service itself, so its share goes to every endpoint of Service default/web, whichever version; list a Service that selects only the version meant',
+      ]),
+    );
+    assert.deepEqual(
+      r.model.splits[0]!.backends.map((b) => [b.service, b.weight]),
+      [
+        ['web', 9],
+        ['web-v1', 1],
+      ],
     );
   });
 

@@ -538,6 +538,7 @@ describe('buildModel: a 50-service mesh', () => {
       const name = `svc-${String(i).padStart(2, '0')}`;
       objects.push(serviceAccount(name));
       objects.push(service(name, { clusterIP: `10.96.0.${i + 1}` }));
+      objects.push(service(`${name}-v1`, { selector: { app: name, version: 'v1' } }));
       objects.push(service(`${name}-v2`, { selector: { app: name, version: 'v2' } }));
       for (let r = 0; r < 3; r++) {
         objects.push(
@@ -550,7 +551,7 @@ describe('buildModel: a 50-service mesh', () => {
       }
       objects.push(
         split(`${name}-canary`, name, [
-          { service: name, weight: 90 },
+          { service: `${name}-v1`, weight: 90 },
           { service: `${name}-v2`, weight: 10 },
         ]),
       );
@@ -571,7 +572,7 @@ describe('buildModel: a 50-service mesh', () => {
   it('builds every service, workload, split and access rule without conditions', () => {
     const { model, conditions }: { model: MeshModel; conditions: unknown[] } = buildModel(mesh());
     assert.deepEqual(conditions, []);
-    assert.equal(model.services.length, 100);
+    assert.equal(model.services.length, 150);
     assert.equal(model.workloads.length, 150);
     assert.equal(model.splits.length, 50);
     assert.equal(model.access.length, 50);
@@ -579,7 +580,7 @@ describe('buildModel: a 50-service mesh', () => {
     assert.deepEqual(
       model.splits.find((s) => s.rootService === 'svc-49')!.backends.map((b) => [b.service, b.weight]),
       [
-        ['svc-49', 90],
+        ['svc-49-v1', 90],
         ['svc-49-v2', 10],
       ],
     );
@@ -639,17 +640,22 @@ describe('parseYamlObjects', () => {
       'metadata: {name: web, namespace: shop}',
       'spec: {selector: {app: web}, ports: [{name: http, port: 80}]}',
       '---',
+      'apiVersion: v1',
+      'kind: Service',
+      'metadata: {name: web-v1, namespace: shop}',
+      'spec: {selector: {app: web, version: v1}, ports: [{name: http, port: 80}]}',
+      '---',
       'apiVersion: split.smi-spec.io/v1alpha1',
       'kind: TrafficSplit',
       'metadata: {name: s, namespace: shop}',
       'spec:',
       '  service: web',
-      '  backends: [{service: web, weight: 500m}]',
+      '  backends: [{service: web-v1, weight: 500m}]',
     ].join('\n');
     const { objects, conditions } = parseYamlObjects(text, 'shop.yaml');
     assert.deepEqual(conditions, []);
     const r = buildModel(objects);
     assert.deepEqual(r.conditions, []);
-    assert.deepEqual(r.model.splits[0]!.backends, [{ service: 'web', weight: 1, ports: [80] }]);
+    assert.deepEqual(r.model.splits[0]!.backends, [{ service: 'web-v1', weight: 1, ports: [80] }]);
   });
 });

@@ -301,6 +301,7 @@ describe('HTTPRouteGroup versions and header encodings', () => {
       },
       { name: 'all', pathRegex: null, methods: null, headers: [] },
     ],
+    invalid: [],
   };
 
   for (const version of ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4']) {

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes control plane the Kubernetes test tier runs: kube-apiserver and kubectl
+# from the k8s.io/kubernetes module, etcd from the etcd server module (all pinned in hack/kube).
+#
+# The binaries land in ${WEFT_KUBE_CACHE:-$HOME/.cache/weft/kube}/<hash>/bin, where <hash> covers
+# hack/kube's go.mod, go.sum and Go sources: a change of version gets a new folder, and a run whose
+# binaries already exist only checks them and returns in about a second. test/kube/env.ts computes
+# the same hash, so tests find the binaries without being told (WEFT_KUBE_BIN overrides).
+#
+# Idempotent and safe to run twice at once (the build holds a lock). Prints the bin folder on its
+# last line, so `bin="$(bash scripts/setup-kube.sh | tail -1)"` works.
+set -euo pipefail
+cd "$(dirname "$0")/../hack/kube"
+
+log() { echo "setup-kube: $*" >&2; }
+
+if ! command -v go >/dev/null 2>&1; then
+  log "error: the Go toolchain is not on PATH; it is needed to build kube-apiserver, etcd and kubectl"
+  exit 1
+fi
+
+# Keep in step with binHash() in test/kube/env.ts: sha256 over go.mod, go.sum, then every .go file
+# in C-locale path order, first 16 hex digits.
+hash="$( { cat go.mod go.sum; find . -name '*.go' -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)"
+cache_root="${WEFT_KUBE_CACHE:-$HOME/.cache/weft/kube}"
+bin="$cache_root/$hash/bin"
+binaries=(kube-apiserver etcd kubectl)
+
+have_all() {
+  local b
+  for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done
+}
+
+if have_all; then
+  log "binaries for hack/kube $hash are cached"
+  echo "$bin"
+  exit 0
+fi
+
+mkdir -p "$bin"
+# A second run started during a build waits here instead of building the same thing again.
+exec 9>"$cache_root/$hash/.lock"
+if command -v flock >/dev/null 2>&1; then
+  flock 9
+fi
+if have_all; then
+  log "binaries for hack/kube $hash were built by a concurrent run"
+  echo "$bin"
+  exit 0
+fi
+
+# The module's go.mod and go.sum are the whole truth: no toolchain download, no edits to go.mod.
+export GOTOOLCHAIN=local
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=readonly"
+log "$(go version); cache $bin"
+log "downloading modules..."
+start=$(date +%s)
+go mod download
+log "modules ready ($(($(date +%s) - start))s)"
+
+build() {
+  local name="$1" pkg="$2" t0
+  t0=$(date +%s)
+  log "building $name from $pkg (the first build takes many minutes on 2 cores)..."
+  go build -trimpath -ldflags='-s -w' -o "$bin/.$name.tmp" "$pkg"
+  # Renamed into place only when complete, so an interrupted build is never taken as cached.
+  mv -f "$bin/.$name.tmp" "$bin/$name"
+  log "$name built in $(($(date +%s) - t0))s"
+}
+build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+build etcd ./cmd/etcd
+build kubectl k8s.io/kubernetes/cmd/kubectl
+
+log "done in $(($(date +%s) - start))s: $("$bin/kube-apiserver" --version), etcd $("$bin/etcd" --version | sed -n 's/^etcd Version: //p'), kubectl $("$bin/kubectl" version --client 2>/dev/null | sed -n 's/^Client Version: //p')"
+echo "$bin"

@@ -1,0 +1,225 @@
+/**
+ * A real Kubernetes API server for tests, started the way controller-runtime's envtest does: etcd
+ * and kube-apiserver (built by `scripts/setup-kube.sh`) on 127.0.0.1 with ports the OS hands out,
+ * a fresh data folder, certificates made with openssl, RBAC on, and an admin kubeconfig.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../src/net';
+
+/** A running API server. */
+export interface KubeEnv {
+  readonly kubeconfigPath: string;
+  readonly server: string;
+  readonly binDir: string;
+  /** Runs kubectl against the server. */
+  kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Stops and starts kube-apiserver (same ports, same etcd), to test watch resilience. */
+  restartApiServer(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Finds the binaries: WEFT_KUBE_BIN, else the newest folder of the setup script's cache. */
+export function kubeBinDir(): string {
+  if (process.env.WEFT_KUBE_BIN) return process.env.WEFT_KUBE_BIN;
+  const root = process.env.WEFT_KUBE_CACHE ?? join(homedir(), '.cache', 'weft', 'kube');
+  if (existsSync(root)) {
+    for (const d of readdirSync(root)) {
+      const bin = join(root, d, 'bin');
+      if (existsSync(join(bin, 'kube-apiserver')) && existsSync(join(bin, 'etcd'))) return bin;
+    }
+  }
+  throw new Error('no kube-apiserver and etcd binaries: run scripts/setup-kube.sh (or set WEFT_KUBE_BIN)');
+}
+
+function openssl(args: string, cwd: string): void {
+  execFileSync('openssl', args.split(' '), { cwd, stdio: 'pipe' });
+}
+
+/** A key and a certificate signed by the test CA, for `subject` with the extensions in `ext`. */
+function issue(dir: string, name: string, subject: string, ext: string): void {
+  writeFileSync(join(dir, `${name}.ext`), ext);
+  openssl(`req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj ${subject}`, dir);
+  openssl(
+    `x509 -req -in ${name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out ${name}.crt -days 2 -extfile ${name}.ext`,
+    dir,
+  );
+}
+
+function makeCerts(dir: string): void {
+  openssl('req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=weft-test-ca', dir);
+  issue(
+    dir,
+    'serving',
+    '/CN=localhost',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+  );
+  issue(dir, 'admin', '/CN=admin/O=system:masters', 'extendedKeyUsage=clientAuth\n');
+  openssl('genrsa -out sa.key 2048', dir);
+  openssl('rsa -in sa.key -pubout -out sa.pub', dir);
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-25).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+function get(url: string, dir: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(
+      url,
+      {
+        ca: readFileSync(join(dir, 'ca.crt')),
+        cert: readFileSync(join(dir, 'admin.crt')),
+        key: readFileSync(join(dir, 'admin.key')),
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', () => resolve(0));
+    req.setTimeout(2000, () => req.destroy());
+    req.end();
+  });
+}
+
+async function waitReady(
+  url: string,
+  dir: string,
+  proc: ChildProcess,
+  log: string,
+  timeoutMs: number,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (proc.exitCode !== null) throw new Error(`kube-apiserver exited with ${proc.exitCode}:\n${tail(log)}`);
+    if ((await get(url, dir)) === 200) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`kube-apiserver not ready after ${timeoutMs} ms:\n${tail(log)}`);
+}
+
+function stopProc(p: ChildProcess | undefined): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+    p.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    p.kill('SIGTERM');
+  });
+}
+
+/** Starts etcd and kube-apiserver; resolves once /readyz answers. */
+export async function startKubeEnv(): Promise<KubeEnv> {
+  const bin = kubeBinDir();
+  const dir = mkdtempSync(join(tmpdir(), 'weft-kube-'));
+  makeCerts(dir);
+  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcdLog = join(dir, 'etcd.log');
+  const etcd = spawn(
+    join(bin, 'etcd'),
+    [
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-cluster',
+      `default=http://127.0.0.1:${etcdPeer}`,
+      '--unsafe-no-fsync',
+      '--log-outputs',
+      etcdLog,
+    ],
+    { stdio: 'ignore' },
+  );
+  const apiLog = join(dir, 'kube-apiserver.log');
+  const apiArgs = [
+    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+    `--secure-port=${apiPort}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--tls-cert-file=${join(dir, 'serving.crt')}`,
+    `--tls-private-key-file=${join(dir, 'serving.key')}`,
+    `--client-ca-file=${join(dir, 'ca.crt')}`,
+    '--authorization-mode=RBAC',
+    '--service-cluster-ip-range=10.96.0.0/12',
+    '--service-account-issuer=https://kubernetes.default.svc',
+    `--service-account-key-file=${join(dir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+    // No controller-manager runs here: ServiceAccount admission would wait for default accounts.
+    '--disable-admission-plugins=ServiceAccount',
+    '--allow-privileged=true',
+    `--cert-dir=${join(dir, 'certs')}`,
+  ];
+  let api: ChildProcess | undefined;
+  const startApi = async (): Promise<void> => {
+    const { openSync } = await import('node:fs');
+    const fd = openSync(apiLog, 'a');
+    api = spawn(join(bin, 'kube-apiserver'), apiArgs, { stdio: ['ignore', fd, fd] });
+    await waitReady(`https://127.0.0.1:${apiPort}/readyz`, dir, api, apiLog, 60_000);
+  };
+  try {
+    await startApi();
+  } catch (err) {
+    await stopProc(api);
+    await stopProc(etcd);
+    throw new Error(`${(err as Error).message}\netcd log:\n${tail(etcdLog)}`);
+  }
+  const server = `https://127.0.0.1:${apiPort}`;
+  const kubeconfigPath = join(dir, 'kubeconfig');
+  writeFileSync(
+    kubeconfigPath,
+    `apiVersion: v1
+kind: Config
+clusters: [{ name: test, cluster: { server: "${server}", certificate-authority: "${join(dir, 'ca.crt')}" } }]
+users: [{ name: admin, user: { client-certificate: "${join(dir, 'admin.crt')}", client-key: "${join(dir, 'admin.key')}" } }]
+contexts: [{ name: test, context: { cluster: test, user: admin } }]
+current-context: test
+`,
+  );
+  const kubectl = (args: string[], stdin?: string) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const p = spawn(join(bin, 'kubectl'), ['--kubeconfig', kubeconfigPath, ...args], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (b: Buffer) => {
+        stdout += b.toString();
+      });
+      p.stderr.on('data', (b: Buffer) => {
+        stderr += b.toString();
+      });
+      p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      p.stdin.end(stdin ?? '');
+    });
+  return {
+    kubeconfigPath,
+    server,
+    binDir: bin,
+    kubectl,
+    restartApiServer: async () => {
+      await stopProc(api);
+      await startApi();
+    },
+    stop: async () => {
+      await stopProc(api);
+      await stopProc(etcd);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
