@@ -8,11 +8,19 @@ import { Command, CommanderError } from 'commander';
 /** A subcommand module: adds one command to the program; its action returns an exit code. */
 export type CommandRegistrar = (program: Command, setExitCode: (code: number) => void) => void;
 
+import { registerAgent } from './agent';
+import { registerCa } from './ca';
 import { registerInstall } from './install';
 import { registerRender } from './render';
 import { registerServe } from './serve';
 
-const registrars: CommandRegistrar[] = [registerServe, registerRender, registerInstall];
+const registrars: CommandRegistrar[] = [
+  registerServe,
+  registerRender,
+  registerInstall,
+  registerCa,
+  registerAgent,
+];
 
 /** Builds the `weft` program with every registered subcommand. */
 export function buildProgram(setExitCode: (code: number) => void): Command {
