@@ -80,3 +80,17 @@ export function buildAdmin(src: AdminSources): FastifyInstance {
   app.get('/debug/conditions', async () => src.conditions?.() ?? []);
   return app;
 }
+
+/** Builds the admin server and listens on `address` (`host:port`, IPv6 hosts in brackets); resolves to its URL. */
+export async function listenAdmin(
+  address: string,
+  src: AdminSources,
+): Promise<{ app: FastifyInstance; url: string }> {
+  const app = buildAdmin(src);
+  const i = address.lastIndexOf(':');
+  const url = await app.listen({
+    host: address.slice(0, i).replace(/^\[|\]$/g, ''),
+    port: Number(address.slice(i + 1)),
+  });
+  return { app, url };
+}

@@ -84,6 +84,11 @@ export class Informer extends EventEmitter {
     return [...this.store.keys()].sort().map((k) => this.store.get(k)!);
   }
 
+  /** The object at `key` (`<namespace>/<name>`, or `<name>` when cluster-scoped). */
+  get(key: string): KubeObject | undefined {
+    return this.store.get(key);
+  }
+
   /** Resolves when the first list has completed. */
   whenSynced(): Promise<void> {
     if (this.hasSynced) return Promise.resolve();

@@ -62,6 +62,7 @@ export const WATCHED_KINDS: readonly ResourceKind[] = [
     namespaced: true,
   },
   { group: 'weft.dev', version: 'v1alpha1', plural: 'meshconfigs', kind: 'MeshConfig', namespaced: true },
+  { group: 'weft.dev', version: 'v1alpha1', plural: 'envoypatches', kind: 'EnvoyPatch', namespaced: true },
 ];
 
 /** Options of {@link KubeSource}. */
@@ -118,6 +119,12 @@ export class KubeSource extends EventEmitter {
     return this.informers.filter((i) => !i.synced).map((i) => i.kind.kind);
   }
 
+  /** The live object of `kind` named `namespace/name` (namespace empty when cluster-scoped). */
+  get(kind: string, namespace: string, name: string): KubeObject | undefined {
+    const inf = this.informers.find((i) => i.kind.kind === kind);
+    return inf?.get(inf.kind.namespaced ? `${namespace}/${name}` : name);
+  }
+
   /** Stops every informer and pending batch. */
   stop(): void {
     this.batcher.stop();
@@ -145,6 +152,11 @@ export class KubeSource extends EventEmitter {
         }
         if (inf.kind.kind === 'MeshConfig') {
           if (ns === this.meshNamespace) out.push(o);
+          continue;
+        }
+        // Mesh-wide EnvoyPatches live in the mesh's own namespace, which need not be in the mesh.
+        if (inf.kind.kind === 'EnvoyPatch' && ns === this.meshNamespace) {
+          out.push(o);
           continue;
         }
         if (ns !== undefined && meshNamespaces.has(ns)) out.push(o);

@@ -69,8 +69,8 @@ export interface ProxyStatus {
   readonly streamId: number;
   /** The node the proxy announced. */
   readonly node: NodeInfo;
-  /** The proxy's group, or undefined when the group function gave none. */
-  readonly group: string | undefined;
+  /** The proxy's group, or undefined when the group function gave none (changes on regroup). */
+  group: string | undefined;
   /** Identity proven by the peer's certificate, when the stream is mTLS. */
   readonly identity: string | undefined;
   /** State-of-the-world or incremental. */

@@ -38,10 +38,14 @@ export function addresses(net: number, v1Port: number, v2Port: number, port = 14
   };
 }
 
+/** The status a kubelet would report for a fixture pod (kubectl applies no status). */
+export function podStatus(ip: string): Record<string, unknown> {
+  return { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] };
+}
+
 function pod(ns: string, name: string, sa: string, labels: string, ip: string, port?: number): string {
-  const containers = port
-    ? `, containers: [{ name: app, image: echo, ports: [{ name: grpc, containerPort: ${port} }] }]`
-    : '';
+  const ports = port ? `, ports: [{ name: grpc, containerPort: ${port} }]` : '';
+  const containers = `, containers: [{ name: app, image: echo${ports} }]`;
   return `apiVersion: v1
 kind: Pod
 metadata: { name: ${name}, namespace: ${ns}, labels: { ${labels} } }
@@ -61,7 +65,7 @@ spec: { selector: { ${selector} }, ports: [{ name: grpc, port: ${port}, targetPo
 /** The workloads and services of the fixture (no SMI policy). */
 export function workloads(a: FixtureAddresses): string {
   return [
-    'apiVersion: v1\nkind: Namespace\nmetadata: { name: shop }\n',
+    'apiVersion: v1\nkind: Namespace\nmetadata: { name: shop, labels: { weft.dev/mesh: enabled } }\n',
     ...['buyer', 'thief', 'store'].map(
       (sa) => `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: ${sa}, namespace: shop }\n`,
     ),

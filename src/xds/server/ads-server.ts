@@ -176,6 +176,16 @@ export class AdsServer {
     return port;
   }
 
+  /**
+   * Re-runs the group function for every open stream (call it after the inputs change): proxies
+   * that matched no group, or whose workload changed, move to their group. Returns how many moved.
+   */
+  regroup(): number {
+    let moved = 0;
+    for (const s of this.streams.values()) if (s.regroup()) moved++;
+    return moved;
+  }
+
   /** Number of open streams. */
   get streamCount(): number {
     return this.streams.size;

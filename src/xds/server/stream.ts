@@ -135,15 +135,50 @@ export abstract class AdsStream<Req> {
     };
     this.ctx.registry.connect(this.status);
     if (this.group === undefined) {
-      log.warn('proxy matches no group; serving it nothing', { stream: this.id, node: node.id, identity });
+      log.warn('proxy matches no group; serving it nothing until it does', {
+        stream: this.id,
+        node: node.id,
+        identity,
+      });
       return;
     }
     log.debug('proxy connected', { stream: this.id, node: node.id, group: this.group, mode: this.mode });
-    this.unwatch = this.ctx.cache.watch(this.group, (snap) => {
+    this.watchGroup(this.group);
+  }
+
+  private watchGroup(group: string): void {
+    this.unwatch = this.ctx.cache.watch(group, (snap) => {
       this.snapshot = snap;
       this.onSnapshot();
       this.schedule();
     });
+  }
+
+  /**
+   * Asks the group function again, after the inputs changed: a proxy that connected before its
+   * pod was known starts receiving config, and one whose workload changed moves to its new group
+   * (served like a snapshot change: same nonces, ACK/NACK rules). Returns true if the group changed.
+   */
+  regroup(): boolean {
+    if (this.closed || !this.node || !this.status) return false;
+    const group = this.ctx.groupOf(this.node, this.status.identity);
+    if (group === this.group) return false;
+    log.info('proxy moved to another group', {
+      stream: this.id,
+      node: this.node.id,
+      from: this.group,
+      to: group,
+    });
+    this.unwatch?.();
+    this.unwatch = undefined;
+    this.group = group;
+    this.status.group = group;
+    if (group === undefined) {
+      // Keep what the proxy has: an empty snapshot would tear down every listener it serves.
+      return true;
+    }
+    this.watchGroup(group);
+    return true;
   }
 
   /** Status record of a type, created on first use. */

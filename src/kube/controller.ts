@@ -1,0 +1,153 @@
+/**
+ * Kubernetes mode: Weft's inputs from an API server's informers, compiled in batches into the
+ * xDS snapshots, with conditions reported back to the cluster by the elected leader.
+ *
+ * Every replica keeps its own informers and serves xDS from them, so proxies can connect to any
+ * replica; only the leader (a Lease) writes Events on SMI objects and status on Weft's own kinds,
+ * so each report reaches the cluster once.
+ */
+import type { Metrics } from '../admin/metrics';
+import { type Logger, logger } from '../log';
+import type { MeshCompiler } from '../mesh/compiler';
+import { afterCompile, rollBackPatchesOnNack } from '../mesh/wiring';
+import type { Condition } from '../smi/model';
+import type { AdsServer } from '../xds/server/ads-server';
+import type { KubeClient, KubeObject } from './client';
+import { EventWriter } from './events';
+import { LeaderElector } from './leader';
+import { KubeSource } from './source';
+import { STATUS_KINDS, StatusWriter } from './status';
+
+const log: Logger = logger('kube');
+
+/** Options of {@link KubeController}. */
+export interface KubeControllerOptions {
+  client: KubeClient;
+  compiler: MeshCompiler;
+  server: AdsServer;
+  metrics: Metrics;
+  /** Namespace of Weft itself: MeshConfig, mesh-wide patches and the leader Lease. */
+  meshNamespace: string;
+  /** This replica's name (its pod name in a cluster), the Lease holder identity. */
+  replica: string;
+  /** Batching of changes: quiet window and longest wait, in ms (default 100 and 1,000). */
+  quietMs?: number;
+  maxDelayMs?: number;
+  /** Lease duration in seconds and retry period in ms (default 15 s and 2 s). */
+  leaseSeconds?: number;
+  leaseRetryMs?: number;
+  /** Informer reconnect backoff bounds in ms. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** Runs the informers, the compile loop and the leader's reporting. */
+export class KubeController {
+  readonly source: KubeSource;
+  readonly leader: LeaderElector;
+  readonly events: EventWriter;
+  readonly status: StatusWriter;
+  private compiledOnce = false;
+  private conditions: readonly Condition[] = [];
+  private waiters: (() => void)[] = [];
+  private reporting: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: KubeControllerOptions) {
+    this.source = new KubeSource(o.client, {
+      meshNamespace: o.meshNamespace,
+      quietMs: o.quietMs,
+      maxDelayMs: o.maxDelayMs,
+      initialBackoffMs: o.initialBackoffMs,
+      maxBackoffMs: o.maxBackoffMs,
+    });
+    this.leader = new LeaderElector(o.client, {
+      namespace: o.meshNamespace,
+      identity: o.replica,
+      leaseSeconds: o.leaseSeconds,
+      retryMs: o.leaseRetryMs,
+    });
+    this.events = new EventWriter(o.client);
+    this.status = new StatusWriter(o.client);
+    this.source.on('batch', () => this.compile());
+    this.leader.on('leading', () => {
+      log.info('leading: this replica writes Events and status', { replica: o.replica });
+      o.metrics.set('weft_leader', 'Whether this replica is the leader.', 1);
+      this.report();
+    });
+    this.leader.on('stopped-leading', () => {
+      log.info('no longer leading', { replica: o.replica });
+      o.metrics.set('weft_leader', 'Whether this replica is the leader.', 0);
+    });
+    rollBackPatchesOnNack(o.server, o.compiler);
+  }
+
+  /** Starts watching; resolves after every informer has listed and the first compile ran. */
+  async start(): Promise<void> {
+    this.o.metrics.set('weft_leader', 'Whether this replica is the leader.', 0);
+    this.leader.start();
+    await this.source.start();
+    this.compile();
+  }
+
+  /** True once every informer has synced and the first snapshots exist. */
+  get ready(): boolean {
+    return this.compiledOnce;
+  }
+
+  /** Why not ready yet, for `/readyz`. */
+  notReadyReason(): string {
+    const waiting = this.source.unsynced();
+    return waiting.length > 0 ? `informers not synced: ${waiting.join(', ')}` : 'first compile pending';
+  }
+
+  /** Current conditions of the mesh. */
+  currentConditions(): readonly Condition[] {
+    return this.conditions;
+  }
+
+  /** Resolves after the next compile (and, on the leader, its reporting) finishes. */
+  nextCompile(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  /** Stops informers and leadership (releasing the Lease so another replica takes over at once). */
+  async stop(): Promise<void> {
+    this.source.stop();
+    await this.leader.stop();
+    await this.reporting;
+  }
+
+  private compile(): void {
+    const objects = this.source.objects();
+    const r = this.o.compiler.update(objects);
+    this.conditions = r.conditions;
+    this.compiledOnce = true;
+    afterCompile(this.o.metrics, this.o.server, r, objects.length);
+    this.report();
+    const w = this.waiters;
+    this.waiters = [];
+    void this.reporting.then(() => {
+      for (const f of w) f();
+    });
+  }
+
+  /** Leader only: Events for conditions on SMI and core objects, status on Weft's own kinds. */
+  private report(): void {
+    if (!this.leader.isLeader || !this.compiledOnce) return;
+    const conditions = this.conditions;
+    this.reporting = this.reporting.then(async () => {
+      const own: KubeObject[] = [];
+      for (const kind of Object.keys(STATUS_KINDS)) {
+        const inf = this.source.informers.find((i) => i.kind.kind === kind);
+        if (inf) own.push(...inf.list());
+      }
+      await this.status.publish(own, conditions);
+      await this.events.publish(
+        conditions.filter((c) => !(c.object.split('/')[0]! in STATUS_KINDS)),
+        (kind, ns, name) => this.source.get(kind, ns, name),
+      );
+      this.o.metrics.set('weft_events_written', 'Events written by this replica.', this.events.created);
+      this.o.metrics.set('weft_status_writes', 'Status writes by this replica.', this.status.writes);
+    });
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * What every `weft serve` source (a folder, a Kubernetes API server) does around the compiler:
+ * metrics for each compile, rolling back an EnvoyPatch a proxy NACKed, and re-grouping proxies
+ * after the inputs change.
+ */
+import type { Metrics } from '../admin/metrics';
+import { type Logger, logger } from '../log';
+import type { NackRecord } from '../xds/proxy-state';
+import type { AdsServer } from '../xds/server/ads-server';
+import type { MeshCompiler, UpdateResult } from './compiler';
+
+const log: Logger = logger('compiler');
+
+/** Records one compile in the metrics and the log; re-groups proxies waiting for their workload. */
+export function afterCompile(metrics: Metrics, server: AdsServer, r: UpdateResult, inputs: number): void {
+  const moved = server.regroup();
+  metrics.observe('weft_compile_seconds', 'Time to compile inputs into snapshots.', r.ms / 1000);
+  metrics.set('weft_inputs', 'Input objects read.', inputs);
+  for (const severity of ['Error', 'Warning'] as const) {
+    metrics.set(
+      'weft_conditions',
+      'Current conditions by severity.',
+      r.conditions.filter((x) => x.severity === severity && !(x.status === 'True' && x.type !== 'Conflicted'))
+        .length,
+      { severity },
+    );
+  }
+  metrics.inc('weft_compiles_total', 'Compiles run.');
+  log.info('compiled', {
+    objects: inputs,
+    groups: r.groups,
+    translated: r.translated,
+    changed: r.changed,
+    ...(moved > 0 ? { regrouped: moved } : {}),
+    ms: Math.round(r.ms),
+  });
+}
+
+/** A NACK on a resource an EnvoyPatch changed rolls that patch back for the proxy's group. */
+export function rollBackPatchesOnNack(server: AdsServer, compiler: MeshCompiler): void {
+  server.registry.on('nack', (n: NackRecord) => {
+    for (const patch of compiler.patchesTouching(n.group, n.resourceNames)) {
+      log.warn('rolling back EnvoyPatch after NACK', { patch, group: n.group, error: n.message });
+      compiler.rollBack(n.group, patch);
+    }
+  });
+}

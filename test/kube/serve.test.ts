@@ -1,0 +1,287 @@
+/**
+ * `weft serve --kubernetes` end to end on a real kube-apiserver: SMI objects applied with kubectl,
+ * Pods for proxyless gRPC workloads running in this test, and real RPCs that follow what kubectl
+ * changes. The workloads listen on loopback addresses, which the API server refuses in
+ * EndpointSlices; with no slices (no endpoint controller runs here) Weft takes a Service's
+ * endpoints from its ready Pods, which accept any IP in their status. Two replicas share the work: both serve xDS, one leads and reports.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type RunningKubeServe, startKubeServe } from '../../src/cli/serve-kube';
+import { allCrdsYaml } from '../../src/crds/render';
+import { setLogLevel } from '../../src/log';
+import { freePort } from '../../src/net';
+import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../../src/workload/echo';
+import { AdsClient } from '../../src/xds/client';
+import { LISTENER } from '../../src/xds/resource-types';
+import {
+  addresses,
+  BUYER_MAY_CALL,
+  type FixtureAddresses,
+  podStatus,
+  split,
+  workloads,
+} from '../mesh/mesh-fixture';
+import { type KubeEnv, startKubeEnv } from './env';
+
+setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
+const ROOT = join(__dirname, '..', '..', '..');
+
+/** Polls `check` until it returns true or `ms` pass; the failure message says what never happened. */
+async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > end) throw new Error(`never happened within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function tally(c: EchoClient, n: number): Promise<{ counts: Record<string, number>; failed: number }> {
+  const counts: Record<string, number> = {};
+  let failed = 0;
+  for (let i = 0; i < n; i++) {
+    try {
+      const r = await c.call('Get', {}, 3000);
+      counts[r.backend] = (counts[r.backend] ?? 0) + 1;
+    } catch {
+      failed++;
+    }
+  }
+  return { counts, failed };
+}
+
+describe('weft serve --kubernetes on a real kube-apiserver', () => {
+  let env: KubeEnv;
+  let A: FixtureAddresses;
+  const replicas: RunningKubeServe[] = [];
+  let servers: EchoServer[] = [];
+  let buyer: EchoClient;
+
+  const kubectl = async (args: string[], input?: string): Promise<string> => {
+    const r = await env.kubectl(args, input);
+    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const start = (replica: string): Promise<RunningKubeServe> =>
+    startKubeServe({
+      kubeconfig: env.kubeconfigPath,
+      replica,
+      xdsAddress: '127.0.0.1:0',
+      adminAddress: '127.0.0.1:0',
+      mtls: false,
+      quietMs: 50,
+      maxDelayMs: 300,
+      leaseSeconds: 2,
+      leaseRetryMs: 200,
+    });
+
+  before(async () => {
+    env = await startKubeEnv();
+    A = addresses(43, await freePort(), await freePort());
+    await kubectl(['apply', '-f', '-'], allCrdsYaml());
+    await kubectl([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd',
+      '-l',
+      'app.kubernetes.io/part-of=weft',
+    ]);
+    await kubectl(['create', 'namespace', 'weft-system']);
+    await kubectl(['apply', '-f', join(ROOT, 'examples', 'bookstore')]);
+    await kubectl(['apply', '-f', '-'], workloads(A));
+    for (const [pod, ip] of [
+      ['store-v1', A.v1],
+      ['store-v2', A.v2],
+      ['buyer', A.buyer],
+      ['thief', A.thief],
+    ] as const) {
+      await kubectl([
+        'patch',
+        'pod',
+        pod,
+        '-n',
+        'shop',
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: podStatus(ip) }),
+      ]);
+    }
+    await kubectl(['apply', '-f', '-'], `${BUYER_MAY_CALL}---\n${split(90, 10)}`);
+    replicas.push(await start('weft-a'));
+    const boot = (id: string) =>
+      proxylessBootstrap({ xdsServer: `127.0.0.1:${replicas[0]!.port}`, nodeId: id });
+    servers = await Promise.all([
+      startEchoServer({ name: 'v1', address: `${A.v1}:${A.v1Port}`, bootstrap: boot('shop/store-v1') }),
+      startEchoServer({ name: 'v2', address: `${A.v2}:${A.v2Port}`, bootstrap: boot('shop/store-v2') }),
+    ]);
+    buyer = new EchoClient(`xds:///store.shop:${A.port}`, boot('shop/buyer'));
+  });
+
+  after(async () => {
+    buyer?.close();
+    for (const s of servers) await s.stop();
+    for (const r of replicas) await r.stop();
+    await env?.stop();
+  });
+
+  it('is ready only after its informers synced and compiled; the bookstore example compiles cleanly', async () => {
+    const res = await fetch(`${replicas[0]!.adminUrl}/readyz`);
+    assert.equal(res.status, 200);
+    const metrics = await (await fetch(`${replicas[0]!.adminUrl}/metrics`)).text();
+    assert.match(metrics, /weft_inputs \d+/);
+    const groups = replicas[0]!.compiler.currentModel.workloads.map((w) => `${w.namespace}/${w.name}`);
+    for (const w of ['bookbuyer/bookbuyer', 'bookstore/bookstore-v1', 'shop/store-v1'])
+      assert.ok(groups.includes(w), w);
+    const errors = replicas[0]!.controller
+      .currentConditions()
+      .filter((c) => c.severity === 'Error' && c.status === 'False' && !c.object.includes('/shop/'));
+    assert.deepEqual(errors, []);
+  });
+
+  it('splits 90/10 as the TrafficSplit in the API server says', async () => {
+    const { counts, failed } = await tally(buyer, 200);
+    assert.equal(failed, 0);
+    assert.ok((counts.v1 ?? 0) > 150 && (counts.v2 ?? 0) > 0, JSON.stringify(counts));
+  });
+
+  it('moves traffic when kubectl applies a new weight', async () => {
+    await kubectl(['apply', '-f', '-'], split(0, 100));
+    await eventually('all calls reach v2', async () => (await tally(buyer, 20)).counts.v2 === 20);
+    const { counts, failed } = await tally(buyer, 100);
+    assert.equal(failed, 0);
+    assert.deepEqual(counts, { v2: 100 });
+  });
+
+  it('reports an invalid object as an Event on it, and breaks nothing else', async () => {
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: { name: to-nowhere, namespace: shop }
+spec: { service: store-v1, backends: [{ service: no-such-service, weight: 1 }] }
+`,
+    );
+    await eventually('an Event on TrafficSplit shop/to-nowhere', async () => {
+      const out = await kubectl([
+        'get',
+        'events',
+        '-n',
+        'shop',
+        '--field-selector',
+        'involvedObject.name=to-nowhere',
+        '-o',
+        'json',
+      ]);
+      const items = (JSON.parse(out) as { items: { reason: string; message: string }[] }).items;
+      return items.some((e) => /no-such-service/.test(e.message));
+    });
+    const { counts, failed } = await tally(buyer, 50);
+    assert.equal(failed, 0);
+    assert.deepEqual(counts, { v2: 50 });
+    // Reported once, not once per recompute: more compiles add no Event.
+    const events = async (): Promise<number> => {
+      const out = await kubectl([
+        'get',
+        'events',
+        '-n',
+        'shop',
+        '--field-selector',
+        'involvedObject.name=to-nowhere',
+        '-o',
+        'json',
+      ]);
+      return (JSON.parse(out) as { items: unknown[] }).items.length;
+    };
+    const before = await events();
+    await kubectl(['annotate', 'trafficsplit', 'store-split', '-n', 'shop', 'touched=1']);
+    await replicas[0]!.nextCompile();
+    await kubectl(['annotate', 'trafficsplit', 'store-split', '-n', 'shop', 'touched=2', '--overwrite']);
+    await replicas[0]!.nextCompile();
+    assert.equal(await events(), before);
+  });
+
+  it('a second replica serves xDS too while exactly one leads; the other takes over when the leader steps down', async () => {
+    replicas.push(await start('weft-b'));
+    const [a, b] = replicas as [RunningKubeServe, RunningKubeServe];
+    await eventually('one leader', () => a.controller.leader.isLeader !== b.controller.leader.isLeader);
+    // The follower serves the same config: a proxy on it gets the buyer's listener.
+    const client = new AdsClient({
+      target: `127.0.0.1:${b.port}`,
+      nodeId: 'shop/buyer',
+      metadata: { FLAVOR: 'grpc' },
+      mode: 'sotw',
+    });
+    try {
+      const name = `store.shop:${A.port}`;
+      client.subscribe(LISTENER, [name]);
+      await client.waitFor(
+        () => client.resources(LISTENER).has(name),
+        10_000,
+        'the follower serves the listener',
+      );
+    } finally {
+      client.close();
+    }
+    const leader = a.controller.leader.isLeader ? a : b;
+    const follower = leader === a ? b : a;
+    // A replica shutting down releases the Lease (its xDS keeps serving here, as its proxies
+    // in this test have nowhere else to go).
+    await leader.controller.leader.stop();
+    await eventually('the follower leads', () => follower.controller.leader.isLeader);
+  });
+
+  it('a proxy that connects before its pod exists gets config once the pod appears', async () => {
+    const serving = replicas.find((r) => r.controller.leader.isLeader) ?? replicas[1]!;
+    const late = new EchoClient(
+      `xds:///store.shop:${A.port}`,
+      proxylessBootstrap({ xdsServer: `127.0.0.1:${serving.port}`, nodeId: 'shop/late-buyer' }),
+    );
+    try {
+      await assert.rejects(late.call('Get', {}, 1000));
+      await kubectl(
+        ['apply', '-f', '-'],
+        `apiVersion: v1
+kind: Pod
+metadata: { name: late-buyer, namespace: shop, labels: { app: buyer } }
+spec: { serviceAccountName: buyer, containers: [{ name: app, image: echo }] }
+`,
+      );
+      await kubectl([
+        'patch',
+        'pod',
+        'late-buyer',
+        '-n',
+        'shop',
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: podStatus('127.0.0.1') }),
+      ]);
+      await eventually('the late proxy calls through', async () => {
+        try {
+          return (await late.call('Get', {}, 1000)).backend === 'v2';
+        } catch {
+          return false;
+        }
+      });
+    } finally {
+      late.close();
+    }
+  });
+
+  it('denies the caller once kubectl deletes its TrafficTarget', async () => {
+    await kubectl(['delete', 'traffictarget', 'buyer-to-store', '-n', 'shop']);
+    await eventually('the buyer is denied', async () => {
+      try {
+        await buyer.call('Get', {}, 1000);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+  });
+});
