@@ -21,6 +21,7 @@ import { envoyResourceEncoder } from '../xds/encoder';
 import type { NackRecord } from '../xds/proxy-state';
 import { AdsServer } from '../xds/server/ads-server';
 import type { CommandRegistrar } from './index';
+import { startKubeServe } from './serve-kube';
 
 const log = logger('serve');
 
@@ -32,6 +33,12 @@ export interface ServeOptions {
   adminAddress?: string;
   /** Compile with mutual TLS between proxies (default true). */
   mtls?: boolean;
+  /** Read inputs from a Kubernetes API server (in-cluster credentials unless `kubeconfig`). */
+  kubernetes?: boolean;
+  /** kubeconfig file for Kubernetes mode (implies `kubernetes`). */
+  kubeconfig?: string;
+  /** Weft's own namespace in Kubernetes mode. */
+  meshNamespace?: string;
 }
 
 /** A running `weft serve`. */
@@ -192,6 +199,10 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
         'EndpointSlices, Pods or Deployments, ServiceAccounts, MeshConfig, EnvoyPatch) and recompile\n' +
         'when files change; a file that fails to parse keeps its last good version. Proxies name their\n' +
         'workload in node.id (<namespace>/<pod-or-deployment>) or node.metadata.\n\n' +
+        'With --kubernetes (in a cluster) or --kubeconfig FILE, watch the API server instead: every SMI\n' +
+        'kind, Services, EndpointSlices, Pods, Deployments, ServiceAccounts, MeshConfig and EnvoyPatch\n' +
+        'in namespaces labelled weft.dev/mesh=enabled. Conditions become Events (and status on Weft\n' +
+        'kinds), written by the replica holding the weft-leader Lease.\n\n' +
         'With --resources FILE, serve raw Envoy resources per proxy group (a "groups" map) instead.',
     )
     .option('--config-dir <dir>', 'folder of manifests to compile and serve')
@@ -203,8 +214,21 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
       '127.0.0.1:15014',
     )
     .option('--no-mtls', 'compile without mutual TLS between proxies (plaintext development mode)')
+    .option(
+      '--kubernetes',
+      'read inputs from the Kubernetes API server (in-cluster credentials, or KUBECONFIG / ~/.kube/config)',
+    )
+    .option('--kubeconfig <file>', 'kubeconfig of the API server to watch (implies --kubernetes)')
+    .option(
+      '--mesh-namespace <ns>',
+      "Weft's own namespace: MeshConfig, mesh-wide EnvoyPatches, leader Lease",
+      'weft-system',
+    )
     .action(async (opts: ServeOptions) => {
-      const running = await startServe(opts);
+      const running =
+        opts.kubernetes || opts.kubeconfig
+          ? await startKubeServe({ ...opts, kubeconfig: opts.kubeconfig })
+          : await startServe(opts);
       log.info('weft serving xDS', { port: running.port });
       await new Promise<void>((done) => {
         const stop = (): void => {
