@@ -14,11 +14,11 @@ import { buildAdmin, registerXdsMetrics } from '../admin/server';
 import { FolderSource } from '../inputs/folder-source';
 import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
+import { afterCompile, rollBackPatchesOnNack } from '../mesh/wiring';
 import type { Condition } from '../smi/model';
 import { readResourcesFile } from '../static/resources-file';
 import { watchFile } from '../static/watch';
 import { envoyResourceEncoder } from '../xds/encoder';
-import type { NackRecord } from '../xds/proxy-state';
 import { AdsServer } from '../xds/server/ads-server';
 import type { CommandRegistrar } from './index';
 import { startKubeServe } from './serve-kube';
@@ -93,32 +93,12 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
     const recompile = (): void => {
       const { objects, conditions } = source.snapshot();
       const r = c.update(objects, conditions);
-      metrics.observe('weft_compile_seconds', 'Time to compile inputs into snapshots.', r.ms / 1000);
-      metrics.set('weft_inputs', 'Input objects read.', objects.length);
-      metrics.set(
-        'weft_conditions',
-        'Current conditions by severity.',
-        r.conditions.filter((x) => x.severity === 'Error' && x.status !== 'True').length,
-        { severity: 'Error' },
-      );
-      log.info('compiled', {
-        objects: objects.length,
-        groups: r.groups,
-        translated: r.translated,
-        changed: r.changed,
-        ms: Math.round(r.ms),
-      });
+      afterCompile(metrics, server, r, objects.length);
       describeConditions(r.conditions, seen);
       compiled();
     };
     source.on('change', recompile);
-    // A NACK on a resource a patch changed rolls that patch back for the proxy's group.
-    server.registry.on('nack', (n: NackRecord) => {
-      for (const patch of c.patchesTouching(n.group, n.resourceNames)) {
-        log.warn('rolling back EnvoyPatch after NACK', { patch, group: n.group, error: n.message });
-        c.rollBack(n.group, patch);
-      }
-    });
+    rollBackPatchesOnNack(server, c);
     await source.start();
     stopSource = () => source.stop();
     ready = true;
