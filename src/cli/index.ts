@@ -13,6 +13,7 @@ import { registerCa } from './ca';
 import { registerInstall } from './install';
 import { registerRender } from './render';
 import { registerServe } from './serve';
+import { registerStatus } from './status';
 
 const registrars: CommandRegistrar[] = [
   registerServe,
@@ -20,6 +21,7 @@ const registrars: CommandRegistrar[] = [
   registerInstall,
   registerCa,
   registerAgent,
+  registerStatus,
 ];
 
 /** Builds the `weft` program with every registered subcommand. */

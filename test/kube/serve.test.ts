@@ -6,6 +6,7 @@
  * endpoints from its ready Pods, which accept any IP in their status. Two replicas share the work: both serve xDS, one leads and reports.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type RunningKubeServe, startKubeServe } from '../../src/cli/serve-kube';
@@ -202,6 +203,27 @@ spec: { service: store-v1, backends: [{ service: no-such-service, weight: 1 }] }
     await kubectl(['annotate', 'trafficsplit', 'store-split', '-n', 'shop', 'touched=2', '--overwrite']);
     await replicas[0]!.nextCompile();
     assert.equal(await events(), before);
+  });
+
+  it('weft status lists the condition from the cluster and from the running Weft', async () => {
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string }>((resolve) => {
+        execFile(process.execPath, [join(ROOT, 'bin', 'weft.js'), 'status', ...args], (err, stdout) =>
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout }),
+        );
+      });
+    for (const args of [
+      ['--kubeconfig', env.kubeconfigPath],
+      ['--admin-url', replicas[0]!.adminUrl!],
+    ]) {
+      const r = await run([...args, '-o', 'json']);
+      assert.equal(r.code, 1, `weft status ${args.join(' ')}: the split left out is an error, so exit 1`);
+      const rows = JSON.parse(r.stdout) as { object: string; reason: string }[];
+      assert.ok(
+        rows.some((x) => x.object === 'TrafficSplit/shop/to-nowhere' && x.reason === 'BackendNotFound'),
+        `${args[0]}: ${r.stdout}`,
+      );
+    }
   });
 
   it('a second replica serves xDS too while exactly one leads; the other takes over when the leader steps down', async () => {
