@@ -13,6 +13,7 @@
  * Pure: no I/O; the resources passed in are not mutated.
  */
 import { checkJson } from '../envoy/codec';
+import { validate as validateRules } from '../envoy/validate';
 import { applyJsonPatch, type JsonPatchOp } from './json-patch';
 import { protoMerge } from './merge';
 import type { EnvoyPatch, PatchOperation, PatchResourceType } from './schema';
@@ -319,7 +320,8 @@ export function applyPatches(
       results.push({ patch: id, selected: false, applied: false, notFound: [], errors: [], touched: [] });
       continue;
     }
-    const r = applyOne(patch, current, opts.resolve, opts.validate);
+    // Envoy's own validation rules unless the caller brings another validator.
+    const r = applyOne(patch, current, opts.resolve, opts.validate ?? validateRules);
     const applied = r.errors.length === 0 && r.notFound.length === 0;
     if (applied) current = r.resources;
     results.push({

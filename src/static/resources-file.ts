@@ -17,6 +17,7 @@
  */
 import { parse } from 'yaml';
 import { checkJson } from '../envoy/codec';
+import { validate as validateRules } from '../envoy/validate';
 import type { JsonObject, SnapshotInput } from '../xds/cache/snapshot';
 import {
   CLUSTER,
@@ -49,11 +50,14 @@ function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Parses and checks the text of a resources file; `source` names it in errors. */
+/**
+ * Parses and checks the text of a resources file; `source` names it in errors. `extraCheck`
+ * defaults to Envoy's protoc-gen-validate rules.
+ */
 export function readResourcesFile(
   text: string,
   source: string,
-  extraCheck?: ResourceCheck,
+  extraCheck: ResourceCheck = validateRules,
 ): ResourcesFileResult {
   let doc: unknown;
   try {
@@ -91,7 +95,7 @@ export function readResourcesFile(
       const typeName = messageNameOf(typeUrl);
       const seen = new Set<string>();
       list.forEach((res, i) => {
-        const issues = [...checkJson(typeName, res), ...(extraCheck?.(typeName, res) ?? [])];
+        const issues = [...checkJson(typeName, res), ...extraCheck(typeName, res)];
         for (const issue of issues) errors.push(`${source}: ${at}[${i}].${issue.path}: ${issue.message}`);
         const name = isObject(res) ? (typeUrl === ENDPOINT ? res.cluster_name : res.name) : undefined;
         if (typeof name !== 'string' || name === '') {

@@ -5,6 +5,7 @@
  * is a bug, and the tests check it over every golden case.
  */
 import { checkJson } from '../envoy/codec';
+import { validate as validateRules } from '../envoy/validate';
 import type { Json } from './common';
 import type { ProxyResources } from './types';
 
@@ -27,8 +28,11 @@ function walk(node: unknown, visit: (o: Json) => void): void {
   }
 }
 
-/** Every problem found, as `<Type>/<name>: <what>`; empty when consistent. */
-export function checkConsistency(r: ProxyResources, validate?: Validator): string[] {
+/**
+ * Every problem found, as `<Type>/<name>: <what>`; empty when consistent. Envoy's
+ * protoc-gen-validate rules are checked by default, since Envoy rejects a resource that breaks one.
+ */
+export function checkConsistency(r: ProxyResources, validate: Validator = validateRules): string[] {
   const problems: string[] = [];
   const nameOf = (k: keyof ProxyResources, x: Json): string =>
     String(k === 'endpoints' ? x.cluster_name : x.name);
@@ -38,7 +42,7 @@ export function checkConsistency(r: ProxyResources, validate?: Validator): strin
       const name = nameOf(k, res);
       if (seen.has(name)) problems.push(`${k}/${name}: duplicate name`);
       seen.add(name);
-      for (const i of [...checkJson(TYPES[k], res), ...(validate?.(TYPES[k], res) ?? [])]) {
+      for (const i of [...checkJson(TYPES[k], res), ...validate(TYPES[k], res)]) {
         problems.push(`${k}/${name}: ${i.path}: ${i.message}`);
       }
     }
