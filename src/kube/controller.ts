@@ -47,6 +47,8 @@ export class KubeController {
   readonly leader: LeaderElector;
   readonly events: EventWriter;
   readonly status: StatusWriter;
+  /** Compiles run so far (batching keeps this far below the number of changes). */
+  compiles = 0;
   private compiledOnce = false;
   private conditions: readonly Condition[] = [];
   private waiters: (() => void)[] = [];
@@ -120,6 +122,7 @@ export class KubeController {
   private compile(): void {
     const objects = this.source.objects();
     const r = this.o.compiler.update(objects);
+    this.compiles++;
     this.conditions = r.conditions;
     this.compiledOnce = true;
     afterCompile(this.o.metrics, this.o.server, r, objects.length);

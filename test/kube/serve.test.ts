@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type RunningKubeServe, startKubeServe } from '../../src/cli/serve-kube';
 import { allCrdsYaml } from '../../src/crds/render';
+import { KubeClient, loadKubeConfig } from '../../src/kube/client';
 import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
 import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../../src/workload/echo';
@@ -293,6 +294,48 @@ spec: { serviceAccountName: buyer, containers: [{ name: app, image: echo }] }
     } finally {
       late.close();
     }
+  });
+
+  it('a flood of 1,000 updates is batched into a few compiles and the last one wins', async (t) => {
+    const weft = replicas[0]!;
+    const client = new KubeClient(loadKubeConfig(env.kubeconfigPath));
+    const compiles = (): number => weft.controller.compiles;
+    const before = compiles();
+    const heapBefore = process.memoryUsage().heapUsed;
+    const path = '/apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/store-split';
+    // 1,000 weight changes, 50 in flight at a time; the last sets 0/100.
+    const started = Date.now();
+    for (let i = 0; i < 1000; i += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) =>
+          client.request(
+            'PATCH',
+            path,
+            {
+              spec: {
+                backends: [
+                  { service: 'store-v1', weight: i + j === 999 ? 0 : (i + j) % 7 },
+                  { service: 'store-v2', weight: i + j === 999 ? 100 : 1 },
+                ],
+              },
+            },
+            'application/merge-patch+json',
+          ),
+        ),
+      );
+    }
+    const ms = Date.now() - started;
+    await eventually('the last weights are served', async () => (await tally(buyer, 20)).counts.v2 === 20);
+    const { counts, failed } = await tally(buyer, 50);
+    assert.equal(failed, 0);
+    assert.deepEqual(counts, { v2: 50 });
+    const ran = compiles() - before;
+    // Batching bounds compiles by time (a quiet window of 50 ms, at most 300 ms apart), not by
+    // the number of updates.
+    t.diagnostic(`${ran} compiles for 1,000 updates sent in ${ms} ms`);
+    assert.ok(ran < 100, `${ran} compiles for 1,000 updates in ${ms} ms`);
+    const grown = process.memoryUsage().heapUsed - heapBefore;
+    assert.ok(grown < 200 * 1024 * 1024, `heap grew ${grown} bytes`);
   });
 
   it('denies the caller once kubectl deletes its TrafficTarget', async () => {
