@@ -988,7 +988,7 @@ function buildSplit(split: Split, root: ServiceModel, ctx: SplitContext): SplitM
       condition(
         subject,
         'AllWeightsZero',
-        `every backend in spec.backends has weight 0, so the split cannot route anywhere and calls to ${rootLabel} go to its own endpoints as if it had no split; give at least one backend a positive weight`,
+        `every backend in spec.backends has weight 0, so the calls this split covers for ${rootLabel} reach no backend and fail; give at least one backend a positive weight`,
         'spec.backends',
       ),
     );

@@ -68,7 +68,7 @@ export const REASONS = {
   NoBackends: { ...A_OUT, effect: 'no usable backend is left; the split is left out' },
   AllWeightsZero: {
     ...A_WARN,
-    effect: 'every weight is 0; the split cannot route, so calls go to the root service itself',
+    effect: 'every weight is 0; the traffic the split covers goes nowhere (calls fail)',
   },
   SelfReferentialBackend: {
     ...A_WARN,

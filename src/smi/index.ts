@@ -12,8 +12,8 @@
  *   serves only the root's port numbers it also has (SMI's port rule); a backend listed twice has
  *   its weights added. The root as its own backend is served (its share goes to the root's own
  *   endpoints) with a `SelfReferentialBackend` warning, since SMI rules such splits out. All
- *   weights 0 keeps the split in the model and warns: it cannot route, so calls go to the root's
- *   own endpoints as if there were no split.
+ *   weights 0 keeps the split in the model and warns: 0 means no traffic, so the calls it covers
+ *   go to an endpoint-less cluster and fail.
  * - v1alpha1 quantity weights become the smallest integers with the same ratios; weights whose sum
  *   does not fit uint32 are scaled to about 1,000,000 with ratios kept.
  * - `matches` on a split: the HTTP matches of every named group are merged; when none resolve the

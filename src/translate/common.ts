@@ -167,3 +167,19 @@ export function principalsOf(identity: string, mtls: boolean): Json[] {
 export function sanMatchers(identities: readonly string[]): Json[] {
   return identities.map((id) => ({ san_type: 'URI', matcher: exact(id) }));
 }
+
+/**
+ * The cluster routes of an all-zero TrafficSplit go to: EDS with an assignment of no endpoints, so
+ * Envoy answers 503 and gRPC fails the call UNAVAILABLE, and nothing reaches any backend.
+ */
+export function blackhole(): { cluster: Json; endpoints: Json } {
+  return {
+    cluster: {
+      name: names.BLACKHOLE_CLUSTER,
+      type: 'EDS',
+      eds_cluster_config: { eds_config: ADS_SOURCE },
+      lb_policy: 'ROUND_ROBIN',
+    },
+    endpoints: { cluster_name: names.BLACKHOLE_CLUSTER, endpoints: [] },
+  };
+}

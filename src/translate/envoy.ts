@@ -16,6 +16,7 @@
 import type { ServiceModel } from '../smi/model';
 import {
   ADS_SOURCE,
+  blackhole,
   isHttp,
   type Json,
   loadAssignment,
@@ -115,6 +116,11 @@ export function translateEnvoy(v: ProxyView): ProxyResources {
       const routed = portRoutes(svc, port.port, split, true);
       if (routed.services.some((k) => !byKey.has(k))) continue;
       for (const k of routed.services) needCluster(byKey.get(k)!, port.port);
+      if (routed.blackhole && !out.clusters.some((c) => c.name === names.BLACKHOLE_CLUSTER)) {
+        const b = blackhole();
+        out.clusters.push(b.cluster);
+        out.endpoints.push(b.endpoints);
+      }
       const chainName = names.outboundChain(svc.namespace, svc.name, port.port);
       const match = { prefix_ranges: destinations.map(cidr), destination_port: port.port };
       if (isHttp(port)) {

@@ -11,7 +11,16 @@
  *   whose filter chain requires client certificates.
  */
 import type { ServiceModel } from '../smi/model';
-import { ADS_SOURCE, isHttp, type Json, loadAssignment, ROUTER_FILTER, rbacPolicies, T } from './common';
+import {
+  ADS_SOURCE,
+  blackhole,
+  isHttp,
+  type Json,
+  loadAssignment,
+  ROUTER_FILTER,
+  rbacPolicies,
+  T,
+} from './common';
 import * as names from './names';
 import { portRoutes } from './routes';
 import type { ProxyView } from './scope';
@@ -79,6 +88,11 @@ export function translateGrpc(v: ProxyView): ProxyResources {
       const missing = routed.services.some((k) => !byKey.has(k));
       if (missing) continue;
       for (const k of routed.services) needCluster(byKey.get(k)!, port.port);
+      if (routed.blackhole && !out.clusters.some((c) => c.name === names.BLACKHOLE_CLUSTER)) {
+        const b = blackhole();
+        out.clusters.push(b.cluster);
+        out.endpoints.push(b.endpoints);
+      }
       const routeName = names.outboundRoute(svc.namespace, svc.name, port.port);
       out.routes.push({
         name: routeName,

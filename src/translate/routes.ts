@@ -3,8 +3,9 @@
  * carrying TrafficSplit semantics.
  * - No split: one catch-all route to the service's own cluster.
  * - A split without matches: one route with weighted clusters (relative integer weights; a 0
- *   weight stays, receiving nothing). A split whose weights are all 0 cannot route anywhere: the
- *   service's own cluster is used and the model reports the split.
+ *   weight stays, receiving nothing). A split whose weights are all 0 sends the traffic it covers
+ *   nowhere, as 0 means no traffic: its routes go to the `blackhole` cluster, which has no
+ *   endpoints (calls fail UNAVAILABLE / 503), and the model reports the split.
  * - A split with matches (A/B): one route per match with the weighted clusters, then the catch-all
  *   to the root service for every request that matches none.
  */
@@ -17,6 +18,8 @@ export interface RoutedPort {
   readonly routes: Json[];
   /** `<namespace>/<service>` of every service whose cluster the routes use. */
   readonly services: string[];
+  /** The routes use the endpoint-less {@link names.BLACKHOLE_CLUSTER}. */
+  readonly blackhole?: boolean;
 }
 
 function weighted(split: SplitModel, port: number): { clusters: Json[]; services: string[] } | null {
@@ -44,13 +47,20 @@ export function portRoutes(
   const self = names.outboundCluster(svc.namespace, svc.name, port);
   const selfKey = `${svc.namespace}/${svc.name}`;
   const fallback: Json = { name: names.DEFAULT_ROUTE, match: { prefix: '' }, route: { cluster: self } };
-  const w = split ? weighted(split, port) : null;
-  if (!split || !w) return { routes: [fallback], services: [selfKey] };
-  const action: Json = { weighted_clusters: { clusters: w.clusters } };
+  if (!split || !split.backends.some((b) => b.ports.includes(port))) {
+    return { routes: [fallback], services: [selfKey] };
+  }
+  const w = weighted(split, port);
+  const action: Json = w
+    ? { weighted_clusters: { clusters: w.clusters } }
+    : { cluster: names.BLACKHOLE_CLUSTER };
+  const blackhole = w === null;
+  const used = w?.services ?? [];
   if (split.matches === null) {
     return {
       routes: [{ name: names.SPLIT_ROUTE, match: { prefix: '' }, route: action }],
-      services: w.services,
+      services: used,
+      blackhole,
     };
   }
   const usable = (m: HttpMatch): boolean => withMethod || m.methods === null || m.methods.includes('POST');
@@ -60,5 +70,5 @@ export function portRoutes(
     route: action,
   }));
   routes.push(fallback);
-  return { routes, services: [...new Set([...w.services, selfKey])].sort() };
+  return { routes, services: [...new Set([...used, selfKey])].sort(), blackhole };
 }

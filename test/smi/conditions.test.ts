@@ -702,7 +702,7 @@ describe('conditions: splits', () => {
           'Warning',
           'AllWeightsZero',
           'spec.backends',
-          'TrafficSplit default/ab: every backend in spec.backends has weight 0, so the split cannot route anywhere and calls to Service default/web go to its own endpoints as if it had no split; give at least one backend a positive weight',
+          'TrafficSplit default/ab: every backend in spec.backends has weight 0, so the calls this split covers for Service default/web reach no backend and fail; give at least one backend a positive weight',
         ],
         [
           'TrafficSplit/default/ab',
