@@ -10,6 +10,7 @@ export type CommandRegistrar = (program: Command, setExitCode: (code: number) =>
 
 import { registerAgent } from './agent';
 import { registerCa } from './ca';
+import { registerDemo } from './demo';
 import { registerInstall } from './install';
 import { registerRender } from './render';
 import { registerServe } from './serve';
@@ -22,6 +23,7 @@ const registrars: CommandRegistrar[] = [
   registerCa,
   registerAgent,
   registerStatus,
+  registerDemo,
 ];
 
 /** Builds the `weft` program with every registered subcommand. */
