@@ -265,6 +265,26 @@ function rawIdentity(raw: Readonly<Record<string, unknown>>): {
   return { kind, namespace: CLUSTER_SCOPED_KINDS.has(kind) ? '' : ns, name };
 }
 
+/**
+ * Normalized form per input object. Sources hand the compiler the same object again while it is
+ * unchanged (informers replace an object on change and never mutate it; the folder source keeps
+ * each file's parse), so a recompile after one change validates one object, not all of them.
+ * Inputs must therefore not be mutated after they are passed in, which `buildModel` promises anyway.
+ */
+const normalizedCache = new WeakMap<object, ReturnType<typeof normalizeObject>>();
+
+function normalizedOf(
+  raw: Record<string, unknown>,
+  apiVersion: string,
+  kind: string,
+): ReturnType<typeof normalizeObject> {
+  const known = normalizedCache.get(raw);
+  if (known !== undefined) return known;
+  const result = normalizeObject(raw, apiVersion, kind);
+  normalizedCache.set(raw, result);
+  return result;
+}
+
 function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): Candidate | null {
   if (!isRecord(raw)) {
     conditions.push({
@@ -299,7 +319,7 @@ function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): 
   }
   const apiVersion = raw.apiVersion as string;
   const kind = raw.kind as string;
-  const result = normalizeObject(raw, apiVersion, kind);
+  const result = normalizedOf(raw, apiVersion, kind);
   if (result === null || isProblem(result)) rejected.add(`${kind}/${id.namespace}/${id.name}`);
   if (result === null) {
     const versions = servedVersions(kind);

@@ -159,6 +159,22 @@ export function proxyView(model: MeshModel, target: ProxyTarget): ProxyView {
   return { ...empty, workload, outbound, splits, serverIdentities, inbound, access };
 }
 
+/**
+ * Fingerprints of model objects. A view is made of the model's own objects (services, splits,
+ * access rules), and one object appears in the views of many proxies, so each is serialized once
+ * per model instead of once per proxy; that keeps a recompile of 1,000 groups linear in the model.
+ */
+const fingerprints = new WeakMap<object, string>();
+
+function fingerprint(o: object): string {
+  let f = fingerprints.get(o);
+  if (f === undefined) {
+    f = createHash('sha256').update(JSON.stringify(o)).digest('base64url').slice(0, 22);
+    fingerprints.set(o, f);
+  }
+  return f;
+}
+
 /** Content hash of a proxy's view: equal keys, equal translation. */
 export function groupKey(model: MeshModel, target: ProxyTarget): string {
   const v = proxyView(model, target);
@@ -171,8 +187,18 @@ export function groupKey(model: MeshModel, target: ProxyTarget): string {
         services: v.workload.services,
       }
     : null;
+  const list = (xs: readonly object[]): string => xs.map(fingerprint).join(',');
   return createHash('sha256')
-    .update(JSON.stringify({ ...v, workload: w }))
+    .update(
+      JSON.stringify({
+        flavor: v.flavor,
+        mtls: v.mtls,
+        settings: v.settings,
+        workload: w,
+        ids: v.serverIdentities,
+      }),
+    )
+    .update(`|${list(v.outbound)}|${list(v.splits)}|${list(v.inbound)}|${list(v.access)}`)
     .digest('base64url')
     .slice(0, 22);
 }
