@@ -1,0 +1,274 @@
+/**
+ * The local conformance driver: everything real, on this machine, in this process.
+ * - A kube-apiserver and etcd on loopback (the Kubernetes test tier, `test/kube/env.ts`), with
+ *   Weft's CRDs and the scenario workloads' Namespace, ServiceAccounts, Services and Pods applied
+ *   through kubectl. No kubelet runs, so each Pod's status (ready, its IP) is patched in; with no
+ *   EndpointSlices (the API server refuses loopback addresses in them) Weft takes endpoints from
+ *   ready Pods.
+ * - `weft serve --kubeconfig` (Kubernetes mode, in process) watching that API server.
+ * - The pods as proxyless gRPC workloads: each server Pod runs one xDS-enabled echo server per
+ *   named port on its own 127.x address; each client Pod is an xDS echo client. grpc-js-xds binds
+ *   a server's port on every interface, so every server also gets its own port numbers.
+ *
+ * Every decision (routing, splits, RBAC) is made by grpc-js-xds on the config Weft serves.
+ */
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { type KubeEnv, startKubeEnv } from '../../test/kube/env';
+import { type RunningKubeServe, startKubeServe } from '../cli/serve-kube';
+import { allCrdsYaml } from '../crds/render';
+import { freePort } from '../net';
+import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../workload/echo';
+import { fetchProxyConfigs } from './csds';
+import type { CallOutcome, CallSpec, Driver, ProxyConfigs, ReportedCondition } from './driver';
+import type { KubeManifest, Workloads } from './schema';
+
+/** Options of {@link LocalDriver}. */
+export interface LocalDriverOptions {
+  /** Second octet of the workloads' 127.x.0.y addresses (distinct per concurrent run). */
+  net?: number;
+  /** Deadline of one call in ms (a denied call in plaintext may wait for it). */
+  callDeadlineMs?: number;
+  /** Calls in flight at once per batch. */
+  concurrency?: number;
+}
+
+/**
+ * Objects as one JSON `List` for kubectl. JSON, not YAML: kubectl reads YAML 1.1, where an
+ * unquoted `yes` or `on` a YAML 1.2 writer emits would turn into a boolean.
+ */
+export function toKubectlInput(objects: readonly unknown[]): string {
+  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
+}
+
+/** The Kubernetes objects of the workloads: namespaces, accounts, Services and Pods (no status). */
+export function workloadManifests(
+  w: Workloads,
+  serverPorts: ReadonlyMap<string, Record<string, number>>,
+  image = 'echo',
+): Record<string, unknown>[] {
+  const ns = w.namespace;
+  const accounts = [...new Set([...w.servers, ...w.clients].map((x) => x.serviceAccount))].sort();
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { 'weft.dev/mesh': 'enabled' } } },
+    ...accounts.map((name) => ({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name, namespace: ns },
+    })),
+    ...w.services.map((s) => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: s.name, namespace: ns },
+      spec: {
+        selector: s.selector,
+        ports: w.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.name, appProtocol: 'grpc' })),
+      },
+    })),
+    ...w.servers.map((s) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: s.name, namespace: ns, labels: s.labels },
+      spec: {
+        serviceAccountName: s.serviceAccount,
+        containers: [
+          {
+            name: 'echo',
+            image,
+            ports: w.ports.map((p) => ({ name: p.name, containerPort: serverPorts.get(s.name)![p.name]! })),
+          },
+        ],
+      },
+    })),
+    ...w.clients.map((c) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: c.name, namespace: ns, labels: { app: c.name } },
+      spec: { serviceAccountName: c.serviceAccount, containers: [{ name: 'caller', image }] },
+    })),
+  ];
+}
+
+/** The status a kubelet would report for a running, ready Pod with one IP. */
+function readyStatus(ip: string): Record<string, unknown> {
+  return { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] };
+}
+
+function codeName(code: number | undefined): string {
+  if (code === undefined) return 'UNKNOWN';
+  return (grpcStatus as unknown as Record<number, string>)[code] ?? String(code);
+}
+
+/** See the file comment. */
+export class LocalDriver implements Driver {
+  readonly name = 'local';
+  private env: KubeEnv | undefined;
+  private weft: RunningKubeServe | undefined;
+  private servers: EchoServer[] = [];
+  private readonly clients = new Map<string, EchoClient>();
+  private workloads: Workloads | undefined;
+  private readonly net: number;
+  private readonly deadline: number;
+  private readonly concurrency: number;
+
+  constructor(o: LocalDriverOptions = {}) {
+    this.net = o.net ?? 88;
+    this.deadline = o.callDeadlineMs ?? 1500;
+    this.concurrency = o.concurrency ?? 10;
+  }
+
+  /** The kubeconfig of the running API server (for tests that also drive kubectl). */
+  get kubeEnv(): KubeEnv {
+    if (!this.env) throw new Error('the local driver is not started');
+    return this.env;
+  }
+
+  /** The running Weft. */
+  get serve(): RunningKubeServe {
+    if (!this.weft) throw new Error('the local driver is not started');
+    return this.weft;
+  }
+
+  private async kubectl(args: string[], stdin?: string): Promise<string> {
+    const r = await this.kubeEnv.kubectl(args, stdin);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  async start(w: Workloads): Promise<void> {
+    this.workloads = w;
+    this.env = await startKubeEnv();
+    await this.kubectl(['apply', '-f', '-'], allCrdsYaml());
+    await this.kubectl([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd',
+      '-l',
+      'app.kubernetes.io/part-of=weft',
+    ]);
+    await this.kubectl(['create', 'namespace', 'weft-system']);
+    const ports = new Map<string, Record<string, number>>();
+    for (const s of w.servers) {
+      const byName: Record<string, number> = {};
+      for (const p of w.ports) byName[p.name] = await freePort();
+      ports.set(s.name, byName);
+    }
+    await this.kubectl(['apply', '-f', '-'], toKubectlInput(workloadManifests(w, ports)));
+    const ips = new Map<string, string>();
+    for (const [i, s] of w.servers.entries()) ips.set(s.name, `127.${this.net}.0.${11 + i}`);
+    for (const [i, c] of w.clients.entries()) ips.set(c.name, `127.${this.net}.0.${101 + i}`);
+    await Promise.all(
+      [...ips].map(([pod, ip]) =>
+        this.kubectl([
+          'patch',
+          'pod',
+          pod,
+          '-n',
+          w.namespace,
+          '--subresource=status',
+          '--type=merge',
+          '-p',
+          JSON.stringify({ status: readyStatus(ip) }),
+        ]),
+      ),
+    );
+    this.weft = await startKubeServe({
+      kubeconfig: this.env.kubeconfigPath,
+      replica: 'conformance',
+      xdsAddress: '127.0.0.1:0',
+      mtls: false,
+      quietMs: 50,
+      maxDelayMs: 300,
+      leaseSeconds: 5,
+      leaseRetryMs: 500,
+    });
+    const xds = `127.0.0.1:${this.weft.port}`;
+    this.servers = await Promise.all(
+      w.servers.flatMap((s) =>
+        w.ports.map((p) =>
+          startEchoServer({
+            name: s.name,
+            address: `${ips.get(s.name)}:${ports.get(s.name)![p.name]}`,
+            bootstrap: proxylessBootstrap({ xdsServer: xds, nodeId: `${w.namespace}/${s.name}` }),
+          }),
+        ),
+      ),
+    );
+  }
+
+  async apply(objects: readonly KubeManifest[]): Promise<void> {
+    await this.kubectl(['apply', '-f', '-'], toKubectlInput(objects));
+  }
+
+  async delete(objects: readonly KubeManifest[]): Promise<void> {
+    await this.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], toKubectlInput(objects));
+  }
+
+  private client(channel: string, from: string, service: string, port: number): EchoClient {
+    const w = this.workloads!;
+    const key = `${channel}|${from}|${service}:${port}`;
+    let c = this.clients.get(key);
+    if (!c) {
+      c = new EchoClient(
+        `xds:///${service}.${w.namespace}:${port}`,
+        proxylessBootstrap({ xdsServer: `127.0.0.1:${this.serve.port}`, nodeId: `${w.namespace}/${from}` }),
+      );
+      this.clients.set(key, c);
+    }
+    return c;
+  }
+
+  async call(spec: CallSpec, n: number): Promise<CallOutcome[]> {
+    const c = this.client(spec.channel, spec.from, spec.service, spec.port);
+    const deadline = spec.deadlineMs ?? this.deadline;
+    const one = async (): Promise<CallOutcome> => {
+      try {
+        const r = await c.call(spec.method as 'Get', spec.headers, deadline);
+        return { ok: true, backend: r.backend };
+      } catch (err) {
+        const e = err as Partial<ServiceError> | null;
+        return { ok: false, code: codeName(e?.code), message: e?.details ?? String(err) };
+      }
+    };
+    const out: CallOutcome[] = [];
+    for (let i = 0; i < n; i += this.concurrency) {
+      out.push(...(await Promise.all(Array.from({ length: Math.min(this.concurrency, n - i) }, one))));
+    }
+    return out;
+  }
+
+  closeChannel(channel: string): void {
+    for (const [key, c] of this.clients) {
+      if (key.startsWith(`${channel}|`)) {
+        c.close();
+        this.clients.delete(key);
+      }
+    }
+  }
+
+  proxyConfig(nodeIds: readonly string[]): Promise<ProxyConfigs> {
+    return fetchProxyConfigs(`127.0.0.1:${this.serve.port}`, nodeIds);
+  }
+
+  async conditions(): Promise<ReportedCondition[]> {
+    return this.serve.controller.currentConditions().map((c) => ({
+      object: c.object,
+      type: c.type,
+      status: c.status,
+      severity: c.severity,
+      reason: c.reason,
+      message: c.message,
+    }));
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+    for (const s of this.servers) await s.stop();
+    this.servers = [];
+    await this.weft?.stop();
+    this.weft = undefined;
+    await this.env?.stop();
+    this.env = undefined;
+  }
+}
