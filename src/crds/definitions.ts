@@ -128,7 +128,8 @@ export const trafficTarget = crd(
     }),
     version('v1alpha3', true, {
       ...v1alpha1Target,
-      spec: obj({ destination: identityRef(false), sources: arr(identityRef(false)), rules: arr(ruleRef) }, [
+      // Stored objects are pruned to this schema, so it keeps v1alpha2's destination.port too.
+      spec: obj({ destination: identityRef(true), sources: arr(identityRef(false)), rules: arr(ruleRef) }, [
         'destination',
       ]),
     }),

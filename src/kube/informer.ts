@@ -74,6 +74,25 @@ export class Informer extends EventEmitter {
     this.apiVersion = kind.group === '' ? kind.version : `${kind.group}/${kind.version}`;
   }
 
+  /**
+   * The apiVersion an object was written at. CRDs with several versions and conversion `None`
+   * store every object as written and relabel it with the version it is read at, and the versions
+   * of an SMI kind differ in shape; the last writer's entry in `managedFields` keeps the version
+   * the user wrote, so Weft reads the object as that version. Other kinds keep the watched version.
+   */
+  private versionOf(o: KubeObject): string {
+    if (this.kind.group === '') return this.apiVersion;
+    const fields = (
+      o.metadata as { managedFields?: { apiVersion?: string; time?: string; subresource?: string }[] }
+    )?.managedFields;
+    let best: { apiVersion?: string; time?: string } | undefined;
+    for (const f of fields ?? []) {
+      if (f.subresource || !f.apiVersion?.startsWith(`${this.kind.group}/`)) continue;
+      if (!best || (f.time ?? '') >= (best.time ?? '')) best = f;
+    }
+    return best?.apiVersion ?? this.apiVersion;
+  }
+
   /** True once the first list has completed. */
   get synced(): boolean {
     return this.hasSynced;
@@ -161,7 +180,7 @@ export class Informer extends EventEmitter {
       }>('GET', this.path(`limit=500${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`));
       for (const item of page.items ?? []) {
         // List items carry no apiVersion/kind; restore them so objects look as users wrote them.
-        const obj: KubeObject = { ...item, apiVersion: this.apiVersion, kind: this.kind.kind };
+        const obj: KubeObject = { ...item, apiVersion: this.versionOf(item), kind: this.kind.kind };
         fresh.set(objectKey(obj), obj);
       }
       rv = page.metadata?.resourceVersion ?? rv;
@@ -208,7 +227,7 @@ export class Informer extends EventEmitter {
           const rv = e.object.metadata?.resourceVersion;
           if (rv) this.resourceVersion = rv;
           if (e.type === 'BOOKMARK') return;
-          const obj: KubeObject = { ...e.object, apiVersion: this.apiVersion, kind: this.kind.kind };
+          const obj: KubeObject = { ...e.object, apiVersion: this.versionOf(e.object), kind: this.kind.kind };
           const key = objectKey(obj);
           if (e.type === 'DELETED') {
             this.store.delete(key);

@@ -227,6 +227,56 @@ spec: { service: store-v1, backends: [{ service: no-such-service, weight: 1 }] }
     }
   });
 
+  it('reads each SMI object at the version it was written in, whatever version the API server stores', async () => {
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: split.smi-spec.io/v1alpha1
+kind: TrafficSplit
+metadata: { name: quantities, namespace: shop }
+spec: { service: store-v2, backends: [{ service: store-v1, weight: 500m }, { service: store-v2, weight: "1" }] }
+---
+apiVersion: access.smi-spec.io/v1alpha1
+kind: TrafficTarget
+metadata: { name: top-level, namespace: shop }
+destination: { kind: ServiceAccount, name: store, namespace: shop }
+specs: [{ kind: TCPRoute, name: grpc }]
+sources: [{ kind: ServiceAccount, name: thief, namespace: shop }]
+---
+apiVersion: access.smi-spec.io/v1alpha2
+kind: TrafficTarget
+metadata: { name: with-port, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: store, namespace: shop, port: ${A.v1Port} }
+  rules: [{ kind: TCPRoute, name: grpc }]
+  sources: [{ kind: ServiceAccount, name: thief, namespace: shop }]
+`,
+    );
+    const weft = replicas[0]!;
+    await eventually('the three objects are in the model', () => {
+      const m = weft.compiler.currentModel;
+      return (
+        m.splits.some((x) => x.name === 'quantities') &&
+        m.access.some((x) => x.name === 'top-level') &&
+        m.access.some((x) => x.name === 'with-port')
+      );
+    });
+    const m = weft.compiler.currentModel;
+    assert.deepEqual(
+      m.splits.find((x) => x.name === 'quantities')!.backends.map((b) => [b.service, b.weight]),
+      [
+        ['store-v1', 1],
+        ['store-v2', 2],
+      ],
+    );
+    assert.equal(m.access.find((x) => x.name === 'with-port')!.destinationPort, A.v1Port);
+    const bad = weft.controller
+      .currentConditions()
+      .filter((c) => c.severity === 'Error' && /quantities|top-level|with-port/.test(c.object));
+    assert.deepEqual(bad, []);
+    await kubectl(['delete', 'trafficsplit', 'quantities', '-n', 'shop']);
+    await kubectl(['delete', 'traffictarget', 'top-level', 'with-port', '-n', 'shop']);
+  });
+
   it('a second replica serves xDS too while exactly one leads; the other takes over when the leader steps down', async () => {
     replicas.push(await start('weft-b'));
     const [a, b] = replicas as [RunningKubeServe, RunningKubeServe];
