@@ -10,6 +10,7 @@ export type CommandRegistrar = (program: Command, setExitCode: (code: number) =>
 
 import { registerAgent } from './agent';
 import { registerCa } from './ca';
+import { registerConformance } from './conformance';
 import { registerDemo } from './demo';
 import { registerInstall } from './install';
 import { registerRender } from './render';
@@ -24,6 +25,7 @@ const registrars: CommandRegistrar[] = [
   registerAgent,
   registerStatus,
   registerDemo,
+  registerConformance,
 ];
 
 /** Builds the `weft` program with every registered subcommand. */
