@@ -175,7 +175,20 @@ const httpMethod = z.string().refine((m) => (HTTP_METHODS as readonly string[]).
  * SDK's type) and a list of single-key maps (`[{user-agent: ".*Firefox.*"}]`, the CRD's schema).
  */
 const headers = z.union([stringMap, z.array(stringMap)], {
-  error: (iss) => `must be a map of header name to regex, or a list of such maps, not ${show(iss.input)}`,
+  error: (iss) => {
+    // Usually the shape is right and one value is not a string (YAML reads `yes` or `1` unquoted
+    // as a boolean or a number): name that value rather than the whole field.
+    const maps = Array.isArray(iss.input) ? iss.input : [iss.input];
+    for (const m of maps) {
+      if (typeof m !== 'object' || m === null || Array.isArray(m)) continue;
+      for (const [k, v] of Object.entries(m)) {
+        if (typeof v !== 'string') {
+          return `must map each header name to a regex string, but ${JSON.stringify(k)} is ${show(v)}; quote the value in YAML`;
+        }
+      }
+    }
+    return `must be a map of header name to regex, or a list of such maps, not ${show(iss.input)}`;
+  },
 });
 
 /** One named HTTP match; the same in every version. */
