@@ -195,7 +195,80 @@ export const meshConfig = crd('weft.dev', 'MeshConfig', 'meshconfigs', [
   },
 ]);
 
+const preserve: Schema = { 'x-kubernetes-preserve-unknown-fields': true };
+const patchTarget = obj({
+  type: { type: 'string', enum: ['Listener', 'RouteConfiguration', 'Cluster', 'ClusterLoadAssignment'] },
+  name: str,
+  service: obj({ name: str, namespace: str, port: int }, ['name']),
+});
+const resourceType = {
+  type: 'string',
+  enum: ['Listener', 'RouteConfiguration', 'Cluster', 'ClusterLoadAssignment'],
+};
+const conditionColumn = (type: string): Schema => ({
+  name: type,
+  type: 'string',
+  jsonPath: `.status.conditions[?(@.type=="${type}")].status`,
+});
+
+/**
+ * EnvoyPatch: raw Envoy changes on top of what SMI compiles to. The schema checks the patch's
+ * structure; the Envoy values inside are free-form here and checked by Weft the way Envoy checks
+ * them (strict decoding and protoc-gen-validate), with the outcome in `status.conditions`.
+ */
+export const envoyPatch = crd('weft.dev', 'EnvoyPatch', 'envoypatches', [
+  {
+    ...version('v1alpha1', true, {
+      spec: obj(
+        {
+          priority: { type: 'integer', default: 0 },
+          selector: obj({
+            matchLabels: { type: 'object', additionalProperties: str },
+            serviceAccount: str,
+            flavor: { type: 'string', enum: ['envoy', 'grpc'] },
+          }),
+          allowSecurityOverride: { type: 'boolean', default: false },
+          patches: {
+            type: 'array',
+            minItems: 1,
+            items: obj({
+              target: patchTarget,
+              jsonPatch: arr(
+                obj(
+                  {
+                    op: { type: 'string', enum: ['add', 'remove', 'replace', 'move', 'copy', 'test'] },
+                    path: str,
+                    from: str,
+                    value: preserve,
+                  },
+                  ['op', 'path'],
+                ),
+              ),
+              merge: { type: 'object', ...preserve },
+              insertHttpFilter: obj({ before: str, after: str, filter: { type: 'object', ...preserve } }, [
+                'filter',
+              ]),
+              add: obj({ type: resourceType, resource: { type: 'object', ...preserve } }, [
+                'type',
+                'resource',
+              ]),
+            }),
+          },
+        },
+        ['patches'],
+      ),
+      status: { type: 'object', ...preserve },
+    }),
+    subresources: { status: {} },
+    additionalPrinterColumns: [
+      conditionColumn('Accepted'),
+      conditionColumn('Applied'),
+      conditionColumn('Programmed'),
+    ],
+  },
+]);
+
 /** Every CRD, in install order. */
 export function allCrds(): Schema[] {
-  return [trafficSplit, trafficTarget, httpRouteGroup, tcpRoute, udpRoute, meshConfig];
+  return [trafficSplit, trafficTarget, httpRouteGroup, tcpRoute, udpRoute, meshConfig, envoyPatch];
 }

@@ -16,7 +16,7 @@ import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
 import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../../src/workload/echo';
 import { AdsClient } from '../../src/xds/client';
-import { LISTENER } from '../../src/xds/resource-types';
+import { LISTENER, ROUTE } from '../../src/xds/resource-types';
 import {
   addresses,
   BUYER_MAY_CALL,
@@ -275,6 +275,52 @@ spec:
     assert.deepEqual(bad, []);
     await kubectl(['delete', 'trafficsplit', 'quantities', '-n', 'shop']);
     await kubectl(['delete', 'traffictarget', 'top-level', 'with-port', '-n', 'shop']);
+  });
+
+  it('an EnvoyPatch applied with kubectl changes the served config, reports its status, and deleting it restores the config', async () => {
+    const weft = replicas[0]!;
+    const routeName = `route|${A.port}|shop/store`;
+    const client = new AdsClient({
+      target: `127.0.0.1:${weft.port}`,
+      nodeId: 'shop/buyer',
+      metadata: { FLAVOR: 'grpc' },
+      mode: 'sotw',
+    });
+    const retry = (): unknown =>
+      (client.decoded(ROUTE, routeName) as { virtual_hosts?: { retry_policy?: unknown }[] } | undefined)
+        ?.virtual_hosts?.[0]?.retry_policy;
+    try {
+      client.subscribe(ROUTE, [routeName]);
+      await client.waitFor(() => client.resources(ROUTE).has(routeName), 10_000, 'the route');
+      assert.equal(retry(), undefined);
+      await kubectl(
+        ['apply', '-f', '-'],
+        `apiVersion: weft.dev/v1alpha1
+kind: EnvoyPatch
+metadata: { name: buyer-retries, namespace: shop }
+spec:
+  selector: { matchLabels: { app: buyer } }
+  patches:
+    - target: { type: RouteConfiguration, name: "${routeName}" }
+      merge:
+        virtual_hosts: [{ name: "shop/store|${A.port}", retry_policy: { retry_on: unavailable, num_retries: 2 } }]
+`,
+      );
+      await client.waitFor(() => retry() !== undefined, 10_000, 'the patched route');
+      await eventually('the patch status says Accepted and Applied', async () => {
+        const out = await kubectl(['get', 'envoypatch', 'buyer-retries', '-n', 'shop', '-o', 'json']);
+        const st = (JSON.parse(out) as { status?: { conditions?: { type: string; status: string }[] } })
+          .status;
+        const c = (t: string) => st?.conditions?.find((x) => x.type === t)?.status;
+        return c('Accepted') === 'True' && c('Applied') === 'True';
+      });
+      const table = await kubectl(['get', 'envoypatch', '-n', 'shop']);
+      assert.match(table, /buyer-retries\s+True\s+True/, 'printer columns show the conditions');
+      await kubectl(['delete', 'envoypatch', 'buyer-retries', '-n', 'shop']);
+      await client.waitFor(() => retry() === undefined, 10_000, 'the original route back');
+    } finally {
+      client.close();
+    }
   });
 
   it('a second replica serves xDS too while exactly one leads; the other takes over when the leader steps down', async () => {
