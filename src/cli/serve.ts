@@ -4,9 +4,10 @@
  *   needed), recompiled when files change;
  * - `--resources FILE`: raw xDS resources per proxy group (no SMI).
  * The admin server (health, readiness, metrics, debug views) listens on `--admin-address`.
+ * xDS is mTLS with client certificates from the mesh CA (`--ca-dir` or `--ca-cert`/`--ca-key`,
+ * see serve-identity.ts); plaintext only with `--insecure-xds`.
  */
 import { resolve } from 'node:path';
-import { ServerCredentials } from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { Metrics } from '../admin/metrics';
@@ -21,12 +22,19 @@ import { watchFile } from '../static/watch';
 import { envoyResourceEncoder } from '../xds/encoder';
 import { AdsServer } from '../xds/server/ads-server';
 import type { CommandRegistrar } from './index';
+import {
+  envoyGroupIdentity,
+  identityFlags,
+  type ServeIdentity,
+  type ServeIdentityOptions,
+  startIdentityForServe,
+} from './serve-identity';
 import { startKubeServe } from './serve-kube';
 
 const log = logger('serve');
 
 /** Options of `weft serve`. */
-export interface ServeOptions {
+export interface ServeOptions extends ServeIdentityOptions {
   configDir?: string;
   resources?: string;
   xdsAddress: string;
@@ -47,6 +55,8 @@ export interface RunningServe {
   port: number;
   adminUrl?: string;
   compiler?: MeshCompiler;
+  /** The identity stage (CA, certificate endpoint); folder and resources modes. */
+  identity: ServeIdentity;
   /** Resolves after the next recompile (tests use it to wait for a change to land). */
   nextCompile(): Promise<void>;
   stop(): Promise<void>;
@@ -81,18 +91,31 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
   let compiler: MeshCompiler | undefined;
   let stopSource: () => void = () => undefined;
   let server: AdsServer;
+  // Before anything listens: a CA that cannot be loaded stops the start, naming the fix.
+  const identity = await startIdentityForServe(o, encoder);
 
   if (o.configDir) {
     const dir = resolve(o.configDir);
     let c: MeshCompiler | undefined;
-    server = new AdsServer({ groupOf: (node, identity) => c?.groupOf(node, identity) });
+    server = new AdsServer(
+      identity.serverOptions(
+        (node, id) => c?.groupOf(node, id),
+        (group) => (c ? envoyGroupIdentity(c.currentModel, group) : undefined),
+      ),
+    );
     c = new MeshCompiler(server.cache, encoder, { mtls: o.mtls ?? true });
+    if ((o.mtls ?? true) && !identity.running.ca) {
+      log.warn(
+        'proxies are compiled for mutual TLS but Weft has no CA (--ca-dir): they get no certificates, so calls between them fail; pass --ca-dir, or --no-mtls for plaintext development',
+      );
+    }
     compiler = c;
     const source = new FolderSource(dir);
     const seen = new Set<string>();
     const recompile = (): void => {
       const { objects, conditions } = source.snapshot();
       const r = c.update(objects, conditions);
+      identity.checkModel(c.currentModel);
       afterCompile(metrics, server, r, objects.length);
       describeConditions(r.conditions, seen);
       compiled();
@@ -105,7 +128,10 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
   } else {
     const file = resolve(o.resources!);
     let groupNames = new Set<string>();
-    server = new AdsServer({ groupOf: (node) => (groupNames.has(node.cluster) ? node.cluster : 'default') });
+    const { groupOf, identityOf } = identity.serverOptions((node) =>
+      groupNames.has(node.cluster) ? node.cluster : 'default',
+    );
+    server = new AdsServer({ groupOf, identityOf });
     const srv = server;
     stopSource = watchFile(
       file,
@@ -137,7 +163,9 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
     );
   }
   registerXdsMetrics(metrics, server);
-  const port = await server.listen(o.xdsAddress, ServerCredentials.createInsecure());
+  const mismatches = (): number => compiler?.identityMismatches ?? 0;
+  identity.registerMetrics(metrics, mismatches);
+  const port = await server.listen(o.xdsAddress, identity.running.xdsCredentials);
   let admin: FastifyInstance | undefined;
   let adminUrl: string | undefined;
   if (o.adminAddress) {
@@ -160,18 +188,20 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
     port,
     adminUrl,
     compiler,
+    identity,
     nextCompile: () => new Promise<void>((r) => waiters.push(r)),
     stop: async () => {
       stopSource();
       await admin?.close();
       await server.shutdown();
+      await identity.stop();
     },
   };
 }
 
 /** Registers `weft serve`. */
 export const registerServe: CommandRegistrar = (program: Command, setExitCode) => {
-  program
+  const serve = program
     .command('serve')
     .description(
       'Run the control plane: compile the mesh and serve it over xDS (ADS, state of the world and delta).\n\n' +
@@ -183,7 +213,11 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
         'kind, Services, EndpointSlices, Pods, Deployments, ServiceAccounts, MeshConfig and EnvoyPatch\n' +
         'in namespaces labelled weft.dev/mesh=enabled. Conditions become Events (and status on Weft\n' +
         'kinds), written by the replica holding the weft-leader Lease.\n\n' +
-        'With --resources FILE, serve raw Envoy resources per proxy group (a "groups" map) instead.',
+        'With --resources FILE, serve raw Envoy resources per proxy group (a "groups" map) instead.\n\n' +
+        'xDS is mutual TLS: proxies present a workload certificate from the mesh CA (--ca-dir), and\n' +
+        'their identity comes from it, not from node metadata. Envoy proxies get their certificates\n' +
+        'over SDS; proxyless gRPC workloads from weft agent (--ca-address, --bootstrap-tokens), whose\n' +
+        '--xds-relay forwards their xDS over mTLS. --insecure-xds serves plaintext for development.',
     )
     .option('--config-dir <dir>', 'folder of manifests to compile and serve')
     .option('--resources <file>', 'file of raw xDS resources per proxy group')
@@ -203,20 +237,28 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
       '--mesh-namespace <ns>',
       "Weft's own namespace: MeshConfig, mesh-wide EnvoyPatches, leader Lease",
       'weft-system',
-    )
-    .action(async (opts: ServeOptions) => {
-      const running =
+    );
+  identityFlags(serve).action(async (opts: ServeOptions) => {
+    let running: { port: number; stop(): Promise<void> };
+    try {
+      running =
         opts.kubernetes || opts.kubeconfig
           ? await startKubeServe({ ...opts, kubeconfig: opts.kubeconfig })
           : await startServe(opts);
-      log.info('weft serving xDS', { port: running.port });
-      await new Promise<void>((done) => {
-        const stop = (): void => {
-          running.stop().then(done, done);
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
-      setExitCode(0);
+    } catch (err) {
+      // Start-up errors (a broken CA, a missing flag) name the file and the fix: print just that.
+      process.stderr.write(`weft serve: ${err instanceof Error ? err.message : String(err)}\n`);
+      setExitCode(1);
+      return;
+    }
+    log.info('weft serving xDS', { port: running.port });
+    await new Promise<void>((done) => {
+      const stop = (): void => {
+        running.stop().then(done, done);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
     });
+    setExitCode(0);
+  });
 };

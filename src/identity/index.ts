@@ -23,11 +23,13 @@ export { type AgentOptions, type AgentState, WorkloadAgent } from './agent';
 export * from './ca';
 export * from './names';
 export * from './sds';
+export * from './sds-cache';
 export * from './signing';
 export * from './spiffe';
 export * from './store';
 export * from './tls';
 export * from './tokens';
+export * from './xds-relay';
 
 /** Options of {@link startIdentity}, as `weft serve` flags would give them. */
 export interface IdentityOptions {
@@ -152,13 +154,20 @@ export async function startIdentity(o: IdentityOptions): Promise<RunningIdentity
   };
 }
 
-/** Registers the identity stage's metrics. */
-export function registerIdentityMetrics(metrics: Metrics, id: RunningIdentity): void {
+/**
+ * Registers the identity stage's metrics. `otherMismatches` counts refusals made past the guard
+ * (the compiler refuses a node naming a workload whose identity is not its certificate's).
+ */
+export function registerIdentityMetrics(
+  metrics: Metrics,
+  id: RunningIdentity,
+  otherMismatches: () => number = () => 0,
+): void {
   metrics.collect(
     'weft_identity_mismatch_total',
     'xDS streams refused because the node claimed another identity than its certificate.',
     'counter',
-    () => [{ labels: {}, value: id.guards.reduce((n, g) => n + g.stats.mismatches, 0) }],
+    () => [{ labels: {}, value: id.guards.reduce((n, g) => n + g.stats.mismatches, 0) + otherMismatches() }],
   );
   metrics.collect(
     'weft_identity_unauthenticated_total',

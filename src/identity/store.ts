@@ -191,6 +191,8 @@ export class FileCaStore implements CaStore {
   async save(ca: StoredCa, bundlePem: string): Promise<void> {
     const newest = ca.roots[ca.roots.length - 1];
     if (!newest?.keyPem) throw new CaError('internal: the newest root must have a key');
+    // `--ca-dir` may name a folder that does not exist yet: the first start creates it.
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (ca.roots.length > 1) await fs.mkdir(this.file('previous'), { recursive: true, mode: 0o700 });
     const previous: Meta['previous'] = [];
     const keep = new Set<string>();

@@ -34,7 +34,17 @@ describe('weft serve --resources', () => {
     writeFileSync(file, resources(['a', 'b']));
     proc = spawn(
       process.execPath,
-      [WEFT, 'serve', '--resources', file, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'],
+      [
+        WEFT,
+        'serve',
+        '--insecure-xds',
+        '--resources',
+        file,
+        '--xds-address',
+        '127.0.0.1:0',
+        '--admin-address',
+        '127.0.0.1:0',
+      ],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
       },

@@ -45,7 +45,12 @@ describe('weft serve --config-dir with real proxyless gRPC workloads', () => {
     dir.write('workloads.yaml', workloads(A));
     dir.write('access.yaml', BUYER_MAY_CALL);
     dir.write('split.yaml', split(90, 10));
-    weft = await startServe({ configDir: dir.path, xdsAddress: '127.0.0.1:0', mtls: false });
+    weft = await startServe({
+      configDir: dir.path,
+      xdsAddress: '127.0.0.1:0',
+      mtls: false,
+      insecureXds: true,
+    });
     const boot = (id: string) => proxylessBootstrap({ xdsServer: `127.0.0.1:${weft.port}`, nodeId: id });
     servers = await Promise.all([
       startEchoServer({ name: 'v1', address: `${A.v1}:${A.v1Port}`, bootstrap: boot('shop/store-v1') }),

@@ -1,0 +1,158 @@
+/**
+ * Identity for `weft serve` in folder mode: the mesh CA, TLS on the xDS port with client
+ * certificates required, the certificate endpoint for `weft agent`, SDS secrets per identity for
+ * Envoy proxies, and a group function that believes a proxy's certificate, never its node
+ * metadata (DESIGN rule 7). Kept apart from serve.ts so other input modes can reuse it.
+ *
+ * Plaintext xDS needs the explicit `--insecure-xds` development flag; a missing or broken CA is
+ * an error at start, never a fallback to plaintext.
+ */
+import type { Command } from 'commander';
+import type { Metrics } from '../admin/metrics';
+import { formatDuration, parseDuration } from '../identity/duration';
+import { type RunningIdentity, registerIdentityMetrics, startIdentity } from '../identity/index';
+import { SecretSnapshotCache } from '../identity/sds-cache';
+import { logger } from '../log';
+import type { MeshModel } from '../smi/model';
+import { SnapshotCache } from '../xds/cache/cache';
+import type { ResourceEncoder } from '../xds/cache/snapshot';
+import type { AdsServerOptions } from '../xds/server/ads-server';
+import type { GroupFunction } from '../xds/server/stream';
+
+const log = logger('serve');
+
+/** The identity flags of `weft serve`. */
+export interface ServeIdentityOptions {
+  /** `--ca-dir`: the CA folder (created on first start). */
+  caDir?: string;
+  /** `--ca-cert`, `--ca-key`: a root you bring; `--ca-trust`: extra roots to keep trusting. */
+  caCert?: string;
+  caKey?: string;
+  caTrust?: string;
+  /** `--trust-domain` (default: the root's, else cluster.local). */
+  trustDomain?: string;
+  /** `--cert-ttl`: lifetime of workload certificates, e.g. `24h`. */
+  certTtl?: string;
+  /** `--insecure-xds`: plaintext xDS for development; proxies are not authenticated. */
+  insecureXds?: boolean;
+  /** `--bootstrap-tokens FILE`: tokens that entitle agents to identities. */
+  bootstrapTokens?: string;
+  /** `--ca-address host:port`: where the certificate endpoint for `weft agent` listens. */
+  caAddress?: string;
+}
+
+/** Identity wired for one `weft serve`. */
+export interface ServeIdentity {
+  readonly running: RunningIdentity;
+  /**
+   * The `AdsServer` options identity decides: TLS peer identity, the guarded group function
+   * around `inner`, and (given `identityOfGroup`) the cache that adds SDS secrets to the groups
+   * of Envoy proxies; {@link envoyGroupIdentity} gives it for compiled groups.
+   */
+  serverOptions(
+    inner: GroupFunction,
+    identityOfGroup?: (group: string) => string | undefined,
+  ): Required<Pick<AdsServerOptions, 'groupOf' | 'identityOf' | 'cache'>>;
+  /**
+   * Says, once per change, when the mesh's trust domain (MeshConfig `spec.trustDomain`) is not the
+   * CA's: every proxy would then be refused, since no certificate proves a workload's identity.
+   */
+  checkModel(model: MeshModel): void;
+  /** Registers the identity metrics; `compilerMismatches` adds refusals the compiler made. */
+  registerMetrics(metrics: Metrics, compilerMismatches: () => number): void;
+  /** The certificate endpoint's port, when it runs. */
+  readonly certificatePort: number | undefined;
+  stop(): Promise<void>;
+}
+
+/** Adds the identity flags to `weft serve`. */
+export function identityFlags(c: Command): Command {
+  return c
+    .option('--ca-dir <dir>', 'the mesh CA folder (created on first start; see weft ca)')
+    .option('--ca-cert <file>', 'a root certificate you bring (PEM), with --ca-key')
+    .option('--ca-key <file>', 'the private key of --ca-cert (PEM)')
+    .option('--ca-trust <file>', 'extra roots to keep trusting (PEM), with --ca-cert')
+    .option('--trust-domain <domain>', "SPIFFE trust domain (default: the root's, else cluster.local)")
+    .option('--cert-ttl <duration>', 'lifetime of workload certificates', formatDuration(24 * 3600_000))
+    .option(
+      '--ca-address <host:port>',
+      'serve the certificate endpoint for weft agent here (needs --bootstrap-tokens)',
+    )
+    .option('--bootstrap-tokens <file>', 'tokens entitling agents to identities (weft ca token)')
+    .option(
+      '--insecure-xds',
+      'DEVELOPMENT ONLY: serve xDS in plaintext; proxies are not authenticated and can ask for any config',
+    );
+}
+
+/** The identity of an Envoy-flavor group (`envoy/<kind>/<ns>/<name>`) in `model`, if any. */
+export function envoyGroupIdentity(model: MeshModel, group: string): string | undefined {
+  const [flavor, kind, namespace, name] = group.split('/');
+  if (flavor !== 'envoy') return undefined;
+  return model.workloads.find((w) => w.kind === kind && w.namespace === namespace && w.name === name)
+    ?.identity;
+}
+
+/**
+ * Starts the identity stage for `weft serve`. Throws (naming the file and the fix) when the CA
+ * cannot be loaded or cannot sign, and when there is no CA and no `insecureXds`.
+ */
+export async function startIdentityForServe(
+  o: ServeIdentityOptions,
+  encoder: ResourceEncoder,
+): Promise<ServeIdentity> {
+  const running = await startIdentity({
+    ...(o.caDir ? { caDir: o.caDir } : {}),
+    ...(o.caCert ? { caCert: o.caCert } : {}),
+    ...(o.caKey ? { caKey: o.caKey } : {}),
+    ...(o.caTrust ? { caTrust: o.caTrust } : {}),
+    ...(o.trustDomain ? { trustDomain: o.trustDomain } : {}),
+    ...(o.certTtl ? { workloadTtlMs: parseDuration(o.certTtl, '--cert-ttl') } : {}),
+    ...(o.insecureXds ? { insecureXds: true } : {}),
+    ...(o.bootstrapTokens ? { bootstrapTokens: o.bootstrapTokens } : {}),
+    ...(o.caAddress ? { caAddress: o.caAddress } : {}),
+  });
+  if (running.ca) {
+    log.info('mesh CA loaded', {
+      location: running.ca.store.location,
+      trustDomain: running.ca.trustDomain,
+      xds: o.insecureXds ? 'plaintext (--insecure-xds)' : 'mTLS, client certificates required',
+    });
+  }
+  let cache: SecretSnapshotCache | undefined;
+  let reported = '';
+  return {
+    checkModel(model) {
+      const ca = running.ca;
+      const td = model.settings.trustDomain;
+      const key = ca && td !== ca.trustDomain ? `${td}|${ca.trustDomain}` : '';
+      if (key !== '' && key !== reported && ca) {
+        log.error(
+          `the mesh's trust domain is "${td}" (MeshConfig spec.trustDomain, default cluster.local) but the CA certifies "${ca.trustDomain}", so no proxy can prove its workload's identity; set MeshConfig spec.trustDomain: ${ca.trustDomain}, or start Weft with --trust-domain ${td} and a CA of that domain`,
+        );
+      }
+      reported = key;
+    },
+    running,
+    certificatePort: running.certificateServer?.port,
+    serverOptions(inner, identityOfGroup) {
+      const secrets = running.secrets;
+      cache =
+        secrets && identityOfGroup
+          ? new SecretSnapshotCache({ secrets, encoder, identityOfGroup })
+          : undefined;
+      return {
+        groupOf: running.guard(inner),
+        identityOf: running.identityOf,
+        cache: cache ?? new SnapshotCache(),
+      };
+    },
+    registerMetrics(metrics, compilerMismatches) {
+      registerIdentityMetrics(metrics, running, compilerMismatches);
+    },
+    stop: async () => {
+      cache?.close();
+      await running.stop();
+    },
+  };
+}
