@@ -38,6 +38,7 @@ describe('crds/', () => {
       TCPRoute: ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'],
       UDPRoute: ['v1alpha4'],
       MeshConfig: ['v1alpha1'],
+      EnvoyPatch: ['v1alpha1'],
     });
   });
 });
