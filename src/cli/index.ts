@@ -12,6 +12,7 @@ import { registerAgent } from './agent';
 import { registerCa } from './ca';
 import { registerConformance } from './conformance';
 import { registerDemo } from './demo';
+import { registerDiff } from './diff';
 import { registerInstall } from './install';
 import { registerRender } from './render';
 import { registerServe } from './serve';
@@ -26,6 +27,7 @@ const registrars: CommandRegistrar[] = [
   registerStatus,
   registerDemo,
   registerConformance,
+  registerDiff,
 ];
 
 /** Builds the `weft` program with every registered subcommand. */

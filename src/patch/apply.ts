@@ -244,7 +244,7 @@ function applyOne(
     if (indexes.length === 0) {
       const what = target.name
         ? `${target.type} "${target.name}"`
-        : `the ${target.type} of service ${target.service!.namespace ?? patch.metadata.namespace}/${target.service!.name}${target.service!.port ? `:${target.service!.port}` : ''}`;
+        : `${target.type} for service ${target.service!.namespace ?? patch.metadata.namespace}/${target.service!.name}${target.service!.port ? `:${target.service!.port}` : ''} (the proxy does not reach that service)`;
       notFound.push(`operation ${i}: no ${what} on this proxy`);
       return;
     }
