@@ -100,7 +100,12 @@ export const registerDemo: CommandRegistrar = (program: Command, setExitCode) =>
       writeFileSync(join(dir, '10-workloads.yaml'), demoWorkloads(a));
       writeFileSync(join(dir, '20-split.yaml'), demoSplit(90, 10));
       writeFileSync(join(dir, '30-access.yaml'), DEMO_ACCESS);
-      const weft = await startServe({ configDir: dir, xdsAddress: '127.0.0.1:0', mtls: false });
+      const weft = await startServe({
+        configDir: dir,
+        xdsAddress: '127.0.0.1:0',
+        mtls: false,
+        insecureXds: true,
+      });
       const boot = (id: string) => proxylessBootstrap({ xdsServer: `127.0.0.1:${weft.port}`, nodeId: id });
       const servers: EchoServer[] = await Promise.all([
         startEchoServer({
