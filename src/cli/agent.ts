@@ -4,9 +4,13 @@
  * locally; Weft's certificate endpoint signs a CSR for the identity the token entitles.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { WorkloadAgent } from '../identity/agent';
 import { formatDuration, parseDuration } from '../identity/duration';
+import { CA_FILE, CERT_FILE, KEY_FILE } from '../identity/names';
+import { controlPlaneIdentity } from '../identity/tls';
+import { fileChannelCredentials, XdsRelay } from '../identity/xds-relay';
 import { logger } from '../log';
 import type { CommandRegistrar } from './index';
 
@@ -21,6 +25,8 @@ interface AgentFlags {
   serverIdentity?: string;
   bundleRefresh: string;
   once?: boolean;
+  xdsRelay?: string;
+  xdsServer?: string;
 }
 
 /** Registers `weft agent`. */
@@ -47,6 +53,12 @@ export const registerAgent: CommandRegistrar = (program: Command, setExitCode) =
     )
     .option('--bundle-refresh <duration>', 'how often to refresh the trust bundle', formatDuration(60_000))
     .option('--once', 'get a certificate, write the files and exit')
+    .option(
+      '--xds-relay <host:port>',
+      "listen here (loopback only) and relay the workload's xDS to --xds-server over mTLS with its certificate;\n" +
+        'point the bootstrap of a proxyless gRPC workload here (grpc-js-xds speaks only plaintext xDS)',
+    )
+    .option('--xds-server <host:port>', "Weft's xDS address, for --xds-relay")
     .action(async (f: AgentFlags) => {
       let bootstrapBundlePem: string;
       let bundleRefreshMs: number;
@@ -82,11 +94,35 @@ export const registerAgent: CommandRegistrar = (program: Command, setExitCode) =
         setExitCode(0);
         return;
       }
+      let relay: XdsRelay | undefined;
+      if (f.xdsRelay) {
+        const td = agent.state.identity?.split('/')[2];
+        try {
+          if (!f.xdsServer) throw new Error('--xds-relay needs --xds-server <host:port> of Weft');
+          relay = await XdsRelay.start({
+            listen: f.xdsRelay,
+            upstream: f.xdsServer,
+            credentials: fileChannelCredentials(
+              {
+                certificateFile: join(f.out, CERT_FILE),
+                privateKeyFile: join(f.out, KEY_FILE),
+                caCertificateFile: join(f.out, CA_FILE),
+              },
+              f.serverIdentity ?? controlPlaneIdentity(td ?? 'cluster.local'),
+            ),
+          });
+        } catch (err) {
+          agent.stop();
+          process.stderr.write(`weft agent: ${err instanceof Error ? err.message : String(err)}\n`);
+          setExitCode(2);
+          return;
+        }
+      }
       log.info('agent running', { identity: agent.state.identity, out: f.out });
       await new Promise<void>((done) => {
         const stop = (): void => {
           agent.stop();
-          done();
+          (relay ? relay.stop() : Promise.resolve()).then(done, done);
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);

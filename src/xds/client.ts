@@ -70,13 +70,16 @@ function toStruct(json: JsonObject): JsonObject {
   return { fields };
 }
 
+// google.protobuf.Value comes from protobufjs's built-in well-known types, whose fields are
+// camelCase (unlike the Envoy protos, loaded with their proto names): snake_case keys here were
+// silently dropped, so node metadata arrived as nulls.
 function toValue(v: unknown): JsonObject {
-  if (v === null || v === undefined) return { null_value: 0 };
-  if (typeof v === 'number') return { number_value: v };
-  if (typeof v === 'boolean') return { bool_value: v };
-  if (typeof v === 'string') return { string_value: v };
-  if (Array.isArray(v)) return { list_value: { values: v.map(toValue) } };
-  return { struct_value: toStruct(v as JsonObject) };
+  if (v === null || v === undefined) return { nullValue: 0 };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (typeof v === 'string') return { stringValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(toValue) } };
+  return { structValue: toStruct(v as JsonObject) };
 }
 
 /** A real ADS client over one gRPC stream. Events: `response` (ReceivedResponse), `error`, `end`. */

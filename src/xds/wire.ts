@@ -67,11 +67,17 @@ function valueToJson(v: unknown): unknown {
     struct_value?: unknown;
     list_value?: { values?: unknown[] };
   };
-  if (val.number_value !== undefined) return val.number_value;
-  if (val.string_value !== undefined) return val.string_value;
-  if (val.bool_value !== undefined) return val.bool_value;
-  if (val.struct_value !== undefined) return structToJson(val.struct_value);
-  if (val.list_value !== undefined) return (val.list_value.values ?? []).map(valueToJson);
+  // protobufjs's built-in google.protobuf.Value has camelCase fields; accept both spellings.
+  const num = val.number_value ?? val.numberValue;
+  const str = val.string_value ?? val.stringValue;
+  const bool = val.bool_value ?? val.boolValue;
+  const struct = val.struct_value ?? val.structValue;
+  const list = val.list_value ?? val.listValue;
+  if (num !== undefined) return num;
+  if (str !== undefined) return str;
+  if (bool !== undefined) return bool;
+  if (struct !== undefined) return structToJson(struct);
+  if (list !== undefined) return (list.values ?? []).map(valueToJson);
   return null;
 }
 

@@ -1,0 +1,248 @@
+/**
+ * CA faults in `weft serve`: a corrupt CA file, a CA that cannot sign and a missing CA stop the
+ * start with an error naming the file and the fix, and leave the xDS port closed (never a silent
+ * plaintext server); a CA that breaks while running leaves the certificates already issued
+ * serving, over TLS, until it recovers.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { credentials, status } from '@grpc/grpc-js';
+import { type RunningServe, startServe } from '../../src/cli/serve';
+import { CaError, type CertificateAuthority, type IssuedKeyPair } from '../../src/identity/ca';
+import { IDENTITY_SECRET, TRUST_SECRET } from '../../src/identity/names';
+import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../../src/identity/tls';
+import { generateKey, privateKeyPem } from '../../src/identity/x509';
+import { captureLogs, setLogLevel } from '../../src/log';
+import { freePort } from '../../src/net';
+import { AdsClient } from '../../src/xds/client';
+import { SECRET } from '../../src/xds/resource-types';
+import { addresses, ConfigDir, workloads } from '../mesh/mesh-fixture';
+import { newCa, sleep, tempDir } from './util';
+
+const WEFT = join(__dirname, '..', '..', '..', 'bin', 'weft.js');
+const BUYER = 'spiffe://cluster.local/ns/shop/sa/buyer';
+
+/** Resolves to true when something accepts TCP connections on the port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+describe('CA faults at the start of weft serve', () => {
+  const cfg = new ConfigDir();
+  const tmp = tempDir('weft-faults-');
+  before(() => cfg.write('workloads.yaml', workloads(addresses(49, 30491, 30492))));
+  after(() => {
+    cfg.remove();
+    tmp.cleanup();
+  });
+
+  const refusedToStart = async (o: Parameters<typeof startServe>[0], message: RegExp): Promise<void> => {
+    await assert.rejects(startServe(o), (e: Error) => {
+      assert.ok(e instanceof CaError, `${e.name}: ${e.message}`);
+      assert.match(e.message, message);
+      return true;
+    });
+    const port = Number(o.xdsAddress.split(':')[1]);
+    assert.equal(await listening(port), false, 'nothing listens on the xDS port after a failed start');
+  };
+
+  it('a corrupt CA certificate file: names the file and the fix', async () => {
+    const dir = join(tmp.dir, 'corrupt');
+    const made = await startServe({ configDir: cfg.path, xdsAddress: '127.0.0.1:0', caDir: dir });
+    await made.stop();
+    writeFileSync(
+      join(dir, 'ca.pem'),
+      '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n',
+    );
+    const xdsAddress = `127.0.0.1:${await freePort()}`;
+    await refusedToStart(
+      { configDir: cfg.path, xdsAddress, caDir: dir },
+      new RegExp(`${join(dir, 'ca.pem').replace(/[/.]/g, '\\$&')}.*restore it from a backup`),
+    );
+  });
+
+  it('a CA that cannot sign (a CA:FALSE certificate brought with --ca-cert)', async () => {
+    const other = await newCa({ trustDomain: 'cluster.local' });
+    try {
+      const leaf = await other.ca.issueWithNewKey(BUYER);
+      const cert = join(tmp.dir, 'leaf.pem');
+      const key = join(tmp.dir, 'leaf-key.pem');
+      writeFileSync(cert, leaf.chainPem);
+      writeFileSync(key, leaf.keyPem, { mode: 0o600 });
+      await refusedToStart(
+        { configDir: cfg.path, xdsAddress: `127.0.0.1:${await freePort()}`, caCert: cert, caKey: key },
+        new RegExp(
+          `${cert.replace(/[/.]/g, '\\$&')}: basicConstraints has CA:FALSE.*give Weft a CA certificate`,
+        ),
+      );
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  it('no CA and no --insecure-xds: refuses to serve plaintext', async () => {
+    await refusedToStart(
+      { configDir: cfg.path, xdsAddress: `127.0.0.1:${await freePort()}` },
+      /pass --ca-dir DIR.*--insecure-xds/,
+    );
+  });
+
+  it('the command prints the error naming the file and exits 1', async () => {
+    const dir = join(tmp.dir, 'cli-ca');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'ca.pem'), 'garbage\n');
+    writeFileSync(join(dir, 'ca-key.pem'), 'garbage\n');
+    const proc = spawn(
+      process.execPath,
+      [
+        WEFT,
+        'serve',
+        '--config-dir',
+        cfg.path,
+        '--ca-dir',
+        dir,
+        '--xds-address',
+        '127.0.0.1:0',
+        '--admin-address',
+        '127.0.0.1:0',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    proc.stderr?.on('data', (b: Buffer) => {
+      stderr += b.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, new RegExp(`weft serve: .*${join(dir, 'ca.pem').replace(/[/.]/g, '\\$&')}`));
+    assert.doesNotMatch(stderr, /xDS server listening/);
+  });
+});
+
+describe('a CA that breaks while weft serve runs', () => {
+  const cfg = new ConfigDir();
+  const tmp = tempDir('weft-faults-run-');
+  let weft: RunningServe;
+  let ca: CertificateAuthority;
+  const clients: AdsClient[] = [];
+  let logs: string[] = [];
+  let stopCapture: () => void = () => undefined;
+
+  const envoy = async (nodeId: string, given?: IssuedKeyPair): Promise<AdsClient> => {
+    const pair = given ?? (await ca.issueWithNewKey(BUYER));
+    const c = new AdsClient({
+      target: `127.0.0.1:${weft.port}`,
+      nodeId,
+      metadata: { FLAVOR: 'envoy' },
+      mode: 'sotw',
+      ownConnection: true,
+      credentials: controlPlaneChannelCredentials({
+        bundlePem: ca.bundlePem(),
+        serverIdentity: controlPlaneIdentity('cluster.local'),
+        certPem: pair.chainPem,
+        keyPem: pair.keyPem,
+      }),
+    });
+    c.on('error', () => undefined);
+    c.subscribe(SECRET, [IDENTITY_SECRET, TRUST_SECRET]);
+    clients.push(c);
+    return c;
+  };
+  const chainOf = (c: AdsClient): string =>
+    (
+      c.decoded(SECRET, IDENTITY_SECRET) as {
+        tls_certificate: { certificate_chain: { inline_string: string } };
+      }
+    ).tls_certificate.certificate_chain.inline_string;
+
+  before(async () => {
+    cfg.write('workloads.yaml', workloads(addresses(49, 30493, 30494)));
+    weft = await startServe({
+      configDir: cfg.path,
+      xdsAddress: '127.0.0.1:0',
+      caDir: join(tmp.dir, 'ca'),
+      // Short enough that workload certificates are renewed during the test (at two thirds).
+      certTtl: '3s',
+    });
+    ca = weft.identity.running.ca!;
+    setLogLevel('warn');
+    stopCapture = captureLogs((l) => logs.push(l));
+  });
+  after(async () => {
+    stopCapture();
+    setLogLevel('silent');
+    for (const c of clients) c.close();
+    await weft?.stop();
+    cfg.remove();
+    tmp.cleanup();
+  });
+
+  it('keeps serving the issued certificate while the CA cannot sign, and renews once it can', async () => {
+    const first = await envoy('shop/buyer');
+    await first.waitFor(() => first.resources(SECRET).size === 2, 10_000, 'secrets');
+    const issued = chainOf(first);
+    // The client certificate of the proxy that reconnects below, made while the CA still signs.
+    const reconnecting = await ca.issueWithNewKey(BUYER);
+    const sign = ca.issueWithNewKey.bind(ca);
+    ca.issueWithNewKey = async () => {
+      throw new Error('HSM unreachable');
+    };
+    try {
+      logs = [];
+      // The renewal at two thirds of 3 s fails; the proxy keeps what it has.
+      const end = Date.now() + 10_000;
+      while (!logs.some((l) => l.includes('cannot renew workload certificate')) && Date.now() < end)
+        await sleep(50);
+      assert.ok(
+        logs.some((l) => /cannot renew workload certificate.*HSM unreachable/.test(l)),
+        logs.join('\n'),
+      );
+      assert.equal(chainOf(first), issued);
+      // A proxy (re)connecting now still gets the valid certificate, over TLS.
+      const again = await envoy('shop/buyer', reconnecting);
+      await again.waitFor(() => again.resources(SECRET).size === 2, 10_000, 'secrets on reconnect');
+      assert.equal(chainOf(again), issued);
+    } finally {
+      ca.issueWithNewKey = sign;
+    }
+    await first.waitFor(() => chainOf(first) !== issued, 15_000, 'renewed certificate after recovery');
+  });
+
+  it('keeps the loaded CA when its files are damaged on disk, and still refuses plaintext', async () => {
+    let failed: Error | undefined;
+    ca.once('reloadFailed', (e: Error) => {
+      failed = e;
+    });
+    writeFileSync(join(tmp.dir, 'ca', 'ca-key.pem'), privateKeyPem(await generateKey()), { mode: 0o600 });
+    const end = Date.now() + 10_000;
+    while (!failed && Date.now() < end) await sleep(50);
+    assert.match(failed?.message ?? '', /ca-key\.pem does not belong to .*ca\.pem/);
+    const c = await envoy('shop/buyer');
+    await c.waitFor(() => c.resources(SECRET).size === 2, 10_000, 'secrets from the loaded CA');
+    assert.ok(readFileSync(join(tmp.dir, 'ca', 'ca.pem'), 'utf8').includes('BEGIN CERTIFICATE'));
+    const plain = new AdsClient({
+      target: `127.0.0.1:${weft.port}`,
+      nodeId: 'shop/buyer',
+      mode: 'sotw',
+      ownConnection: true,
+      credentials: credentials.createInsecure(),
+    });
+    clients.push(plain);
+    const code = await new Promise<number | undefined>((resolve) => {
+      plain.on('error', (e: { code?: number }) => resolve(e.code));
+      plain.subscribe(SECRET, [IDENTITY_SECRET]);
+    });
+    assert.equal(code, status.UNAVAILABLE);
+  });
+});
