@@ -37,6 +37,9 @@ export function controlPlaneIdentity(trustDomain: string): string {
   return spiffeId(trustDomain, CONTROL_PLANE_NAMESPACE, CONTROL_PLANE_SERVICE_ACCOUNT);
 }
 
+/** Lifetime of Weft's own serving certificate: a day, renewed at two thirds like the others. */
+export const SERVING_TTL_MS = 24 * 60 * 60 * 1000;
+
 /**
  * A certificate Weft presents (its serving identity), kept fresh: renewed at two thirds of its
  * lifetime, with the trust bundle following the CA. It is a grpc-js `CertificateProvider`, so
@@ -64,10 +67,15 @@ export class ServingIdentity extends EventEmitter implements experimental.Certif
     this.schedule(first.renewAt.getTime());
   }
 
-  /** Issues the first certificate for `identity` (default: the control plane's) and keeps it fresh. */
+  /**
+   * Issues the first certificate for `identity` (default: the control plane's) and keeps it fresh.
+   * It lives {@link SERVING_TTL_MS} (cut at the root's end), longer than workload certificates: if
+   * the CA cannot sign for a while, the xDS port must keep accepting proxies for as long as their
+   * own certificates last, not stop at the next short renewal.
+   */
   static async start(ca: CertificateAuthority, identity?: string): Promise<ServingIdentity> {
     const id = identity ?? controlPlaneIdentity(ca.trustDomain);
-    return new ServingIdentity(ca, id, await ca.issueWithNewKey(id));
+    return new ServingIdentity(ca, id, await ca.issueWithNewKey(id, SERVING_TTL_MS));
   }
 
   /** The certificate presented now. */
@@ -124,7 +132,7 @@ export class ServingIdentity extends EventEmitter implements experimental.Certif
       this.schedule(this.current.renewAt.getTime());
       return;
     }
-    this.ca.issueWithNewKey(this.identity).then(
+    this.ca.issueWithNewKey(this.identity, SERVING_TTL_MS).then(
       (next) => {
         if (this.closed) return;
         this.current = next;

@@ -140,7 +140,8 @@ describe('a CA that breaks while weft serve runs', () => {
   let stopCapture: () => void = () => undefined;
 
   const envoy = async (nodeId: string, given?: IssuedKeyPair): Promise<AdsClient> => {
-    const pair = given ?? (await ca.issueWithNewKey(BUYER));
+    // Test clients' own certificates outlive the test, so only the served certificates are short-lived.
+    const pair = given ?? (await ca.issueWithNewKey(BUYER, 10 * 60_000));
     const c = new AdsClient({
       target: `127.0.0.1:${weft.port}`,
       nodeId,
@@ -193,7 +194,7 @@ describe('a CA that breaks while weft serve runs', () => {
     await first.waitFor(() => first.resources(SECRET).size === 2, 10_000, 'secrets');
     const issued = chainOf(first);
     // The client certificate of the proxy that reconnects below, made while the CA still signs.
-    const reconnecting = await ca.issueWithNewKey(BUYER);
+    const reconnecting = await ca.issueWithNewKey(BUYER, 10 * 60_000);
     const sign = ca.issueWithNewKey.bind(ca);
     ca.issueWithNewKey = async () => {
       throw new Error('HSM unreachable');
