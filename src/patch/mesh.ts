@@ -79,6 +79,8 @@ export function patchMesh(
   results: Map<string, PatchResult[]>;
 } {
   const failed = new Set<string>();
+  // Why each patch failed, kept from the pass that found it: later passes skip failed patches.
+  const failures = new Map<string, Set<string>>();
   let out = new Map<string, PatchableResources>();
   let results = new Map<string, PatchResult[]>();
   for (let pass = 0; pass <= patches.length; pass++) {
@@ -93,6 +95,7 @@ export function patchMesh(
       for (const res of r.results) {
         if (res.errors.length > 0 && !failed.has(res.patch)) {
           failed.add(res.patch);
+          failures.set(res.patch, new Set(res.errors.map((e) => `${p.id}: ${e}`)));
           newFailure = true;
         }
       }
@@ -111,7 +114,7 @@ export function patchMesh(
       reason: 'Accepted',
       message: `EnvoyPatch ${id} is well-formed`,
     });
-    const errors = new Set<string>();
+    const errors = new Set<string>(failures.get(id) ?? []);
     const notFound: string[] = [];
     let applied = 0;
     let selected = 0;
@@ -120,12 +123,8 @@ export function patchMesh(
       if (!r?.selected) continue;
       selected++;
       if (r.applied) applied++;
-      for (const e of r.errors) errors.add(e);
       for (const n of r.notFound) notFound.push(`${proxy}: ${n}`);
     }
-    // Errors are reported from the pass that first failed them, where the results are kept.
-    if (failed.has(id) && errors.size === 0)
-      errors.add('refused on another proxy; see the first error of this patch');
     if (errors.size > 0) {
       conditions.push({
         object,
