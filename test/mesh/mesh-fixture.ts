@@ -112,6 +112,10 @@ export class ConfigDir {
   write(name: string, text: string): void {
     writeFileSync(join(this.path, name), text);
   }
+  /** Deletes one file. */
+  drop(name: string): void {
+    rmSync(join(this.path, name), { force: true });
+  }
   /** Removes the folder. */
   remove(): void {
     rmSync(this.path, { recursive: true, force: true });
