@@ -81,6 +81,53 @@ export class KubeController {
       o.metrics.set('weft_leader', 'Whether this replica is the leader.', 0);
     });
     rollBackPatchesOnNack(o.server, o.compiler);
+    // ACKs change EnvoyPatch `Programmed`; report them shortly after they settle.
+    let ackTimer: NodeJS.Timeout | undefined;
+    o.server.registry.on('ack', () => {
+      if (ackTimer || !this.leader.isLeader) return;
+      ackTimer = setTimeout(() => {
+        ackTimer = undefined;
+        this.report();
+      }, 200);
+      ackTimer.unref();
+    });
+  }
+
+  /**
+   * `Programmed` for every EnvoyPatch applied somewhere: True once every connected proxy of the
+   * groups carrying it has ACKed what it was sent; False while some have not. A NACK is reported by
+   * the compiler (`RolledBack`, with the proxy's error), which this leaves alone.
+   */
+  programmed(): Condition[] {
+    const out: Condition[] = [];
+    const rolledBack = new Set(
+      this.conditions.filter((c) => c.type === 'Programmed' && c.status === 'False').map((c) => c.object),
+    );
+    const patches = this.source.informers.find((i) => i.kind.kind === 'EnvoyPatch')?.list() ?? [];
+    const proxies = this.o.server.registry.proxies();
+    for (const p of patches) {
+      const id = `${p.metadata?.namespace}/${p.metadata?.name}`;
+      const object = `EnvoyPatch/${id}`;
+      if (rolledBack.has(object)) continue;
+      const groups = new Set(this.o.compiler.groupsPatchedBy(id));
+      if (groups.size === 0) continue;
+      const mine = proxies.filter((x) => x.group !== undefined && groups.has(x.group));
+      const acked = mine.filter((x) =>
+        Object.values(x.types).every((t) => !t.awaiting && t.sentVersion === t.ackedVersion),
+      );
+      const done = mine.length > 0 && acked.length === mine.length;
+      out.push({
+        object,
+        type: 'Programmed',
+        status: done ? 'True' : 'False',
+        severity: 'Warning',
+        reason: done ? 'Acked' : 'Pending',
+        message: done
+          ? `EnvoyPatch ${id} is ACKed by all ${mine.length} connected proxies it applies to`
+          : `EnvoyPatch ${id} is ACKed by ${acked.length} of ${mine.length} connected proxies it applies to so far`,
+      });
+    }
+    return out;
   }
 
   /** Starts watching; resolves after every informer has listed and the first compile ran. */
@@ -104,7 +151,7 @@ export class KubeController {
 
   /** Current conditions of the mesh. */
   currentConditions(): readonly Condition[] {
-    return this.conditions;
+    return [...this.conditions, ...this.programmed()];
   }
 
   /** Resolves after the next compile (and, on the leader, its reporting) finishes. */
@@ -137,8 +184,8 @@ export class KubeController {
   /** Leader only: Events for conditions on SMI and core objects, status on Weft's own kinds. */
   private report(): void {
     if (!this.leader.isLeader || !this.compiledOnce) return;
-    const conditions = this.conditions;
     this.reporting = this.reporting.then(async () => {
+      const conditions = [...this.conditions, ...this.programmed()];
       const own: KubeObject[] = [];
       for (const kind of Object.keys(STATUS_KINDS)) {
         const inf = this.source.informers.find((i) => i.kind.kind === kind);

@@ -234,6 +234,11 @@ export class MeshCompiler {
     return { conditions, translated: stats.translated, changed, groups: this.active.size };
   }
 
+  /** Groups whose snapshot carries `patch` (`<namespace>/<name>`) now. */
+  groupsPatchedBy(patch: string): string[] {
+    return [...this.patchedResources.entries()].filter(([, m]) => m.has(patch)).map(([g]) => g);
+  }
+
   /** The xDS server's group function: resolves the proxy and makes sure its group is compiled. */
   groupOf(node: NodeInfo, identity: string | undefined): string | undefined {
     const r = resolveProxy(this.model, node, identity);

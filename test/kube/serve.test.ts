@@ -307,15 +307,15 @@ spec:
 `,
       );
       await client.waitFor(() => retry() !== undefined, 10_000, 'the patched route');
-      await eventually('the patch status says Accepted and Applied', async () => {
+      await eventually('the patch status says Accepted, Applied and Programmed (ACKed)', async () => {
         const out = await kubectl(['get', 'envoypatch', 'buyer-retries', '-n', 'shop', '-o', 'json']);
         const st = (JSON.parse(out) as { status?: { conditions?: { type: string; status: string }[] } })
           .status;
         const c = (t: string) => st?.conditions?.find((x) => x.type === t)?.status;
-        return c('Accepted') === 'True' && c('Applied') === 'True';
+        return c('Accepted') === 'True' && c('Applied') === 'True' && c('Programmed') === 'True';
       });
       const table = await kubectl(['get', 'envoypatch', '-n', 'shop']);
-      assert.match(table, /buyer-retries\s+True\s+True/, 'printer columns show the conditions');
+      assert.match(table, /buyer-retries\s+True\s+True\s+True/, 'printer columns show the conditions');
       await kubectl(['delete', 'envoypatch', 'buyer-retries', '-n', 'shop']);
       await client.waitFor(() => retry() === undefined, 10_000, 'the original route back');
     } finally {
