@@ -152,6 +152,39 @@ describe('authenticated xDS: identity from the certificate, never from the node'
     assert.equal((await metric('weft_identity_mismatch_total')) - before, 2);
   });
 
+  it('refuses the same lie on a delta stream and from a proxyless gRPC node', async () => {
+    const before = await metric('weft_identity_mismatch_total');
+    const buyerCert = await ca.issueWithNewKey(BUYER);
+    const dial = (nodeId: string, mode: 'sotw' | 'delta', flavor: string): AdsClient => {
+      const client = new AdsClient({
+        target: `127.0.0.1:${weft.port}`,
+        nodeId,
+        metadata: { FLAVOR: flavor },
+        mode,
+        credentials: tls(buyerCert),
+        ownConnection: true,
+      });
+      client.on('error', () => undefined);
+      client.subscribe(LISTENER, []);
+      client.subscribe(CLUSTER, []);
+      if (flavor === 'envoy') client.subscribe(SECRET, [IDENTITY_SECRET, TRUST_SECRET]);
+      open.push(client);
+      return client;
+    };
+    const liars = [dial('shop/store-v1', 'delta', 'envoy'), dial('shop/store-v1', 'sotw', 'grpc')];
+    // Honest twins with the same certificate and transport get their config, so the liars had
+    // every chance to get theirs.
+    const honest = [dial('shop/buyer', 'delta', 'envoy'), dial('shop/buyer', 'sotw', 'grpc')];
+    for (const h of honest)
+      await h.waitFor(() => h.resources(LISTENER).size > 0, 10_000, 'listeners for the honest twin');
+    await sleep(500);
+    for (const l of liars) {
+      assert.equal(l.stats.responses, 0, 'nothing is sent to a node claiming store');
+      assert.equal(l.resources(LISTENER).size + l.resources(CLUSTER).size, 0);
+    }
+    assert.equal((await metric('weft_identity_mismatch_total')) - before, 2);
+  });
+
   it('refuses an expired client certificate at the TLS handshake', async () => {
     const short = await ca.issueWithNewKey(BUYER, 1000);
     while (short.notAfter.getTime() >= Date.now()) await sleep(50);

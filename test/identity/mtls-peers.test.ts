@@ -26,14 +26,18 @@ import { sleep, tempDir } from './util';
 const TD = 'cluster.local';
 const STORE = `spiffe://${TD}/ns/shop/sa/store`;
 
-/** buyer may call store's Get, and nothing else. */
-const BUYER_MAY_GET = `apiVersion: specs.smi-spec.io/v1alpha4
+/** The routes of store: Get, and everything under the service. */
+const STORE_ROUTES = `apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: { name: store-get, namespace: shop }
 spec:
-  matches: [{ name: get, pathRegex: /weft.echo.Echo/Get, methods: ["*"] }]
----
-apiVersion: access.smi-spec.io/v1alpha3
+  matches:
+    - { name: get, pathRegex: /weft.echo.Echo/Get, methods: ["*"] }
+    - { name: any, pathRegex: /weft.echo.Echo/, methods: ["*"] }
+`;
+
+/** buyer may call store's Get, and nothing else (the rule names only the `get` match). */
+const BUYER_MAY_GET = `apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
 metadata: { name: buyer-to-store, namespace: shop }
 spec:
@@ -88,6 +92,7 @@ describe('mTLS between real proxyless gRPC peers, policy from the peer certifica
   before(async () => {
     A = addresses(47, await freePort(), await freePort());
     cfg.write('workloads.yaml', workloads(A));
+    cfg.write('routes.yaml', STORE_ROUTES);
     cfg.write('access.yaml', BUYER_MAY_GET);
     const tokens = join(tmp.dir, 'tokens.yaml');
     writeFileSync(
@@ -210,6 +215,7 @@ describe('mTLS between real proxyless gRPC peers, policy from the peer certifica
     const d = direct(buyer);
     assert.equal((await d.call('Get')).backend, 'v1');
     const compiled = weft.nextCompile();
+    // Only the TrafficTarget goes; the HTTPRouteGroup stays, so nothing else changed.
     rmSync(join(cfg.path, 'access.yaml'));
     await compiled;
     const end = Date.now() + 15_000;
