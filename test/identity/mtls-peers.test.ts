@@ -3,14 +3,15 @@
  * proxyless gRPC servers and clients from @grpc/grpc-js-xds over mutual TLS, their certificates
  * issued by Weft's CA through `weft agent` files and read by grpc's file_watcher providers, and
  * their xDS carried over mTLS by the agent's relay. RBAC is enforced by the destination server
- * from the SPIFFE ID in the caller's certificate.
+ * from the SPIFFE ID in the caller's certificate; the caller checks the server's SPIFFE ID.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { status } from '@grpc/grpc-js';
+import { ServerCredentials, status } from '@grpc/grpc-js';
 import { type RunningServe, startServe } from '../../src/cli/serve';
+import { CA_FILE, CERT_FILE, KEY_FILE } from '../../src/identity/names';
 import { freePort } from '../../src/net';
 import { EchoClient, type EchoServer, startEchoServer } from '../../src/workload/echo';
 import { addresses, ConfigDir, workloads } from '../mesh/mesh-fixture';
@@ -61,6 +62,15 @@ async function firstSuccess(c: EchoClient, deadlineMs = 20_000): Promise<void> {
     }
   }
   throw new Error(`no successful call within ${deadlineMs} ms; last error: ${last}`);
+}
+
+async function errorOf(p: Promise<unknown>): Promise<CallError> {
+  try {
+    await p;
+    return { code: status.OK };
+  } catch (e) {
+    return e as CallError;
+  }
 }
 
 async function codeOf(p: Promise<unknown>): Promise<number> {
@@ -209,6 +219,58 @@ describe('mTLS between real proxyless gRPC peers, policy from the peer certifica
     assert.notEqual(writtenSerial(store), before.store, 'store got a new certificate');
     assert.deepEqual(failures, [], `${failures.length} of ${ok + failures.length} calls failed`);
     assert.ok(ok > 10, `${ok} calls during the renewal`);
+  });
+
+  it("refuses a server whose certificate is another workload's (outbound SPIFFE ID check)", async () => {
+    // Stand-ins at store's address, outside xDS: only the certificate they present differs.
+    const serverTls = (s: Sidecar): ServerCredentials =>
+      ServerCredentials.createSsl(
+        readFileSync(join(s.dir, CA_FILE)),
+        [
+          {
+            cert_chain: readFileSync(join(s.dir, CERT_FILE)),
+            private_key: readFileSync(join(s.dir, KEY_FILE)),
+          },
+        ],
+        true,
+      );
+    const standIn = (s: Sidecar, name: string): Promise<EchoServer> =>
+      startEchoServer({ name, address: `${A.v1}:${A.v1Port}`, credentials: serverTls(s) });
+    await server.stop();
+    let current = await standIn(store, 'store-certificate');
+    try {
+      await firstSuccess(buyerClient);
+      assert.equal((await buyerClient.call('Get')).backend, 'store-certificate');
+      await current.stop();
+      current = await standIn(thief, 'thief-certificate');
+      // thief holds a valid mesh certificate, but not store's SPIFFE ID: the handshake fails.
+      // (Calls in flight when the previous stand-in stopped may end CANCELLED first.)
+      const end = Date.now() + 15_000;
+      let failure: CallError = {};
+      while (Date.now() < end) {
+        failure = await errorOf(buyerClient.call('Get', {}, 2000));
+        if (failure.code === status.UNAVAILABLE) break;
+        await sleep(100);
+      }
+      assert.equal(failure.code, status.UNAVAILABLE, failure.details);
+      assert.match(failure.details ?? '', /subject alternative name/);
+      for (let i = 0; i < 5; i++)
+        assert.equal(await codeOf(buyerClient.call('Get', {}, 2000)), status.UNAVAILABLE);
+      assert.equal(current.served.size, 0, 'the impostor never served a call');
+      // Back to store's certificate at the same address: calls succeed again, so the identity was the cause.
+      await current.stop();
+      current = await standIn(store, 'store-certificate');
+      await firstSuccess(buyerClient);
+    } finally {
+      await current.stop();
+      server = await startEchoServer({
+        name: 'v1',
+        address: `${A.v1}:${A.v1Port}`,
+        bootstrap: store.bootstrap,
+        credentials: xdsServerCredentials(),
+      });
+    }
+    await firstSuccess(direct(buyer));
   });
 
   it('denies the allowed source within seconds of its TrafficTarget being deleted', async () => {
