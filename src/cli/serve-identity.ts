@@ -10,7 +10,7 @@
 import type { Command } from 'commander';
 import type { Metrics } from '../admin/metrics';
 import { formatDuration, parseDuration } from '../identity/duration';
-import { type RunningIdentity, registerIdentityMetrics, startIdentity } from '../identity/index';
+import { CaError, type RunningIdentity, registerIdentityMetrics, startIdentity } from '../identity/index';
 import { SecretSnapshotCache } from '../identity/sds-cache';
 import { logger } from '../log';
 import type { MeshModel } from '../smi/model';
@@ -35,6 +35,11 @@ export interface ServeIdentityOptions {
   certTtl?: string;
   /** `--insecure-xds`: plaintext xDS for development; proxies are not authenticated. */
   insecureXds?: boolean;
+  /**
+   * `--no-mtls` gives false: proxies talk to each other in plaintext. It does not imply
+   * `--insecure-xds`; the xDS port stays mTLS unless that flag is given too.
+   */
+  mtls?: boolean;
   /** `--bootstrap-tokens FILE`: tokens that entitle agents to identities. */
   bootstrapTokens?: string;
   /** `--ca-address host:port`: where the certificate endpoint for `weft agent` listens. */
@@ -101,6 +106,12 @@ export async function startIdentityForServe(
   o: ServeIdentityOptions,
   encoder: ResourceEncoder,
 ): Promise<ServeIdentity> {
+  if (o.mtls === false && !o.insecureXds && !o.caDir && !o.caCert && !o.caKey) {
+    // Said apart from the generic "needs a CA" so the user sees why --no-mtls was not enough.
+    throw new CaError(
+      '--no-mtls turns off TLS between proxies, not on the xDS port, which still needs a CA: for plaintext development pass --insecure-xds as well, or pass --ca-dir DIR so proxies authenticate to Weft',
+    );
+  }
   const running = await startIdentity({
     ...(o.caDir ? { caDir: o.caDir } : {}),
     ...(o.caCert ? { caCert: o.caCert } : {}),

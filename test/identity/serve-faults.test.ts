@@ -98,6 +98,13 @@ describe('CA faults at the start of weft serve', () => {
     );
   });
 
+  it('--no-mtls alone does not make the xDS port plaintext', async () => {
+    await refusedToStart(
+      { configDir: cfg.path, xdsAddress: `127.0.0.1:${await freePort()}`, mtls: false },
+      /--no-mtls turns off TLS between proxies, not on the xDS port.*--insecure-xds as well/,
+    );
+  });
+
   it('the command prints the error naming the file and exits 1', async () => {
     const dir = join(tmp.dir, 'cli-ca');
     mkdirSync(dir);
