@@ -70,7 +70,8 @@ function fullName(t: Type): string {
   return t.fullName.replace(/^\./, '');
 }
 
-const WRAPPERS = new Map<string, string>([
+/** Wrapper types (canonical JSON writes them as plain values) and the scalar each wraps. */
+export const WRAPPERS: ReadonlyMap<string, string> = new Map<string, string>([
   ['google.protobuf.DoubleValue', 'double'],
   ['google.protobuf.FloatValue', 'float'],
   ['google.protobuf.Int64Value', 'int64'],

@@ -25,6 +25,7 @@
 import { isIP } from 'node:net';
 import { Enum, type Field, type OneOf, type Type } from 'protobufjs';
 import { RE2 } from 're2-wasm';
+import { WRAPPERS } from './codec';
 import { envoyRoot } from './protos';
 
 /** One violated rule, at a field path like `virtual_hosts[0].domains`. */
@@ -536,18 +537,6 @@ function enumCheck(e: Enum, rules: Rules): ValueCheck | null {
 
 // ---------------------------------------------------------------------------------------------
 // Messages.
-
-const WRAPPERS = new Map<string, string>([
-  ['google.protobuf.DoubleValue', 'double'],
-  ['google.protobuf.FloatValue', 'float'],
-  ['google.protobuf.Int64Value', 'int64'],
-  ['google.protobuf.UInt64Value', 'uint64'],
-  ['google.protobuf.Int32Value', 'int32'],
-  ['google.protobuf.UInt32Value', 'uint32'],
-  ['google.protobuf.BoolValue', 'bool'],
-  ['google.protobuf.StringValue', 'string'],
-  ['google.protobuf.BytesValue', 'bytes'],
-]);
 
 /** Well-known types with no PGV rules inside, never walked into. */
 const OPAQUE = new Set([
