@@ -146,11 +146,14 @@ export class CertificateService {
 
   private async authenticate(call: ServerUnaryCall<unknown, unknown>): Promise<Caller> {
     const token = bearer(call.metadata);
-    if (!token)
+    if (!token) {
+      // Counted with bad tokens: a caller probing without one is a refusal worth seeing too.
+      this.stats.denied++;
       return {
         ok: false,
         error: fail(status.UNAUTHENTICATED, 'missing "authorization: Bearer <token>" header'),
       };
+    }
     const review = await this.o.reviewer.review(token);
     if (!review.authenticated) {
       this.stats.denied++;
