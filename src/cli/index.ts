@@ -41,6 +41,12 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   for (const register of registrars) register(program, setExitCode);
+  // The command list shows each command's first sentence; `weft <command> --help` shows it all.
+  for (const cmd of program.commands) {
+    if (cmd.summary()) continue;
+    const first = cmd.description().split(/\n\n|(?<=\.)\s/)[0] ?? '';
+    cmd.summary(first.replace(/\s*\n\s*/g, ' ').replace(/[.:]$/, ''));
+  }
   return program;
 }
 
