@@ -51,6 +51,16 @@ export interface UpdateResult {
   readonly ms: number;
 }
 
+/** Why a patch is rolled back for a group. */
+interface RollBack {
+  /** The NACKing proxy's node id. */
+  readonly proxy: string;
+  /** Its `error_detail.message`. */
+  readonly message: string;
+  /** `JSON.stringify(spec)` of the patch it rejected. */
+  readonly spec: string;
+}
+
 interface ActiveGroup {
   target: ProxyTarget;
   key: string;
@@ -76,8 +86,11 @@ export class MeshCompiler {
   private byKey = new Map<string, { resources: ProxyResources; snapshot: Snapshot }>();
   private readonly mtls: boolean;
   private readonly meshNamespace: string;
-  /** Patches rolled back per group after a NACK. */
-  private readonly rolledBack = new Map<string, Set<string>>();
+  /**
+   * Patches rolled back per group after a NACK, with the proxy's own error and the spec it
+   * rejected: a changed spec is a new attempt, so its rollback is forgotten.
+   */
+  private readonly rolledBack = new Map<string, Map<string, RollBack>>();
   /** Groups that resources of each patch landed in, for tracing NACKs back to patches. */
   private patchedResources = new Map<string, Map<string, readonly string[]>>();
   /** Proxies refused because their certificate contradicts what they claim. */
@@ -115,21 +128,37 @@ export class MeshCompiler {
     const built = buildModel(rest);
     this.model = built.model;
     this.patches = patches;
+    this.forgetStaleRollBacks();
     const result = this.recompile();
     this.conditions = [...extraConditions, ...patchParse, ...built.conditions, ...result.conditions];
     return { ...result, conditions: this.conditions, ms: performance.now() - t0 };
   }
 
-  /** Rolls `patch` back for `group` (after a NACK) and recompiles. */
-  rollBack(group: string, patch: string): void {
-    const set = this.rolledBack.get(group) ?? new Set<string>();
-    set.add(patch);
-    this.rolledBack.set(group, set);
+  /**
+   * Rolls `patch` (`<namespace>/<name>`) back for `group` after `nack` (the proxy and its own error
+   * text) and recompiles. It stays rolled back for that group until the patch's spec changes.
+   */
+  rollBack(group: string, patch: string, nack: { proxy: string; message: string }): void {
+    const current = this.patches.find((p) => `${p.metadata.namespace}/${p.metadata.name}` === patch);
+    const map = this.rolledBack.get(group) ?? new Map<string, RollBack>();
+    map.set(patch, { ...nack, spec: JSON.stringify(current?.spec ?? null) });
+    this.rolledBack.set(group, map);
     const r = this.recompile();
     this.conditions = [
       ...this.conditions.filter((c) => !c.object.startsWith('EnvoyPatch/')),
       ...r.conditions,
     ];
+  }
+
+  /** Drops rollbacks of patches that are gone or whose spec changed since the NACK. */
+  private forgetStaleRollBacks(): void {
+    const specs = new Map(
+      this.patches.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, JSON.stringify(p.spec)]),
+    );
+    for (const [group, map] of this.rolledBack) {
+      for (const [patch, r] of map) if (specs.get(patch) !== r.spec) map.delete(patch);
+      if (map.size === 0) this.rolledBack.delete(group);
+    }
   }
 
   /** Patches whose resources a NACK of `resourceNames` on `group` touches. */
@@ -206,7 +235,11 @@ export class MeshCompiler {
           resources: p.resources,
         })),
         this.patches,
-        { meshNamespace: this.meshNamespace, resolve: serviceTargetResolver, rolledBack: this.rolledBack },
+        {
+          meshNamespace: this.meshNamespace,
+          resolve: serviceTargetResolver,
+          rolledBack: new Map([...this.rolledBack].map(([g, m]) => [g, new Set(m.keys())])),
+        },
       );
       conditions = r.conditions;
       for (const p of patchable) {
@@ -215,15 +248,15 @@ export class MeshCompiler {
         for (const res of r.results.get(p.id) ?? []) if (res.applied) touched.set(res.patch, res.touched);
         this.patchedResources.set(p.group, touched);
       }
-      for (const [group, set] of this.rolledBack) {
-        for (const patch of set) {
+      for (const [group, map] of this.rolledBack) {
+        for (const [patch, r] of map) {
           conditions.push({
             object: `EnvoyPatch/${patch}`,
             type: 'Programmed',
             status: 'False',
             severity: 'Error',
             reason: 'RolledBack',
-            message: `EnvoyPatch ${patch} was rejected (NACK) by the proxies of ${group} and is rolled back for them; fix the patch so Envoy accepts it`,
+            message: `EnvoyPatch ${patch} was rejected (NACK) by proxy ${r.proxy} of ${group}, which said: ${JSON.stringify(r.message)}; it is rolled back for that group until the patch changes; fix the patch so the proxy accepts it`,
           });
         }
       }

@@ -41,7 +41,7 @@ export function rollBackPatchesOnNack(server: AdsServer, compiler: MeshCompiler)
   server.registry.on('nack', (n: NackRecord) => {
     for (const patch of compiler.patchesTouching(n.group, n.resourceNames)) {
       log.warn('rolling back EnvoyPatch after NACK', { patch, group: n.group, error: n.message });
-      compiler.rollBack(n.group, patch);
+      compiler.rollBack(n.group, patch, { proxy: n.proxy, message: n.message });
     }
   });
 }

@@ -155,7 +155,15 @@ describe('EnvoyPatch with real proxyless gRPC peers', () => {
         (x) => x.object === 'EnvoyPatch/shop/maglev' && x.type === 'Programmed' && x.reason === 'RolledBack',
       ),
     );
-    assert.ok(weft.server.registry.nacks().length > 0, 'the real client NACKed');
+    const nacks = weft.server.registry.nacks();
+    assert.ok(nacks.length > 0, 'the real client NACKed');
+    const rolledBack = weft.compiler?.currentConditions.find(
+      (x) => x.object === 'EnvoyPatch/shop/maglev' && x.type === 'Programmed',
+    );
+    assert.ok(
+      nacks.some((n) => n.message !== '' && rolledBack?.message.includes(JSON.stringify(n.message))),
+      `the condition carries the client's own error text: ${rolledBack?.message}`,
+    );
     for (let i = 0; i < 10; i++) assert.equal(await codeOf(buyer), 0, 'traffic keeps flowing');
     dir.drop('patch.yaml');
   });
