@@ -200,6 +200,12 @@ function applyOne(
   const notFound: string[] = [];
   const errors: string[] = [];
   const touched = new Set<string>();
+  // Which operations changed each resource, so a validation failure names them.
+  const touchedBy = new Map<string, number[]>();
+  const touch = (label: string, i: number): void => {
+    touched.add(label);
+    touchedBy.set(label, [...(touchedBy.get(label) ?? []), i]);
+  };
   patch.spec.patches.forEach((op, i) => {
     const where = `spec.patches[${i}]`;
     if (op.add) {
@@ -220,7 +226,7 @@ function applyOne(
       out[info.key] = [...out[info.key], op.add.resource].sort((a, b) =>
         String(a[info.nameField]) < String(b[info.nameField]) ? -1 : 1,
       );
-      touched.add(`${op.add.type}/${name}`);
+      touch(`${op.add.type}/${name}`, i);
       return;
     }
     const target = op.target!;
@@ -282,7 +288,7 @@ function applyOne(
         const list = out[info.key].slice();
         list[idx] = after;
         out[info.key] = list;
-        touched.add(label);
+        touch(label, i);
       } catch (err) {
         errors.push(`${where}: ${label}: ${(err as Error).message}`);
       }
@@ -295,7 +301,8 @@ function applyOne(
     const info = TYPE_INFO[type as PatchResourceType];
     const res = out[info.key].find((r) => r[info.nameField] === name);
     const problems = [...checkJson(info.message, res), ...(validate?.(info.message, res) ?? [])];
-    for (const p of problems) errors.push(`${label}: ${p.path ? `${p.path}: ` : ''}${p.message}`);
+    const ops = (touchedBy.get(label) ?? []).map((i) => `spec.patches[${i}]`).join(', ');
+    for (const p of problems) errors.push(`${ops}: ${label}: ${p.path ? `${p.path}: ` : ''}${p.message}`);
   }
   return { resources: out, notFound, errors, touched: [...touched].sort() };
 }

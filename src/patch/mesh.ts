@@ -126,12 +126,18 @@ export function patchMesh(
       for (const n of r.notFound) notFound.push(`${proxy}: ${n}`);
     }
     if (errors.size > 0) {
+      // The first failing operation, as a field path, for tools that point at the field.
+      const field = [...errors]
+        .map((e) => /spec\.patches\[\d+\][^:,\s]*/.exec(e)?.[0])
+        .filter((f) => f !== undefined)
+        .sort()[0];
       conditions.push({
         object,
         type: 'Applied',
         status: 'False',
         severity: 'Error',
         reason: 'Invalid',
+        ...(field ? { field } : {}),
         message: `EnvoyPatch ${id} is applied nowhere: ${[...errors].sort().join('; ')}`,
       });
     } else if (selected === 0) {
