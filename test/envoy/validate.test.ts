@@ -570,7 +570,7 @@ describe('validation hooks', () => {
     });
     assert.equal(results[0]!.applied, false);
     assert.deepEqual(results[0]!.errors, [
-      'Cluster/bookstore/bookstore-v1|14001: connect_timeout: must be > 0s, got -1s',
+      'spec.patches[0]: Cluster/bookstore/bookstore-v1|14001: connect_timeout: must be > 0s, got -1s',
     ]);
     assert.equal(after.clusters[0]!.connect_timeout, '5s');
   });
