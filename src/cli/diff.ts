@@ -4,9 +4,10 @@
  * per resource, the RFC 6902 operations that turn the old config into the new one.
  */
 import type { Command } from 'commander';
+import { stringify } from 'yaml';
 import { readManifests } from '../inputs/folder';
 import { type RenderedProxy, renderMesh } from '../mesh/render';
-import { diffJson } from '../patch/diff';
+import { diffJson, unifiedDiff } from '../patch/diff';
 import type { JsonPatchOp } from '../patch/json-patch';
 import type { CommandRegistrar } from './index';
 
@@ -27,6 +28,9 @@ export interface ResourceDiff {
   change: 'added' | 'removed' | 'changed';
   /** JSON Patch from the old resource to the new one (for `changed`). */
   ops: JsonPatchOp[];
+  /** The resource before and after, for the readable form; not part of the JSON output. */
+  before?: unknown;
+  after?: unknown;
 }
 
 const TYPES = ['listeners', 'routes', 'clusters', 'endpoints', 'secrets'] as const;
@@ -61,12 +65,29 @@ export function diffRenders(
         const x = ra.get(name);
         const y = rb.get(name);
         if (x === undefined)
-          out.push({ proxy, flavor, type, name, change: 'added', ops: [{ op: 'add', path: '', value: y }] });
+          out.push({
+            proxy,
+            flavor,
+            type,
+            name,
+            change: 'added',
+            ops: [{ op: 'add', path: '', value: y }],
+            after: y,
+          });
         else if (y === undefined)
-          out.push({ proxy, flavor, type, name, change: 'removed', ops: [{ op: 'remove', path: '' }] });
+          out.push({
+            proxy,
+            flavor,
+            type,
+            name,
+            change: 'removed',
+            ops: [{ op: 'remove', path: '' }],
+            before: x,
+          });
         else {
           const ops = diffJson(x, y);
-          if (ops.length > 0) out.push({ proxy, flavor, type, name, change: 'changed', ops });
+          if (ops.length > 0)
+            out.push({ proxy, flavor, type, name, change: 'changed', ops, before: x, after: y });
         }
       }
     }
@@ -74,12 +95,13 @@ export function diffRenders(
   return out;
 }
 
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s.length > 100 ? `${s.slice(0, 97)}...` : s;
-}
+const yaml = (v: unknown): string =>
+  v === undefined ? '' : stringify(v, { lineWidth: 0, aliasDuplicateObjects: false });
 
-/** The readable form: one block per proxy, `+`/`-`/`~` per resource, one line per operation. */
+/**
+ * The readable form: one block per proxy, a `+` (added), `-` (removed) or `~` (changed) line per
+ * resource, then a unified diff of the resource as YAML (the whole resource when added).
+ */
 export function formatDiff(diffs: readonly ResourceDiff[]): string {
   if (diffs.length === 0) return 'No proxy config changes.\n';
   const lines: string[] = [];
@@ -92,12 +114,8 @@ export function formatDiff(diffs: readonly ResourceDiff[]): string {
     }
     const mark = d.change === 'added' ? '+' : d.change === 'removed' ? '-' : '~';
     lines.push(`${mark} ${d.type} ${d.name}`);
-    if (d.change !== 'changed') continue;
-    for (const op of d.ops) {
-      if (op.op === 'remove') lines.push(`    - ${op.path}`);
-      else if (op.op === 'add') lines.push(`    + ${op.path}: ${show(op.value)}`);
-      else if (op.op === 'replace') lines.push(`    ~ ${op.path}: ${show(op.value)}`);
-    }
+    if (d.change === 'removed') continue;
+    for (const l of unifiedDiff(yaml(d.before), yaml(d.after))) lines.push(`  ${l}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -112,8 +130,9 @@ export const registerDiff: CommandRegistrar = (program: Command, setExitCode) =>
         '  weft diff -f before/ -f after/          compare two sets of manifests\n' +
         '  weft diff -f mesh/ --patch patch.yaml   what an EnvoyPatch (or any extra manifests) would do\n\n' +
         'Each side is compiled as weft render does. The readable output marks resources + added,\n' +
-        '- removed, ~ changed, with one line per change; -o json prints RFC 6902 JSON Patches per\n' +
-        'proxy and resource. Exit status: 0 no change, 1 changes, 2 errors.',
+        '- removed, ~ changed, each followed by a unified diff of its YAML; -o json prints RFC 6902\n' +
+        'JSON Patches per proxy and resource. Exit status: 0 no change, 1 changes, 2 errors\n' +
+        '(including an EnvoyPatch the change brings in that is refused; its reason goes to stderr).',
     )
     .requiredOption(
       '-f, --file <path>',
@@ -146,14 +165,22 @@ export const registerDiff: CommandRegistrar = (program: Command, setExitCode) =>
         const a = renderMesh(before, opts);
         const b = renderMesh(after, opts);
         const diffs = diffRenders(a.proxies, b.proxies);
-        const problems = b.conditions.filter(
-          (c) => c.object.startsWith('EnvoyPatch/') && c.status === 'False' && c.severity === 'Error',
-        );
+        // Patch failures the change introduces are errors: the diff alone would read "no change".
+        const isError = (c: { object: string; status: string; severity: string }): boolean =>
+          c.object.startsWith('EnvoyPatch/') && c.status === 'False' && c.severity === 'Error';
+        const known = new Set(a.conditions.filter(isError).map((c) => c.message));
+        const problems = b.conditions.filter((c) => isError(c) && !known.has(c.message));
         for (const c of problems) process.stderr.write(`error: ${c.message}\n`);
         process.stdout.write(
-          flags.output === 'json' ? `${JSON.stringify(diffs, null, 2)}\n` : formatDiff(diffs),
+          flags.output === 'json'
+            ? `${JSON.stringify(
+                diffs.map(({ before: _b, after: _a, ...d }) => d),
+                null,
+                2,
+              )}\n`
+            : formatDiff(diffs),
         );
-        setExitCode(diffs.length > 0 ? 1 : 0);
+        setExitCode(problems.length > 0 ? 2 : diffs.length > 0 ? 1 : 0);
       } catch (err) {
         fail(err instanceof Error ? err.message : String(err));
       }

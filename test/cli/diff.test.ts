@@ -9,16 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ResourceDiff } from '../../src/cli/diff';
-import { diffJson } from '../../src/patch/diff';
+import { diffJson, unifiedDiff } from '../../src/patch/diff';
 import { applyJsonPatch } from '../../src/patch/json-patch';
 
 const ROOT = join(__dirname, '..', '..', '..');
 
 /** Runs the real CLI (a child process, so its output cannot mix with the test reporter's). */
-function run(args: string[]): Promise<{ code: number; out: string }> {
+function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, 'bin', 'weft.js'), 'diff', ...args], (err, stdout) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout }),
+    execFile(process.execPath, [join(ROOT, 'bin', 'weft.js'), 'diff', ...args], (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
     );
   });
 }
@@ -44,6 +44,25 @@ describe('diffJson', () => {
       'pointer tokens are escaped',
     );
     assert.deepEqual(diffJson(after, after), []);
+  });
+});
+
+describe('unifiedDiff', () => {
+  it('shows changed lines with context in hunks, and nothing for equal texts', () => {
+    const a = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'].join('\n');
+    const b = ['a', 'B', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l'].join('\n');
+    assert.deepEqual(unifiedDiff(a, b, 1), [
+      '@@ -1,3 +1,3 @@',
+      ' a',
+      '-b',
+      '+B',
+      ' c',
+      '@@ -11,1 +11,2 @@',
+      ' k',
+      '+l',
+    ]);
+    assert.deepEqual(unifiedDiff(a, a), []);
+    assert.deepEqual(unifiedDiff('', 'x\n'), ['@@ -0,0 +1,1 @@', '+x']);
   });
 });
 
@@ -88,7 +107,31 @@ spec:
     const text = await run(['-f', join(ROOT, 'examples', 'bookstore'), '--patch', patch, '--flavor', 'grpc']);
     assert.match(
       text.out,
-      /=== grpc proxy bookbuyer\/bookbuyer\n~ clusters outbound\|14001\|bookstore\/bookstore-v1\n {4}\+ \/connect_timeout: "2s"/,
+      /=== grpc proxy bookbuyer\/bookbuyer\n~ clusters outbound\|14001\|bookstore\/bookstore-v1\n {2}@@ -\d+,\d+ \+\d+,\d+ @@\n/,
+    );
+    assert.match(text.out, /\n {2}\+connect_timeout: 2s\n/, 'the added line, as YAML');
+    assert.doesNotMatch(text.out, /^ {2}-/m, 'nothing was removed');
+  });
+
+  it('exits 2 and says why when the patch is refused, even though no proxy changes', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(
+      bad,
+      `apiVersion: weft.dev/v1alpha1
+kind: EnvoyPatch
+metadata: { name: typo, namespace: bookbuyer }
+spec:
+  patches:
+    - target: { type: Cluster, service: { name: bookstore-v1, namespace: bookstore, port: 14001 } }
+      merge: { connect_timout: 2s }
+`,
+    );
+    const r = await run(['-f', join(ROOT, 'examples', 'bookstore'), '--patch', bad, '--flavor', 'grpc']);
+    assert.equal(r.code, 2);
+    assert.match(r.out, /No proxy config changes/);
+    assert.match(
+      r.err,
+      /bookbuyer\/typo is applied nowhere: .*spec\.patches\[0\].*unknown field "connect_timout"/,
     );
   });
 
