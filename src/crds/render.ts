@@ -4,6 +4,13 @@ import { allCrds, type Schema } from './definitions';
 
 const HEADER = '# Generated from src/crds/definitions.ts by `npm run gen:crds`; do not edit.\n';
 
+/**
+ * Folders (relative to the repository root) that `npm run gen:crds` fills with one file per CRD:
+ * `crds/` for `kubectl apply -f crds/`, and the Helm chart's `crds/`, which Helm installs before
+ * the chart's templates (and, unlike templates, never deletes on uninstall).
+ */
+export const CRD_FOLDERS = ['crds', 'deploy/helm/weft/crds'] as const;
+
 /** File name of a CRD inside `crds/`: `<plural>.<group>.yaml`. */
 export function crdFileName(crd: Schema): string {
   return `${(crd.metadata as { name: string }).name}.yaml`;

@@ -3,19 +3,26 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { allCrds } from '../../src/crds/definitions';
-import { crdFileName, crdYaml } from '../../src/crds/render';
+import { CRD_FOLDERS, crdFileName, crdYaml } from '../../src/crds/render';
 
-const CRDS = join(__dirname, '..', '..', '..', 'crds');
+const ROOT = join(__dirname, '..', '..', '..');
 
 describe('crds/', () => {
-  it('holds exactly the generated CRDs (run `npm run gen:crds` after changing them)', () => {
-    const files = readdirSync(CRDS)
-      .filter((f) => f.endsWith('.yaml'))
-      .sort();
-    assert.deepEqual(files, allCrds().map(crdFileName).sort());
-    for (const crd of allCrds())
-      assert.equal(readFileSync(join(CRDS, crdFileName(crd)), 'utf8'), crdYaml(crd));
-  });
+  for (const folder of CRD_FOLDERS) {
+    it(`${folder}/ holds exactly the generated CRDs (run \`npm run gen:crds\` after changing them)`, () => {
+      const dir = join(ROOT, folder);
+      const files = readdirSync(dir)
+        .filter((f) => f.endsWith('.yaml'))
+        .sort();
+      assert.deepEqual(files, allCrds().map(crdFileName).sort());
+      for (const crd of allCrds())
+        assert.equal(
+          readFileSync(join(dir, crdFileName(crd)), 'utf8'),
+          crdYaml(crd),
+          `${folder}/${crdFileName(crd)}`,
+        );
+    });
+  }
   it('serves every SMI version Weft reads and stores one per kind', () => {
     const served = Object.fromEntries(
       allCrds().map((c) => {
