@@ -1,0 +1,120 @@
+/**
+ * The Helm chart without a cluster: helm lint, the checked-in plain manifests equal to what the
+ * chart renders, every `weft serve` flag the Deployment passes known to the CLI, and every value
+ * documented.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse, parseAllDocuments } from 'yaml';
+import { CHART, helmBin, helmTemplate, MANIFESTS, ROOT, run, weft } from './helm';
+
+interface Container {
+  name: string;
+  args?: string[];
+}
+
+function deploymentArgs(text: string): string[] {
+  const docs = parseAllDocuments(text).map((d) => d.toJS() as { kind?: string; spec?: unknown } | null);
+  const dep = docs.find((d) => d?.kind === 'Deployment') as
+    | { spec: { template: { spec: { containers: Container[] } } } }
+    | undefined;
+  assert.ok(dep, 'the manifests hold a Deployment');
+  const weftContainer = dep.spec.template.spec.containers.find((c) => c.name === 'weft');
+  assert.ok(weftContainer?.args, 'the Deployment has a weft container with args');
+  return weftContainer.args;
+}
+
+describe('deploy/helm/weft', () => {
+  it('passes helm lint --strict', async () => {
+    const r = await run(helmBin(), ['lint', CHART, '--strict', '--namespace', 'weft-system']);
+    assert.equal(r.code, 0, `helm lint failed:\n${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it('renders exactly deploy/manifests/weft.yaml with default values (run scripts/render-deploy.sh after changing the chart)', async () => {
+    const file = readFileSync(MANIFESTS, 'utf8');
+    // The file is a two-line comment header, then helm's output unchanged.
+    const body = file.slice(file.indexOf('---\n'));
+    assert.equal(body, await helmTemplate());
+  });
+
+  it('is what `weft install` prints', async () => {
+    const r = await weft(['install']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, readFileSync(MANIFESTS, 'utf8'));
+    const needsApply = await weft(['install', '--kubeconfig', 'kubeconfig']);
+    assert.equal(needsApply.code, 1);
+    assert.match(needsApply.stderr, /--kubeconfig needs --apply/);
+  });
+
+  it('keeps the chart version and appVersion at the package version', () => {
+    const chart = parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as {
+      version: string;
+      appVersion: string;
+    };
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(chart.appVersion, pkg.version);
+    assert.equal(chart.version, pkg.version);
+  });
+
+  it('passes Weft only flags `weft serve --help` lists', async () => {
+    const help = await weft(['serve', '--help']);
+    assert.equal(help.code, 0, help.stderr);
+    // An option line of commander's help starts with two spaces and the flags, then two or more
+    // spaces and the text ("  -h, --help  display help"); wrapped text lines start further in.
+    const known = new Set(
+      help.stdout
+        .split('\n')
+        .filter((l) => /^ {2}-/.test(l))
+        .flatMap((l) =>
+          [
+            ...l
+              .trim()
+              .split(/\s{2,}/)[0]!
+              .matchAll(/--[a-z0-9-]+/g),
+          ].map((m) => m[0]),
+        ),
+    );
+    assert.ok(known.has('--kubernetes'), `parsed the help's options: ${[...known].join(' ')}`);
+    const args = deploymentArgs(readFileSync(MANIFESTS, 'utf8'));
+    assert.equal(args[0], 'serve');
+    const unknown = args.filter((a) => a.startsWith('--') && !known.has(a.split('=')[0]!));
+    assert.deepEqual(unknown, [], `weft serve does not know ${unknown.join(', ')}`);
+    // Every address flag binds all interfaces: the Service must reach it.
+    for (const flag of ['--xds-address', '--ca-address', '--admin-address', '--webhook-address'])
+      assert.match(args[args.indexOf(flag) + 1] ?? '', /^0\.0\.0\.0:\d+$/, flag);
+  });
+
+  it('documents every value in its README', () => {
+    const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+    const readme = readFileSync(join(CHART, 'README.md'), 'utf8');
+    const missing: string[] = [];
+    // A value is documented as `path`; an undocumented map is fine when each of its keys is.
+    const check = (path: string, v: unknown): void => {
+      if (readme.includes(`\`${path}\``)) return;
+      if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0) {
+        for (const [k, child] of Object.entries(v)) check(`${path}.${k}`, child);
+      } else missing.push(path);
+    };
+    for (const [k, v] of Object.entries(values)) check(k, v);
+    assert.deepEqual(missing, [], `values missing from deploy/helm/weft/README.md: ${missing.join(', ')}`);
+  });
+
+  it('renders its optional parts when values turn them on', async () => {
+    const text = await helmTemplate([
+      '--set',
+      'podDisruptionBudget.enabled=false,mesh.create=false,image.tag=dev,priorityClassName=weft-critical',
+      '--set',
+      'extraArgs[0]=--no-mtls,imagePullSecrets[0].name=pull,nodeSelector.pool=system',
+    ]);
+    const kinds = parseAllDocuments(text).map((d) => (d.toJS() as { kind?: string } | null)?.kind);
+    assert.ok(!kinds.includes('PodDisruptionBudget'));
+    assert.ok(!kinds.includes('MeshConfig'));
+    assert.match(text, /image: ghcr\.io\/weft-mesh\/weft:dev/);
+    assert.match(text, /priorityClassName: weft-critical/);
+    assert.match(text, /imagePullSecrets:\n\s+- name: pull/);
+    assert.equal(deploymentArgs(text).at(-1), '--no-mtls');
+  });
+});
