@@ -17,11 +17,13 @@ import { registerInstall } from './install';
 import { registerRender } from './render';
 import { registerServe } from './serve';
 import { registerStatus } from './status';
+import { registerUninstall } from './uninstall';
 
 const registrars: CommandRegistrar[] = [
   registerServe,
   registerRender,
   registerInstall,
+  registerUninstall,
   registerCa,
   registerAgent,
   registerStatus,

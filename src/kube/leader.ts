@@ -9,6 +9,9 @@ import { KubeApiError, type KubeClient, type KubeObject } from './client';
 
 const log: Logger = logger('leader');
 
+/** Name of the Lease the replicas campaign for, in the mesh namespace. */
+export const LEADER_LEASE = 'weft-leader';
+
 /** Options of {@link LeaderElector}. */
 export interface LeaderOptions {
   namespace: string;
@@ -53,7 +56,7 @@ export class LeaderElector extends EventEmitter {
     private readonly o: LeaderOptions,
   ) {
     super();
-    this.name = o.name ?? 'weft-leader';
+    this.name = o.name ?? LEADER_LEASE;
     this.leaseSeconds = o.leaseSeconds ?? 15;
     this.now = o.now ?? (() => new Date());
   }

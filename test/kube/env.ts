@@ -22,6 +22,16 @@ export interface KubeEnv {
   stop(): Promise<void>;
 }
 
+/** kubectl arguments that wait until every SMI and Weft CRD is served. */
+export const WAIT_FOR_WEFT_CRDS: readonly string[] = [
+  'wait',
+  '--for=condition=Established',
+  '--timeout=60s',
+  'crd',
+  '-l',
+  'app.kubernetes.io/part-of=weft',
+];
+
 /** Finds the binaries: WEFT_KUBE_BIN, else the newest folder of the setup script's cache. */
 export function kubeBinDir(): string {
   if (process.env.WEFT_KUBE_BIN) return process.env.WEFT_KUBE_BIN;
