@@ -8,8 +8,15 @@
  *   answers the outcomes, so a driver outside the cluster (through `kubectl port-forward`) sends
  *   real calls from inside the mesh. `DELETE /channel/<name>` closes a channel.
  * Both get their config from Weft at `XDS_SERVER`, as node `<POD_NAMESPACE>/<POD_NAME>`.
+ *
+ * The bookstore example (examples/bookstore) runs the same image with arguments instead, and sets
+ * no environment: `server <host:port>` serves echo on the pod IP at that port, and
+ * `client xds:///<service>:<port>` calls it once a second and logs where each call went.
+ * Unset variables then default to what a pod knows about itself.
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { hostname, networkInterfaces } from 'node:os';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { EchoClient, proxylessBootstrap, startEchoServer } from '../../src/workload/echo';
 
@@ -19,10 +26,53 @@ function env(name: string, fallback?: string): string {
   return v;
 }
 
+/** The pod's namespace: POD_NAMESPACE, else the one its ServiceAccount token is mounted for. */
+function podNamespace(): string {
+  return (
+    process.env.POD_NAMESPACE ??
+    readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim()
+  );
+}
+
+/** The pod's IP: POD_IP, else its first non-loopback IPv4 address. */
+function podIp(): string {
+  if (process.env.POD_IP) return process.env.POD_IP;
+  const ip = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+  if (!ip) throw new Error('POD_IP is not set and the pod has no IPv4 address');
+  return ip;
+}
+
+/** examples/bookstore's `server <host:port>` and `client xds:///<service>:<port>`. */
+async function bookstore(mode: string, arg: string, bootstrap: Record<string, unknown>): Promise<void> {
+  if (mode === 'server') {
+    const port = arg.split(':').pop();
+    await startEchoServer({ name: env('BACKEND', hostname()), address: `${podIp()}:${port}`, bootstrap });
+    console.log(`echo server on ${podIp()}:${port}`);
+    return;
+  }
+  const client = new EchoClient(arg, bootstrap);
+  for (;;) {
+    try {
+      console.log(`${arg} -> ${(await client.call('Get', {}, 1500)).backend}`);
+    } catch (err) {
+      const e = err as Partial<ServiceError>;
+      console.log(`${arg} -> ${(grpcStatus as unknown as Record<number, string>)[e.code ?? 2] ?? 'UNKNOWN'}`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 async function main(): Promise<void> {
-  const namespace = env('POD_NAMESPACE');
-  const pod = env('POD_NAME');
-  const bootstrap = proxylessBootstrap({ xdsServer: env('XDS_SERVER'), nodeId: `${namespace}/${pod}` });
+  const namespace = podNamespace();
+  const pod = env('POD_NAME', hostname());
+  const bootstrap = proxylessBootstrap({
+    xdsServer: env('XDS_SERVER', 'weft.weft-system:15010'),
+    nodeId: `${namespace}/${pod}`,
+  });
+  const [mode, arg] = process.argv.slice(2);
+  if ((mode === 'server' || mode === 'client') && arg) return bookstore(mode, arg, bootstrap);
   if (env('ROLE') === 'server') {
     for (const entry of env('PORTS').split(',')) {
       const port = entry.split(':')[1];
