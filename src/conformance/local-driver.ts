@@ -13,7 +13,7 @@
  * Every decision (routing, splits, RBAC) is made by grpc-js-xds on the config Weft serves.
  */
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { type KubeEnv, startKubeEnv } from '../../test/kube/env';
+import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from '../../test/kube/env';
 import { type RunningKubeServe, startKubeServe } from '../cli/serve-kube';
 import { allCrdsYaml } from '../crds/render';
 import { freePort } from '../net';
@@ -138,14 +138,7 @@ export class LocalDriver implements Driver {
     this.workloads = w;
     this.env = await startKubeEnv();
     await this.kubectl(['apply', '-f', '-'], allCrdsYaml());
-    await this.kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd',
-      '-l',
-      'app.kubernetes.io/part-of=weft',
-    ]);
+    await this.kubectl([...WAIT_FOR_WEFT_CRDS]);
     await this.kubectl(['create', 'namespace', 'weft-system']);
     const ports = new Map<string, Record<string, number>>();
     for (const s of w.servers) {

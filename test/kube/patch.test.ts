@@ -12,7 +12,7 @@ import { freePort } from '../../src/net';
 import { AdsClient } from '../../src/xds/client';
 import { ROUTE } from '../../src/xds/resource-types';
 import { addresses, BUYER_MAY_CALL, type FixtureAddresses, podStatus, workloads } from '../mesh/mesh-fixture';
-import { type KubeEnv, startKubeEnv } from './env';
+import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
@@ -48,14 +48,7 @@ describe('EnvoyPatch on a real kube-apiserver', () => {
     env = await startKubeEnv();
     A = addresses(48, await freePort(), await freePort());
     await kubectl(['apply', '-f', '-'], allCrdsYaml());
-    await kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd',
-      '-l',
-      'app.kubernetes.io/part-of=weft',
-    ]);
+    await kubectl([...WAIT_FOR_WEFT_CRDS]);
     await kubectl(['create', 'namespace', 'weft-system']);
     await kubectl(['apply', '-f', '-'], `${workloads(A)}---\n${BUYER_MAY_CALL}`);
     for (const [pod, ip] of [

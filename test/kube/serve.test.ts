@@ -25,7 +25,7 @@ import {
   split,
   workloads,
 } from '../mesh/mesh-fixture';
-import { type KubeEnv, startKubeEnv } from './env';
+import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 const ROOT = join(__dirname, '..', '..', '..');
@@ -83,14 +83,7 @@ describe('weft serve --kubernetes on a real kube-apiserver', () => {
     env = await startKubeEnv();
     A = addresses(43, await freePort(), await freePort());
     await kubectl(['apply', '-f', '-'], allCrdsYaml());
-    await kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd',
-      '-l',
-      'app.kubernetes.io/part-of=weft',
-    ]);
+    await kubectl([...WAIT_FOR_WEFT_CRDS]);
     await kubectl(['create', 'namespace', 'weft-system']);
     await kubectl(['apply', '-f', join(ROOT, 'examples', 'bookstore')]);
     await kubectl(['apply', '-f', '-'], workloads(A));
