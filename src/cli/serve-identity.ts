@@ -10,7 +10,13 @@
 import type { Command } from 'commander';
 import type { Metrics } from '../admin/metrics';
 import { formatDuration, parseDuration } from '../identity/duration';
-import { CaError, type RunningIdentity, registerIdentityMetrics, startIdentity } from '../identity/index';
+import {
+  CaError,
+  type IdentityOptions,
+  type RunningIdentity,
+  registerIdentityMetrics,
+  startIdentity,
+} from '../identity/index';
 import { SecretSnapshotCache } from '../identity/sds-cache';
 import { logger } from '../log';
 import type { MeshModel } from '../smi/model';
@@ -44,6 +50,9 @@ export interface ServeIdentityOptions {
   bootstrapTokens?: string;
   /** `--ca-address host:port`: where the certificate endpoint for `weft agent` listens. */
   caAddress?: string;
+  /** Kubernetes mode: the CA Secret store, and the TokenReview checker of agents' tokens. */
+  store?: IdentityOptions['store'];
+  reviewerFor?: IdentityOptions['reviewerFor'];
 }
 
 /** Identity wired for one `weft serve`. */
@@ -81,7 +90,7 @@ export function identityFlags(c: Command): Command {
     .option('--cert-ttl <duration>', 'lifetime of workload certificates', formatDuration(24 * 3600_000))
     .option(
       '--ca-address <host:port>',
-      'serve the certificate endpoint for weft agent here (needs --bootstrap-tokens)',
+      'serve the certificate endpoint for weft agent here (folder mode checks --bootstrap-tokens; Kubernetes mode checks ServiceAccount tokens of audience weft with TokenReview)',
     )
     .option('--bootstrap-tokens <file>', 'tokens entitling agents to identities (weft ca token)')
     .option(
@@ -106,7 +115,7 @@ export async function startIdentityForServe(
   o: ServeIdentityOptions,
   encoder: ResourceEncoder,
 ): Promise<ServeIdentity> {
-  if (o.mtls === false && !o.insecureXds && !o.caDir && !o.caCert && !o.caKey) {
+  if (o.mtls === false && !o.insecureXds && !o.caDir && !o.caCert && !o.caKey && !o.store) {
     // Said apart from the generic "needs a CA" so the user sees why --no-mtls was not enough.
     throw new CaError(
       '--no-mtls turns off TLS between proxies, not on the xDS port, which still needs a CA: for plaintext development pass --insecure-xds as well, or pass --ca-dir DIR so proxies authenticate to Weft',
@@ -122,6 +131,8 @@ export async function startIdentityForServe(
     ...(o.insecureXds ? { insecureXds: true } : {}),
     ...(o.bootstrapTokens ? { bootstrapTokens: o.bootstrapTokens } : {}),
     ...(o.caAddress ? { caAddress: o.caAddress } : {}),
+    ...(o.store ? { store: o.store } : {}),
+    ...(o.reviewerFor ? { reviewerFor: o.reviewerFor } : {}),
   });
   if (running.ca) {
     log.info('mesh CA loaded', {

@@ -3,23 +3,39 @@
  * any API server (`--kubeconfig FILE`). Inputs come from informers over every SMI and core kind
  * Weft reads, limited to namespaces labelled `weft.dev/mesh=enabled`; conditions go back to the
  * cluster as Events and status, written by the elected leader.
+ *
+ * Identity works as in folder mode (mTLS xDS, identity from the peer certificate, SDS for Envoy,
+ * the certificate endpoint for `weft agent`), with the CA's root kept in a Secret of the mesh
+ * namespace (created by whichever replica starts first), agents' ServiceAccount tokens checked with
+ * TokenReview, and the trust bundle published by the leader into every mesh namespace.
  */
 import { hostname } from 'node:os';
-import { ServerCredentials } from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import { Metrics } from '../admin/metrics';
 import { listenAdmin, registerXdsMetrics } from '../admin/server';
+import { CaBundlePublisher } from '../kube/ca-bundle';
 import { KubeClient, loadKubeConfig } from '../kube/client';
 import { KubeController } from '../kube/controller';
+import { DEFAULT_CA_SECRET, SecretCaStore } from '../kube/secret-ca-store';
+import { MESH_LABEL, MESH_LABEL_VALUE } from '../kube/source';
+import { KubeTokenReviewer } from '../kube/token-review';
 import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
 import { envoyResourceEncoder } from '../xds/encoder';
 import { AdsServer } from '../xds/server/ads-server';
+import {
+  envoyGroupIdentity,
+  type ServeIdentity,
+  type ServeIdentityOptions,
+  startIdentityForServe,
+} from './serve-identity';
 
 const log = logger('serve');
 
 /** Options of Kubernetes mode. */
-export interface KubeServeOptions {
+export interface KubeServeOptions extends ServeIdentityOptions {
+  /** `--ca-secret`: the Secret in the mesh namespace holding the CA root (default weft-ca). */
+  caSecret?: string;
   /** kubeconfig file; default: KUBECONFIG, ~/.kube/config, else in-cluster credentials. */
   kubeconfig?: string;
   /** Weft's own namespace: MeshConfig, mesh-wide EnvoyPatches, the leader Lease (default weft-system). */
@@ -45,6 +61,9 @@ export interface RunningKubeServe {
   adminUrl?: string;
   compiler: MeshCompiler;
   controller: KubeController;
+  identity: ServeIdentity;
+  /** Publishes the trust bundle into mesh namespaces (leader only). */
+  bundles: CaBundlePublisher | undefined;
   /** Resolves after the next compile and its reporting. */
   nextCompile(): Promise<void>;
   stop(): Promise<void>;
@@ -58,9 +77,31 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
   const client = new KubeClient(loadKubeConfig(o.kubeconfig));
   const meshNamespace = o.meshNamespace ?? 'weft-system';
   const metrics = new Metrics();
+  const encoder = envoyResourceEncoder();
+  // The CA comes first: one that cannot be loaded stops the start before anything listens.
+  // CA flags (--ca-dir, --ca-cert) win over the Secret; --insecure-xds alone means no CA at all.
+  const useSecret = !o.caDir && !o.caCert && !o.caKey && !(o.insecureXds && o.caSecret === undefined);
+  const identity = await startIdentityForServe(
+    {
+      ...o,
+      ...(useSecret
+        ? { store: new SecretCaStore(client, meshNamespace, o.caSecret ?? DEFAULT_CA_SECRET) }
+        : {}),
+      ...(o.bootstrapTokens ? {} : { reviewerFor: (td: string) => new KubeTokenReviewer(client, td) }),
+    },
+    encoder,
+  );
   let compiler: MeshCompiler | undefined;
-  const server = new AdsServer({ groupOf: (node, identity) => compiler?.groupOf(node, identity) });
-  compiler = new MeshCompiler(server.cache, envoyResourceEncoder(), { mtls: o.mtls ?? true, meshNamespace });
+  const server = new AdsServer(
+    identity.serverOptions(
+      (node, id) => compiler?.groupOf(node, id),
+      (group) => (compiler ? envoyGroupIdentity(compiler.currentModel, group) : undefined),
+    ),
+  );
+  compiler = new MeshCompiler(server.cache, encoder, { mtls: o.mtls ?? true, meshNamespace });
+  const ca = identity.running.ca;
+  const bundles = ca ? new CaBundlePublisher(client, () => ca.bundlePem()) : undefined;
+  const c = compiler;
   const controller = new KubeController({
     client,
     compiler,
@@ -72,9 +113,32 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     maxDelayMs: o.maxDelayMs,
     leaseSeconds: o.leaseSeconds,
     leaseRetryMs: o.leaseRetryMs,
+    leaderTasks: [
+      async (objects, takeover) => {
+        identity.checkModel(c.currentModel);
+        if (!bundles) return;
+        if (takeover) bundles.reset();
+        const namespaces = objects
+          .filter((x) => x.kind === 'Namespace' && x.metadata?.labels?.[MESH_LABEL] === MESH_LABEL_VALUE)
+          .map((x) => x.metadata?.name ?? '')
+          .filter((n) => n !== '');
+        await bundles.sync(namespaces);
+      },
+    ],
   });
+  // A rotation (or a root leaving the bundle) must reach the mesh namespaces without a compile.
+  ca?.on('change', () => controller.refreshLeaderWork());
   registerXdsMetrics(metrics, server);
-  const port = await server.listen(o.xdsAddress, ServerCredentials.createInsecure());
+  identity.registerMetrics(metrics, () => c.identityMismatches);
+  if (bundles) {
+    metrics.collect(
+      'weft_ca_bundle_writes_total',
+      'Trust bundle ConfigMaps written by this replica.',
+      'counter',
+      () => [{ labels: {}, value: bundles.writes }],
+    );
+  }
+  const port = await server.listen(o.xdsAddress, identity.running.xdsCredentials);
   let admin: { app: FastifyInstance; url: string } | undefined;
   if (o.adminAddress) {
     admin = await listenAdmin(o.adminAddress, {
@@ -88,18 +152,20 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
   }
   log.info('watching the API server', { server: client.serverUrl, meshNamespace });
   await controller.start();
-  const c = compiler;
   return {
     server,
     port,
     adminUrl: admin?.url,
     compiler: c,
     controller,
+    identity,
+    bundles,
     nextCompile: () => controller.nextCompile(),
     stop: async () => {
       await controller.stop();
       await admin?.app.close();
       await server.shutdown();
+      await identity.stop();
     },
   };
 }

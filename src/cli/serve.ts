@@ -47,6 +47,8 @@ export interface ServeOptions extends ServeIdentityOptions {
   kubeconfig?: string;
   /** Weft's own namespace in Kubernetes mode. */
   meshNamespace?: string;
+  /** Kubernetes mode: the Secret (in the mesh namespace) holding the CA root. */
+  caSecret?: string;
 }
 
 /** A running `weft serve`. */
@@ -237,6 +239,10 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
       '--mesh-namespace <ns>',
       "Weft's own namespace: MeshConfig, mesh-wide EnvoyPatches, leader Lease",
       'weft-system',
+    )
+    .option(
+      '--ca-secret <name>',
+      'Kubernetes mode: Secret in the mesh namespace holding the CA root, created on first start (default weft-ca; not used with --insecure-xds alone)',
     );
   identityFlags(serve).action(async (opts: ServeOptions) => {
     let running: { port: number; stop(): Promise<void> };

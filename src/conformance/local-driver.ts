@@ -170,6 +170,7 @@ export class LocalDriver implements Driver {
       replica: 'conformance',
       xdsAddress: '127.0.0.1:0',
       mtls: false,
+      insecureXds: true,
       quietMs: 50,
       maxDelayMs: 300,
       leaseSeconds: 5,

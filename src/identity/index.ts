@@ -49,6 +49,10 @@ export interface IdentityOptions {
   bootstrapTokens?: string;
   /** A reviewer to use instead of a token file (the Kubernetes TokenReview one in a cluster). */
   reviewer?: TokenReviewer;
+  /** Makes the reviewer once the CA's trust domain is known (used when `reviewer` is not given). */
+  reviewerFor?: (trustDomain: string) => TokenReviewer;
+  /** A CA store given by the caller (the Kubernetes Secret in a cluster) instead of CA flags. */
+  store?: CaStore;
   /** `--ca-address host:port`: where the certificate endpoint listens (needs a reviewer). */
   caAddress?: string;
   /** Clock for tests. */
@@ -77,6 +81,7 @@ export interface RunningIdentity {
 }
 
 function storeOf(o: IdentityOptions): CaStore | undefined {
+  if (o.store) return o.store;
   if (o.caDir && (o.caCert || o.caKey))
     throw new CaError('give either --ca-dir or --ca-cert/--ca-key, not both');
   if (o.caDir) return new FileCaStore(o.caDir);
@@ -118,6 +123,7 @@ export async function startIdentity(o: IdentityOptions): Promise<RunningIdentity
     if (!ca) throw new CaError('--bootstrap-tokens needs a CA (--ca-dir or --ca-cert/--ca-key)');
     reviewer = (await BootstrapTokens.load(o.bootstrapTokens, ca.trustDomain)).watch();
   }
+  if (!reviewer && o.reviewerFor && ca) reviewer = o.reviewerFor(ca.trustDomain);
   let certificateServer: CertificateServer | undefined;
   if (o.caAddress) {
     if (!ca || !serving || !reviewer) {

@@ -62,28 +62,33 @@ export class CaError extends Error {
 }
 
 const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not an ISO 8601 date');
-const metaSchema = z
-  .object({
-    version: z.literal(1),
-    activatesAt: isoDate.optional(),
-    previous: z
-      .array(
-        z
-          .object({
-            certificate: z.string().min(1),
-            key: z.string().min(1).optional(),
-            activatesAt: isoDate.optional(),
-            trustedUntil: isoDate,
-          })
-          .strict(),
-      )
-      .default([]),
-  })
-  .strict();
+
+/**
+ * Schema of a stored CA's rotation state (`ca.json`): when the newest root starts signing, and the
+ * older roots with their trust end; `previous` names where each older root is stored (`fields`),
+ * which differs between a folder and a Secret.
+ */
+export function rotationMetaSchema<S extends z.ZodRawShape>(fields: S) {
+  return z
+    .object({
+      version: z.literal(1),
+      activatesAt: isoDate.optional(),
+      previous: z
+        .array(z.object({ ...fields, activatesAt: isoDate.optional(), trustedUntil: isoDate }).strict())
+        .default([]),
+    })
+    .strict();
+}
+
+const metaSchema = rotationMetaSchema({
+  certificate: z.string().min(1),
+  key: z.string().min(1).optional(),
+});
 
 type Meta = z.infer<typeof metaSchema>;
 
-function pathOf(issue: z.core.$ZodIssue): string {
+/** A zod issue's path as `a.b[0].c`, for messages. */
+export function pathOf(issue: z.core.$ZodIssue): string {
   return issue.path
     .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
     .join('')

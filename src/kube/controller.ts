@@ -39,6 +39,11 @@ export interface KubeControllerOptions {
   /** Informer reconnect backoff bounds in ms. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * More work only the leader does after each compile and on gaining the Lease (e.g. publishing
+   * the trust bundle), given the objects just compiled; `takeover` is true on the first run after gaining the Lease.
+   */
+  leaderTasks?: readonly ((objects: readonly KubeObject[], takeover: boolean) => Promise<void>)[];
 }
 
 /** Runs the informers, the compile loop and the leader's reporting. */
@@ -53,6 +58,7 @@ export class KubeController {
   private conditions: readonly Condition[] = [];
   private waiters: (() => void)[] = [];
   private reporting: Promise<void> = Promise.resolve();
+  private takeover = false;
 
   constructor(private readonly o: KubeControllerOptions) {
     this.source = new KubeSource(o.client, {
@@ -74,6 +80,7 @@ export class KubeController {
     this.leader.on('leading', () => {
       log.info('leading: this replica writes Events and status', { replica: o.replica });
       o.metrics.set('weft_leader', 'Whether this replica is the leader.', 1);
+      this.takeover = true;
       this.report();
     });
     this.leader.on('stopped-leading', () => {
@@ -181,6 +188,11 @@ export class KubeController {
     });
   }
 
+  /** Runs the leader's reporting again (e.g. when the trust bundle changed); no-op on followers. */
+  refreshLeaderWork(): void {
+    this.report();
+  }
+
   /** Leader only: Events for conditions on SMI and core objects, status on Weft's own kinds. */
   private report(): void {
     if (!this.leader.isLeader || !this.compiledOnce) return;
@@ -196,6 +208,10 @@ export class KubeController {
         conditions.filter((c) => !(c.object.split('/')[0]! in STATUS_KINDS)),
         (kind, ns, name) => this.source.get(kind, ns, name),
       );
+      const takeover = this.takeover;
+      this.takeover = false;
+      const objects = this.source.objects();
+      for (const task of this.o.leaderTasks ?? []) await task(objects, takeover);
       this.o.metrics.set('weft_events_written', 'Events written by this replica.', this.events.created);
       this.o.metrics.set('weft_status_writes', 'Status writes by this replica.', this.status.writes);
     });

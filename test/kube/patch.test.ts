@@ -11,7 +11,13 @@ import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
 import { AdsClient } from '../../src/xds/client';
 import { ROUTE } from '../../src/xds/resource-types';
-import { addresses, BUYER_MAY_CALL, type FixtureAddresses, podStatus, workloads } from '../mesh/mesh-fixture';
+import {
+  addresses,
+  BUYER_MAY_CALL,
+  type FixtureAddresses,
+  markFixturePodsReady,
+  workloads,
+} from '../mesh/mesh-fixture';
 import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
@@ -51,30 +57,14 @@ describe('EnvoyPatch on a real kube-apiserver', () => {
     await kubectl([...WAIT_FOR_WEFT_CRDS]);
     await kubectl(['create', 'namespace', 'weft-system']);
     await kubectl(['apply', '-f', '-'], `${workloads(A)}---\n${BUYER_MAY_CALL}`);
-    for (const [pod, ip] of [
-      ['store-v1', A.v1],
-      ['store-v2', A.v2],
-      ['buyer', A.buyer],
-      ['thief', A.thief],
-    ] as const) {
-      await kubectl([
-        'patch',
-        'pod',
-        pod,
-        '-n',
-        'shop',
-        '--subresource=status',
-        '--type=merge',
-        '-p',
-        JSON.stringify({ status: podStatus(ip) }),
-      ]);
-    }
+    await markFixturePodsReady(kubectl, A);
     weft = await startKubeServe({
       kubeconfig: env.kubeconfigPath,
       replica: 'weft-patch',
       xdsAddress: '127.0.0.1:0',
       adminAddress: '127.0.0.1:0',
       mtls: false,
+      insecureXds: true,
       quietMs: 50,
       maxDelayMs: 300,
       leaseSeconds: 2,

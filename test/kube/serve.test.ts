@@ -21,6 +21,7 @@ import {
   addresses,
   BUYER_MAY_CALL,
   type FixtureAddresses,
+  markFixturePodsReady,
   podStatus,
   split,
   workloads,
@@ -73,6 +74,7 @@ describe('weft serve --kubernetes on a real kube-apiserver', () => {
       xdsAddress: '127.0.0.1:0',
       adminAddress: '127.0.0.1:0',
       mtls: false,
+      insecureXds: true,
       quietMs: 50,
       maxDelayMs: 300,
       leaseSeconds: 2,
@@ -87,24 +89,7 @@ describe('weft serve --kubernetes on a real kube-apiserver', () => {
     await kubectl(['create', 'namespace', 'weft-system']);
     await kubectl(['apply', '-f', join(ROOT, 'examples', 'bookstore')]);
     await kubectl(['apply', '-f', '-'], workloads(A));
-    for (const [pod, ip] of [
-      ['store-v1', A.v1],
-      ['store-v2', A.v2],
-      ['buyer', A.buyer],
-      ['thief', A.thief],
-    ] as const) {
-      await kubectl([
-        'patch',
-        'pod',
-        pod,
-        '-n',
-        'shop',
-        '--subresource=status',
-        '--type=merge',
-        '-p',
-        JSON.stringify({ status: podStatus(ip) }),
-      ]);
-    }
+    await markFixturePodsReady(kubectl, A);
     await kubectl(['apply', '-f', '-'], `${BUYER_MAY_CALL}---\n${split(90, 10)}`);
     replicas.push(await start('weft-a'));
     const boot = (id: string) =>

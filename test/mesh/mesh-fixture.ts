@@ -79,6 +79,26 @@ export function workloads(a: FixtureAddresses): string {
   ].join('---\n');
 }
 
+/**
+ * Marks the fixture's Pods Running and Ready at their addresses, as a kubelet would (kubectl
+ * applies no status); `kubectl` runs one kubectl command and fails the test on error.
+ */
+export async function markFixturePodsReady(
+  kubectl: (args: string[]) => Promise<unknown>,
+  a: FixtureAddresses,
+): Promise<void> {
+  const pods = [
+    ['store-v1', a.v1],
+    ['store-v2', a.v2],
+    ['buyer', a.buyer],
+    ['thief', a.thief],
+  ] as const;
+  for (const [pod, ip] of pods) {
+    const patch = JSON.stringify({ status: podStatus(ip) });
+    await kubectl(['patch', 'pod', pod, '-n', 'shop', '--subresource=status', '--type=merge', '-p', patch]);
+  }
+}
+
 /** A TrafficSplit of `store` over v1 and v2. */
 export function split(w1: number, w2: number): string {
   return `apiVersion: split.smi-spec.io/v1alpha4
