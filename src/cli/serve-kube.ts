@@ -13,6 +13,8 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { Metrics } from '../admin/metrics';
 import { listenAdmin, registerXdsMetrics } from '../admin/server';
+import type { InjectorOptions } from '../inject/mutate';
+import { InjectionWebhook } from '../inject/webhook';
 import { CaBundlePublisher } from '../kube/ca-bundle';
 import { KubeClient, loadKubeConfig } from '../kube/client';
 import { KubeController } from '../kube/controller';
@@ -52,6 +54,13 @@ export interface KubeServeOptions extends ServeIdentityOptions {
   /** Lease timing (tests shorten it). */
   leaseSeconds?: number;
   leaseRetryMs?: number;
+  /** `--webhook-address`: serve the sidecar injector here (needs the mesh CA). */
+  webhookAddress?: string;
+  /** What the injector adds to pods (images, resources, capture exclusions). */
+  injector?: InjectorOptions;
+  /** Extra SANs of the injector's certificate, for a webhook registered by URL. */
+  webhookDnsNames?: readonly string[];
+  webhookIpAddresses?: readonly string[];
 }
 
 /** A running Kubernetes-mode `weft serve`. */
@@ -64,6 +73,8 @@ export interface RunningKubeServe {
   identity: ServeIdentity;
   /** Publishes the trust bundle into mesh namespaces (leader only). */
   bundles: CaBundlePublisher | undefined;
+  /** The sidecar injector, with `webhookAddress`. */
+  webhook: InjectionWebhook | undefined;
   /** Resolves after the next compile and its reporting. */
   nextCompile(): Promise<void>;
   stop(): Promise<void>;
@@ -150,6 +161,26 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     });
     log.info('admin server listening', { url: admin.url });
   }
+  let webhook: InjectionWebhook | undefined;
+  if (o.webhookAddress) {
+    if (!ca) {
+      await admin?.app.close();
+      await server.shutdown();
+      await identity.stop();
+      throw new Error(
+        '--webhook-address needs the mesh CA for its serving certificate, but Weft runs without one (--insecure-xds alone); pass --ca-secret or drop --webhook-address',
+      );
+    }
+    webhook = await InjectionWebhook.start({
+      address: o.webhookAddress,
+      ca,
+      client,
+      meshNamespace,
+      injector: { trustDomain: ca.trustDomain, ...(o.injector ?? defaultInjector()) },
+      ...(o.webhookDnsNames ? { extraDnsNames: o.webhookDnsNames } : {}),
+      ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
+    });
+  }
   log.info('watching the API server', { server: client.serverUrl, meshNamespace });
   await controller.start();
   return {
@@ -160,8 +191,10 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     controller,
     identity,
     bundles,
+    webhook,
     nextCompile: () => controller.nextCompile(),
     stop: async () => {
+      await webhook?.stop();
       await controller.stop();
       await admin?.app.close();
       await server.shutdown();
@@ -169,3 +202,15 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     },
   };
 }
+
+/** The injector's settings when none are given: the images of this release. */
+export function defaultInjector(): InjectorOptions {
+  return { weftImage: DEFAULT_WEFT_IMAGE, proxyImage: DEFAULT_PROXY_IMAGE };
+}
+
+// package.json sits two levels above dist/src/cli at run time.
+const VERSION = (require('../../../package.json') as { version: string }).version;
+/** Weft's image of this release (capture init container and agent). */
+export const DEFAULT_WEFT_IMAGE = `ghcr.io/weft-mesh/weft:${VERSION}`;
+/** The Envoy sidecar's default image. */
+export const DEFAULT_PROXY_IMAGE = 'envoyproxy/envoy:v1.34.1';

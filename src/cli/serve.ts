@@ -12,6 +12,8 @@ import type { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { Metrics } from '../admin/metrics';
 import { buildAdmin, registerXdsMetrics } from '../admin/server';
+import { parseCidrs, parsePorts } from '../inject/capture';
+import type { InjectorOptions, Resources } from '../inject/mutate';
 import { FolderSource } from '../inputs/folder-source';
 import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
@@ -29,7 +31,7 @@ import {
   type ServeIdentityOptions,
   startIdentityForServe,
 } from './serve-identity';
-import { startKubeServe } from './serve-kube';
+import { DEFAULT_PROXY_IMAGE, DEFAULT_WEFT_IMAGE, startKubeServe } from './serve-kube';
 
 const log = logger('serve');
 
@@ -49,6 +51,46 @@ export interface ServeOptions extends ServeIdentityOptions {
   meshNamespace?: string;
   /** Kubernetes mode: the Secret (in the mesh namespace) holding the CA root. */
   caSecret?: string;
+  /** Kubernetes mode: serve the sidecar injector on this address. */
+  webhookAddress?: string;
+  /** Injector flags (see {@link injectorFromFlags}). */
+  weftImage?: string;
+  sidecarImage?: string;
+  sidecarResources?: string;
+  captureExcludeInboundPorts?: string;
+  captureExcludeOutboundPorts?: string;
+  captureExcludeOutboundCidrs?: string;
+}
+
+/** The injector's settings from `weft serve` flags; throws naming the flag and the fix. */
+export function injectorFromFlags(o: ServeOptions): InjectorOptions {
+  let proxyResources: Resources | undefined;
+  if (o.sidecarResources) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(o.sidecarResources);
+    } catch {
+      parsed = undefined;
+    }
+    const ok = (v: unknown): boolean =>
+      v === undefined ||
+      (typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string'));
+    const r = parsed as Resources | undefined;
+    if (!r || typeof r !== 'object' || !ok(r.requests) || !ok(r.limits))
+      throw new Error(
+        `--sidecar-resources ${o.sidecarResources}: expected JSON like {"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"512Mi"}}`,
+      );
+    proxyResources = r;
+  }
+  return {
+    weftImage: o.weftImage ?? DEFAULT_WEFT_IMAGE,
+    proxyImage: o.sidecarImage ?? DEFAULT_PROXY_IMAGE,
+    ...(proxyResources ? { proxyResources } : {}),
+    ...(o.trustDomain ? { trustDomain: o.trustDomain } : {}),
+    excludeInboundPorts: parsePorts(o.captureExcludeInboundPorts ?? '', '--capture-exclude-inbound-ports'),
+    excludeOutboundPorts: parsePorts(o.captureExcludeOutboundPorts ?? '', '--capture-exclude-outbound-ports'),
+    excludeOutboundCidrs: parseCidrs(o.captureExcludeOutboundCidrs ?? '', '--capture-exclude-outbound-cidrs'),
+  };
 }
 
 /** A running `weft serve`. */
@@ -243,13 +285,38 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
     .option(
       '--ca-secret <name>',
       'Kubernetes mode: Secret in the mesh namespace holding the CA root, created on first start (default weft-ca; not used with --insecure-xds alone)',
+    )
+    .option(
+      '--webhook-address <host:port>',
+      'Kubernetes mode: serve the sidecar injector (HTTPS, AdmissionReview at /inject) here; off when unset',
+    )
+    .option(
+      '--weft-image <image>',
+      `image of the injected capture init container and weft agent (default ${DEFAULT_WEFT_IMAGE})`,
+    )
+    .option('--sidecar-image <image>', `image of the injected Envoy sidecar (default ${DEFAULT_PROXY_IMAGE})`)
+    .option(
+      '--sidecar-resources <json>',
+      'resources of the injected Envoy sidecar, e.g. {"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"512Mi"}}',
+    )
+    .option(
+      '--capture-exclude-inbound-ports <ports>',
+      'inbound ports of every injected pod left uncaptured, e.g. 22,9000',
+    )
+    .option(
+      '--capture-exclude-outbound-ports <ports>',
+      'outbound ports of every injected pod left uncaptured',
+    )
+    .option(
+      '--capture-exclude-outbound-cidrs <cidrs>',
+      'outbound IPv4 CIDRs left uncaptured, e.g. 169.254.169.254/32 (cloud metadata)',
     );
   identityFlags(serve).action(async (opts: ServeOptions) => {
     let running: { port: number; stop(): Promise<void> };
     try {
       running =
         opts.kubernetes || opts.kubeconfig
-          ? await startKubeServe({ ...opts, kubeconfig: opts.kubeconfig })
+          ? await startKubeServe({ ...opts, kubeconfig: opts.kubeconfig, injector: injectorFromFlags(opts) })
           : await startServe(opts);
     } catch (err) {
       // Start-up errors (a broken CA, a missing flag) name the file and the fix: print just that.

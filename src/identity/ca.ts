@@ -31,6 +31,7 @@ import {
   parseCertificates,
   parsePrivateKey,
   privateKeyPem,
+  type ServerSans,
   type SigningKey,
   signingKey,
   toPem,
@@ -510,6 +511,7 @@ export class CertificateAuthority extends EventEmitter {
     identity: string,
     ttlMs = this.workloadTtlMs,
     count = true,
+    extraSans?: ServerSans,
   ): Promise<IssuedCertificate> {
     const id = this.checkIdentity(identity);
     const now = this.now();
@@ -532,6 +534,7 @@ export class CertificateAuthority extends EventEmitter {
         issuerKey: signer.signer!,
         publicKeySpki: spki,
         spiffeId: id,
+        ...(extraSans ? { extraSans } : {}),
         notBefore,
         notAfter,
       });
@@ -559,11 +562,14 @@ export class CertificateAuthority extends EventEmitter {
     return this.issue(await csrPublicKey(csrPem), identity, ttlMs);
   }
 
-  /** Makes a key pair and certifies it (for SDS secrets and Weft's own serving certificate). */
-  async issueWithNewKey(identity: string, ttlMs?: number): Promise<IssuedKeyPair> {
+  /**
+   * Makes a key pair and certifies it (for SDS secrets and Weft's own serving certificates);
+   * `extraSans` adds DNS names and addresses for clients that check a host name (the webhook).
+   */
+  async issueWithNewKey(identity: string, ttlMs?: number, extraSans?: ServerSans): Promise<IssuedKeyPair> {
     const key = await generateKey();
     const spki = new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' }));
-    const issued = await this.issue(spki, identity, ttlMs);
+    const issued = await this.issue(spki, identity, ttlMs, true, extraSans);
     return { ...issued, keyPem: privateKeyPem(key) };
   }
 

@@ -186,10 +186,18 @@ export interface LeafOptions {
   readonly issuerKey: SigningKey;
   /** The workload's public key (SPKI DER), from its CSR or a key Weft made. */
   readonly publicKeySpki: Uint8Array;
-  /** The SPIFFE ID, the certificate's only SAN. */
+  /** The SPIFFE ID, the certificate's first SAN. */
   readonly spiffeId: string;
+  /** Extra SANs for a server that clients reach by name or address (Weft's webhook). */
+  readonly extraSans?: ServerSans;
   readonly notBefore: Date;
   readonly notAfter: Date;
+}
+
+/** DNS names and IP addresses a serving certificate also carries. */
+export interface ServerSans {
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
 }
 
 /** Issues an X.509-SVID (see the module comment for its profile). */
@@ -213,7 +221,14 @@ export async function issueWorkloadCertificate(o: LeafOptions): Promise<X509Cert
         false,
       ),
       // The subject is empty, so RFC 5280 requires the SAN extension to be critical.
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: o.spiffeId }], true),
+      new x509.SubjectAlternativeNameExtension(
+        [
+          { type: 'url', value: o.spiffeId },
+          ...(o.extraSans?.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+          ...(o.extraSans?.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+        ],
+        true,
+      ),
       await x509.SubjectKeyIdentifierExtension.create(publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(issuer),
     ],

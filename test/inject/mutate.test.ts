@@ -12,6 +12,7 @@ import { ANNOTATION, type InjectorOptions, injectPod } from '../../src/inject/mu
 import type { KubeObject } from '../../src/kube/client';
 import { applyJsonPatch, type JsonPatchOp } from '../../src/patch/json-patch';
 import { golden } from './golden';
+import { webPod } from './pods';
 
 const options: InjectorOptions = {
   weftImage: 'ghcr.io/weft-mesh/weft:0.1.0',
@@ -19,25 +20,18 @@ const options: InjectorOptions = {
   excludeOutboundCidrs: ['169.254.169.254/32'],
 };
 
-function pod(extra: Partial<KubeObject> = {}, spec: Record<string, unknown> = {}): KubeObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'web', namespace: 'shop', labels: { app: 'web' }, ...extra.metadata },
-    spec: {
-      serviceAccountName: 'web',
-      containers: [
-        {
-          name: 'web',
-          image: 'example/web:1',
-          ports: [{ name: 'http', containerPort: 8080 }],
-          livenessProbe: { httpGet: { port: 'http', path: '/healthz' }, periodSeconds: 10 },
-          readinessProbe: { tcpSocket: { port: 8080 } },
-        },
-      ],
-      ...spec,
+function pod(
+  extra: { metadata?: { annotations?: Record<string, string> } } = {},
+  spec: Record<string, unknown> = {},
+): KubeObject {
+  return webPod({
+    ...(extra.metadata?.annotations ? { annotations: extra.metadata.annotations } : {}),
+    probes: {
+      livenessProbe: { httpGet: { port: 'http', path: '/healthz' }, periodSeconds: 10 },
+      readinessProbe: { tcpSocket: { port: 8080 } },
     },
-  };
+    spec,
+  });
 }
 
 function inject(p: KubeObject): KubeObject {

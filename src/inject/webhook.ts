@@ -1,0 +1,289 @@
+/**
+ * The sidecar injector: a mutating admission webhook (AdmissionReview v1 at `/inject`) served by
+ * fastify over HTTPS.
+ *
+ * - Its serving certificate comes from the mesh CA, for the DNS name the API server dials
+ *   (`weft.<mesh-namespace>.svc`), renewed at two thirds of its life and re-issued when the CA
+ *   changes; the new certificate applies to the next handshakes without a restart.
+ * - At start (and after a CA change) it writes the CA's trust bundle into every
+ *   `webhooks[].clientConfig.caBundle` of the `weft-sidecar-injector` MutatingWebhookConfiguration,
+ *   so the API server trusts it; Weft's RBAC allows get and patch on that one object only.
+ * - It never blocks a pod: a pod it cannot handle is admitted unchanged, with an AdmissionReview
+ *   warning (shown by kubectl) and a Warning Event naming the pod and the reason. The webhook
+ *   configuration's failurePolicy Ignore does the same when Weft cannot be reached at all.
+ */
+import type { Server as HttpsServer } from 'node:https';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { CertificateAuthority, IssuedKeyPair } from '../identity/ca';
+import { controlPlaneIdentity, SERVING_TTL_MS } from '../identity/tls';
+import { messageOf } from '../identity/x509';
+import { KubeApiError, type KubeClient, type KubeObject } from '../kube/client';
+import { logger } from '../log';
+import { type InjectorOptions, injectPod } from './mutate';
+
+const log = logger('inject');
+
+/** The MutatingWebhookConfiguration whose caBundle Weft keeps (deploy/helm/weft). */
+export const WEBHOOK_CONFIGURATION = 'weft-sidecar-injector';
+/** The path the API server posts AdmissionReviews to. */
+export const INJECT_PATH = '/inject';
+
+/** Options of {@link InjectionWebhook.start}. */
+export interface WebhookOptions {
+  /** `host:port` to listen on (`weft serve --webhook-address`). */
+  address: string;
+  ca: CertificateAuthority;
+  /** For Events and the caBundle; without it the webhook only answers. */
+  client?: KubeClient;
+  injector: InjectorOptions;
+  /** Weft's namespace: the certificate is for `weft.<ns>.svc` (default weft-system). */
+  meshNamespace?: string;
+  /** Extra DNS names and IP addresses of the serving certificate (a webhook reached by URL). */
+  extraDnsNames?: readonly string[];
+  extraIpAddresses?: readonly string[];
+  /** The configuration to keep the caBundle of (default weft-sidecar-injector). */
+  configuration?: string;
+}
+
+interface AdmissionRequest {
+  uid: string;
+  kind?: { kind?: string };
+  namespace?: string;
+  name?: string;
+  operation?: string;
+  dryRun?: boolean;
+  object?: KubeObject;
+}
+
+interface AdmissionResponse {
+  uid: string;
+  allowed: true;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+}
+
+/** Counters of what the webhook did (metrics and tests). */
+export interface WebhookStats {
+  injected: number;
+  skipped: number;
+  failed: number;
+  bundlePatches: number;
+}
+
+/** A running sidecar injector. */
+export class InjectionWebhook {
+  readonly stats: WebhookStats = { injected: 0, skipped: 0, failed: 0, bundlePatches: 0 };
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly onCaChange = (): void => {
+    this.renew();
+    void this.patchBundle();
+  };
+
+  private constructor(
+    private readonly o: WebhookOptions,
+    private readonly app: FastifyInstance,
+    private current: IssuedKeyPair,
+    /** The URL it listens on. */
+    readonly url: string,
+  ) {}
+
+  /** Issues the serving certificate, listens, and patches the caBundle (a failure there is logged). */
+  static async start(o: WebhookOptions): Promise<InjectionWebhook> {
+    const first = await issue(o);
+    const app = Fastify({
+      https: { key: first.keyPem, cert: first.chainPem },
+      // A pod with many containers and large environments can be big; the API server caps it anyway.
+      bodyLimit: 8 * 1024 * 1024,
+      logger: false,
+    });
+    let self: InjectionWebhook | undefined;
+    app.post(INJECT_PATH, async (req, reply) => {
+      const review = req.body as { apiVersion?: string; request?: AdmissionRequest } | undefined;
+      if (!review?.request?.uid) {
+        return reply
+          .code(400)
+          .send({ error: 'expected an admission.k8s.io/v1 AdmissionReview with a request' });
+      }
+      return {
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        response: self!.review(review.request),
+      };
+    });
+    const i = o.address.lastIndexOf(':');
+    const url = await app.listen({
+      host: o.address.slice(0, i).replace(/^\[|\]$/g, ''),
+      port: Number(o.address.slice(i + 1)),
+    });
+    self = new InjectionWebhook(o, app, first, url);
+    self.schedule();
+    o.ca.on('change', self.onCaChange);
+    log.info('sidecar injector listening', { url: `${url}${INJECT_PATH}` });
+    await self.patchBundle();
+    return self;
+  }
+
+  /** The port it listens on. */
+  get port(): number {
+    return Number(new URL(this.url).port);
+  }
+
+  /** The serving certificate presented now. */
+  get certificate(): IssuedKeyPair {
+    return this.current;
+  }
+
+  /** Answers one admission request: always allowed; patched when the pod is injected. */
+  review(r: AdmissionRequest): AdmissionResponse {
+    const pod = r.object;
+    if (r.kind?.kind !== 'Pod' || !pod) {
+      this.stats.skipped++;
+      return { uid: r.uid, allowed: true };
+    }
+    // The pod in a CREATE request may have no namespace yet: the request carries it.
+    const named: KubeObject = {
+      ...pod,
+      metadata: { ...pod.metadata, namespace: pod.metadata?.namespace ?? r.namespace },
+    };
+    let result: ReturnType<typeof injectPod>;
+    try {
+      result = injectPod(named, this.o.injector);
+    } catch (err) {
+      result = { outcome: 'error', reason: `pod ${r.namespace}/${r.name || '?'}: ${messageOf(err)}` };
+    }
+    if (result.outcome === 'inject') {
+      this.stats.injected++;
+      return {
+        uid: r.uid,
+        allowed: true,
+        patchType: 'JSONPatch',
+        patch: Buffer.from(JSON.stringify(result.patch)).toString('base64'),
+      };
+    }
+    if (result.outcome === 'skip') {
+      this.stats.skipped++;
+      return { uid: r.uid, allowed: true };
+    }
+    this.stats.failed++;
+    const warning = `Weft did not inject its sidecar: ${result.reason}`;
+    log.warn('pod admitted without injection', { namespace: r.namespace, reason: result.reason });
+    // A dry run must have no side effects (the configuration says sideEffects: None).
+    if (!r.dryRun) void this.event(named, warning);
+    return { uid: r.uid, allowed: true, warnings: [warning] };
+  }
+
+  private async event(pod: KubeObject, message: string): Promise<void> {
+    const client = this.o.client;
+    if (!client) return;
+    const ns = pod.metadata?.namespace ?? 'default';
+    const m = pod.metadata as { name?: string; generateName?: string } | undefined;
+    // The pod does not exist yet (no uid): the Event names it by name, or by its generateName.
+    const name = m?.name || m?.generateName || 'pod';
+    const now = new Date().toISOString();
+    try {
+      await client.request('POST', `/api/v1/namespaces/${ns}/events`, {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${name.replace(/-$/, '')}.weft-inject.`, namespace: ns },
+        involvedObject: { apiVersion: 'v1', kind: 'Pod', name, namespace: ns },
+        reason: 'SidecarNotInjected',
+        message,
+        type: 'Warning',
+        source: { component: 'weft-injector' },
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      });
+    } catch (err) {
+      log.warn('could not write the injection Event', { namespace: ns, pod: name, error: messageOf(err) });
+    }
+  }
+
+  /**
+   * Writes the CA bundle into each webhook of the configuration. A JSON patch with a `test` of
+   * each webhook's name, so a configuration edited in between is not patched at the wrong index.
+   */
+  async patchBundle(): Promise<boolean> {
+    const client = this.o.client;
+    if (!client || this.closed) return false;
+    const name = this.o.configuration ?? WEBHOOK_CONFIGURATION;
+    const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${name}`;
+    const bundle = Buffer.from(this.o.ca.bundlePem()).toString('base64');
+    try {
+      const cfg = await client.request<{
+        webhooks?: { name: string; clientConfig?: { caBundle?: string } }[];
+      }>('GET', path);
+      const ops = (cfg.webhooks ?? [])
+        .map((w, i) => ({ w, i }))
+        .filter(({ w }) => w.clientConfig?.caBundle !== bundle)
+        .flatMap(({ w, i }) => [
+          { op: 'test', path: `/webhooks/${i}/name`, value: w.name },
+          { op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: bundle },
+        ]);
+      if (ops.length === 0) return true;
+      await client.request('PATCH', path, ops, 'application/json-patch+json');
+      this.stats.bundlePatches++;
+      log.info('CA bundle written into the webhook configuration', { configuration: name });
+      return true;
+    } catch (err) {
+      const why =
+        err instanceof KubeApiError && err.status === 404
+          ? `MutatingWebhookConfiguration ${name} does not exist; apply deploy/manifests/weft.yaml (weft install --apply)`
+          : messageOf(err);
+      log.error(
+        'cannot write the CA bundle into the webhook configuration: the API server will not trust the injector',
+        {
+          configuration: name,
+          error: why,
+        },
+      );
+      return false;
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    const at = this.current.renewAt.getTime();
+    this.timer = setTimeout(() => this.renew(), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
+    this.timer.unref();
+  }
+
+  private renew(): void {
+    if (this.closed) return;
+    issue(this.o).then(
+      (next) => {
+        if (this.closed) return;
+        this.current = next;
+        (this.app.server as HttpsServer).setSecureContext({ key: next.keyPem, cert: next.chainPem });
+        this.schedule();
+      },
+      (err: unknown) => {
+        log.error('cannot renew the injector certificate; the current one serves until it expires', {
+          expires: this.current.notAfter.toISOString(),
+          error: messageOf(err),
+        });
+        this.timer = setTimeout(() => this.renew(), 30_000);
+        this.timer.unref();
+      },
+    );
+  }
+
+  /** Stops listening and renewing. */
+  async stop(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.o.ca.off('change', this.onCaChange);
+    await this.app.close();
+  }
+}
+
+function issue(o: WebhookOptions): Promise<IssuedKeyPair> {
+  const ns = o.meshNamespace ?? 'weft-system';
+  return o.ca.issueWithNewKey(controlPlaneIdentity(o.ca.trustDomain), SERVING_TTL_MS, {
+    dnsNames: [`weft.${ns}.svc`, `weft.${ns}.svc.cluster.local`, ...(o.extraDnsNames ?? [])],
+    ipAddresses: [...(o.extraIpAddresses ?? [])],
+  });
+}
