@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
+import { injectorFromFlags } from '../../src/cli/serve';
 import { SIDECAR } from '../../src/inject/bootstrap';
 import { captureRules } from '../../src/inject/capture';
 import { ANNOTATION, type InjectorOptions, injectPod } from '../../src/inject/mutate';
@@ -147,6 +148,29 @@ describe('pod mutation', () => {
     assert.match(
       bad({}, { volumes: [{ name: 'weft-certs', emptyDir: {} }] }),
       /volume name "weft-certs" is reserved/,
+    );
+  });
+});
+
+describe('injector flags of weft serve', () => {
+  it('reads images, resources and capture exclusions, and names a bad flag', () => {
+    const o = injectorFromFlags({
+      xdsAddress: '127.0.0.1:0',
+      sidecarImage: 'envoy:dev',
+      sidecarResources: '{"limits":{"memory":"1Gi"}}',
+      captureExcludeOutboundCidrs: '169.254.169.254/32',
+    });
+    assert.equal(o.proxyImage, 'envoy:dev');
+    assert.match(o.weftImage, /^ghcr\.io\/weft-mesh\/weft:\d/);
+    assert.deepEqual(o.proxyResources, { limits: { memory: '1Gi' } });
+    assert.deepEqual(o.excludeOutboundCidrs, ['169.254.169.254/32']);
+    assert.throws(
+      () => injectorFromFlags({ xdsAddress: '127.0.0.1:0', sidecarResources: '{"limits":{"memory":1}}' }),
+      /--sidecar-resources .*expected JSON like/,
+    );
+    assert.throws(
+      () => injectorFromFlags({ xdsAddress: '127.0.0.1:0', captureExcludeInboundPorts: '0' }),
+      /--capture-exclude-inbound-ports: "0" is not a port/,
     );
   });
 });
