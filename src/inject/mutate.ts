@@ -257,11 +257,11 @@ function captureContainer(o: InjectorOptions, rules: string): Container {
     env: [{ name: 'WEFT_IPTABLES', value: rules }],
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
     // Root with NET_ADMIN and NET_RAW for the pod's own network namespace only; not privileged.
+    // The root file system stays writable: iptables takes its lock under /run.
     securityContext: {
       runAsUser: 0,
       runAsNonRoot: false,
       allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
       capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] },
     },
   };
