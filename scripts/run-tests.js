@@ -25,7 +25,9 @@ if (files.length === 0) {
 const concurrency = process.env.WEFT_TEST_CONCURRENCY ?? '2';
 const res = spawnSync(
   process.execPath,
-  ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  // --test-force-exit: grpc-js's file_watcher certificate providers can leave an interval running
+  // after every channel and server is closed, which would keep a finished test file alive.
+  ['--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
   { stdio: 'inherit', env: { ...process.env, GRPC_XDS_EXPERIMENTAL_RBAC: 'true' } },
 );
 process.exit(res.status ?? 1);

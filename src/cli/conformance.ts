@@ -93,6 +93,10 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
         setExitCode(report.failed === 0 ? 0 : 1);
       } finally {
         await driver.stop();
+        // grpc-js's file_watcher certificate providers keep an interval running when a channel
+        // closes before releasing them (seen with grpc-js 1.14), which would keep this one-shot
+        // command alive after its work is done; the exit code is already set.
+        setTimeout(() => process.exit(), 2000).unref();
       }
     });
 };

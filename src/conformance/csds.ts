@@ -3,7 +3,7 @@
  * whether the proxy ACKed it, with the resources decoded to canonical JSON. This is the config a
  * failure report shows: what the proxy had at that moment, in the form Envoy's config dump uses.
  */
-import { Client, credentials } from '@grpc/grpc-js';
+import { type ChannelCredentials, Client, credentials } from '@grpc/grpc-js';
 import { decode, fullNameOf } from '../envoy/codec';
 import { messageType } from '../envoy/protos';
 import type { ProxyConfigs } from './driver';
@@ -24,11 +24,18 @@ interface RawResponse {
   }[];
 }
 
-/** Fetches the status of the proxies whose node id is one of `nodeIds` (all proxies when empty). */
-export async function fetchProxyConfigs(target: string, nodeIds: readonly string[]): Promise<ProxyConfigs> {
+/**
+ * Fetches the status of the proxies whose node id is one of `nodeIds` (all proxies when empty).
+ * `creds` are needed when the xDS port is mTLS (a mesh certificate); plaintext otherwise.
+ */
+export async function fetchProxyConfigs(
+  target: string,
+  nodeIds: readonly string[],
+  creds: ChannelCredentials = credentials.createInsecure(),
+): Promise<ProxyConfigs> {
   const reqT = messageType('envoy.service.status.v3.ClientStatusRequest');
   const resT = messageType('envoy.service.status.v3.ClientStatusResponse');
-  const client = new Client(target, credentials.createInsecure());
+  const client = new Client(target, creds);
   const req = { node_matchers: nodeIds.map((id) => ({ node_id: { exact: id } })) };
   try {
     const bytes = await new Promise<Buffer>((resolve, reject) => {

@@ -9,15 +9,29 @@
  * - The pods as proxyless gRPC workloads: each server Pod runs one xDS-enabled echo server per
  *   named port on its own 127.x address; each client Pod is an xDS echo client. grpc-js-xds binds
  *   a server's port on every interface, so every server also gets its own port numbers.
+ * - Mutual TLS as in a cluster (unless `mtls: false`): Weft's CA root in its Secret, and beside
+ *   each pod a `weft agent` that gets the pod's certificate with its ServiceAccount token (checked
+ *   by TokenReview) and relays the pod's xDS over mTLS. RBAC decisions come from the SPIFFE ID in
+ *   the caller's certificate.
  *
  * Every decision (routing, splits, RBAC) is made by grpc-js-xds on the config Weft serves.
  */
-import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ChannelCredentials, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from '../../test/kube/env';
 import { type RunningKubeServe, startKubeServe } from '../cli/serve-kube';
 import { allCrdsYaml } from '../crds/render';
+import { controlPlaneIdentity } from '../identity/tls';
 import { freePort } from '../net';
 import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../workload/echo';
+import {
+  type Sidecar,
+  startSidecar,
+  xdsChannelCredentials,
+  xdsServerCredentials,
+} from '../workload/mesh-peer';
 import { fetchProxyConfigs } from './csds';
 import type { CallOutcome, CallSpec, Driver, ProxyConfigs, ReportedCondition } from './driver';
 import type { KubeManifest, Workloads } from './schema';
@@ -30,7 +44,12 @@ export interface LocalDriverOptions {
   callDeadlineMs?: number;
   /** Calls in flight at once per batch. */
   concurrency?: number;
+  /** Mutual TLS between the workloads and on xDS (default true); false runs everything plaintext. */
+  mtls?: boolean;
 }
+
+/** The trust domain of the local mesh. */
+const TRUST_DOMAIN = 'cluster.local';
 
 /**
  * Objects as one JSON `List` for kubectl. JSON, not YAML: kubectl reads YAML 1.1, where an
@@ -109,8 +128,13 @@ export class LocalDriver implements Driver {
   private readonly net: number;
   private readonly deadline: number;
   private readonly concurrency: number;
+  private readonly mtls: boolean;
+  /** Each pod's agent and xDS relay, by pod name (mTLS only). */
+  private readonly sidecars = new Map<string, Sidecar>();
+  private tmp: string | undefined;
 
   constructor(o: LocalDriverOptions = {}) {
+    this.mtls = o.mtls ?? true;
     this.net = o.net ?? 88;
     this.deadline = o.callDeadlineMs ?? 1500;
     this.concurrency = o.concurrency ?? 10;
@@ -169,25 +193,63 @@ export class LocalDriver implements Driver {
       kubeconfig: this.env.kubeconfigPath,
       replica: 'conformance',
       xdsAddress: '127.0.0.1:0',
-      mtls: false,
-      insecureXds: true,
+      ...(this.mtls
+        ? { caAddress: '127.0.0.1:0', trustDomain: TRUST_DOMAIN }
+        : { mtls: false, insecureXds: true }),
       quietMs: 50,
       maxDelayMs: 300,
       leaseSeconds: 5,
       leaseRetryMs: 500,
     });
-    const xds = `127.0.0.1:${this.weft.port}`;
+    if (this.mtls) await this.startSidecars(w);
     this.servers = await Promise.all(
       w.servers.flatMap((s) =>
         w.ports.map((p) =>
           startEchoServer({
             name: s.name,
             address: `${ips.get(s.name)}:${ports.get(s.name)![p.name]}`,
-            bootstrap: proxylessBootstrap({ xdsServer: xds, nodeId: `${w.namespace}/${s.name}` }),
+            bootstrap: this.bootstrapOf(s.name),
+            ...(this.mtls ? { credentials: xdsServerCredentials() } : {}),
           }),
         ),
       ),
     );
+  }
+
+  /** One agent per pod, with a token of the pod's ServiceAccount for audience `weft`. */
+  private async startSidecars(w: Workloads): Promise<void> {
+    const weft = this.serve;
+    const ca = weft.identity.running.ca;
+    if (!ca) throw new Error('internal: the local driver runs Weft with a CA for mTLS');
+    this.tmp = mkdtempSync(join(tmpdir(), 'weft-conformance-'));
+    const pods = [...w.servers, ...w.clients];
+    const started = await Promise.all(
+      pods.map(async (pod) => {
+        const token = (
+          await this.kubectl(['create', 'token', pod.serviceAccount, '-n', w.namespace, '--audience', 'weft'])
+        ).trim();
+        return startSidecar({
+          dir: join(this.tmp!, pod.name),
+          nodeId: `${w.namespace}/${pod.name}`,
+          token,
+          caTarget: `127.0.0.1:${weft.identity.certificatePort}`,
+          xdsTarget: `127.0.0.1:${weft.port}`,
+          bootstrapBundlePem: ca.bundlePem(),
+          trustDomain: TRUST_DOMAIN,
+        });
+      }),
+    );
+    for (const [i, pod] of pods.entries()) this.sidecars.set(pod.name, started[i]!);
+  }
+
+  /** A pod's gRPC bootstrap: through its agent's relay with mTLS, else straight to Weft. */
+  private bootstrapOf(pod: string): Record<string, unknown> {
+    const sidecar = this.sidecars.get(pod);
+    if (sidecar) return sidecar.bootstrap;
+    return proxylessBootstrap({
+      xdsServer: `127.0.0.1:${this.serve.port}`,
+      nodeId: `${this.workloads!.namespace}/${pod}`,
+    });
   }
 
   async apply(objects: readonly KubeManifest[]): Promise<void> {
@@ -205,7 +267,8 @@ export class LocalDriver implements Driver {
     if (!c) {
       c = new EchoClient(
         `xds:///${service}.${w.namespace}:${port}`,
-        proxylessBootstrap({ xdsServer: `127.0.0.1:${this.serve.port}`, nodeId: `${w.namespace}/${from}` }),
+        this.bootstrapOf(from),
+        this.mtls ? xdsChannelCredentials() : undefined,
       );
       this.clients.set(key, c);
     }
@@ -241,7 +304,12 @@ export class LocalDriver implements Driver {
   }
 
   proxyConfig(nodeIds: readonly string[]): Promise<ProxyConfigs> {
-    return fetchProxyConfigs(`127.0.0.1:${this.serve.port}`, nodeIds);
+    // With mTLS the xDS port wants a mesh certificate: the first agent's will do.
+    const sidecar = this.sidecars.values().next().value;
+    const creds: ChannelCredentials | undefined = sidecar?.directCredentials(
+      controlPlaneIdentity(TRUST_DOMAIN),
+    );
+    return fetchProxyConfigs(`127.0.0.1:${this.serve.port}`, nodeIds, creds);
   }
 
   async conditions(): Promise<ReportedCondition[]> {
@@ -260,6 +328,10 @@ export class LocalDriver implements Driver {
     this.clients.clear();
     for (const s of this.servers) await s.stop();
     this.servers = [];
+    for (const s of this.sidecars.values()) await s.stop();
+    this.sidecars.clear();
+    if (this.tmp) rmSync(this.tmp, { recursive: true, force: true });
+    this.tmp = undefined;
     await this.weft?.stop();
     this.weft = undefined;
     await this.env?.stop();

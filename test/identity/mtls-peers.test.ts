@@ -14,14 +14,14 @@ import { type RunningServe, startServe } from '../../src/cli/serve';
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../../src/identity/names';
 import { freePort } from '../../src/net';
 import { EchoClient, type EchoServer, startEchoServer } from '../../src/workload/echo';
-import { addresses, ConfigDir, workloads } from '../mesh/mesh-fixture';
 import {
   type Sidecar,
   startSidecar,
   writtenSerial,
   xdsChannelCredentials,
   xdsServerCredentials,
-} from './mesh-peers';
+} from '../../src/workload/mesh-peer';
+import { addresses, ConfigDir, workloads } from '../mesh/mesh-fixture';
 import { sleep, tempDir } from './util';
 
 const TD = 'cluster.local';

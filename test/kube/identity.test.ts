@@ -23,7 +23,7 @@ import {
   startSidecar,
   xdsChannelCredentials,
   xdsServerCredentials,
-} from '../identity/mesh-peers';
+} from '../../src/workload/mesh-peer';
 import { tempDir } from '../identity/util';
 import { addresses, BUYER_MAY_CALL, markFixturePodsReady, workloads } from '../mesh/mesh-fixture';
 import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';

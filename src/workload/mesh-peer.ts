@@ -1,7 +1,8 @@
 /**
  * Proxyless gRPC workloads with real identities, as a workload would run them: a `weft agent`
  * (certificate files from Weft's certificate endpoint) and its xDS relay beside each echo server
- * or client, and grpc-js-xds reading the certificates through `file_watcher` providers.
+ * or client, and grpc-js-xds reading the certificates through `file_watcher` providers. The
+ * conformance suite's local driver and the end-to-end tests run their workloads this way.
  */
 
 import { X509Certificate } from 'node:crypto';
@@ -9,12 +10,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ChannelCredentials, credentials, ServerCredentials } from '@grpc/grpc-js';
 import * as xds from '@grpc/grpc-js-xds';
-import { WorkloadAgent } from '../../src/identity/agent';
-import { CA_FILE, CERT_FILE, IDENTITY_SECRET, KEY_FILE, TRUST_SECRET } from '../../src/identity/names';
-import { controlPlaneIdentity } from '../../src/identity/tls';
-import { uriSans } from '../../src/identity/x509';
-import { fileChannelCredentials, XdsRelay } from '../../src/identity/xds-relay';
-import { proxylessBootstrap } from '../../src/workload/echo';
+import { WorkloadAgent } from '../identity/agent';
+import { CA_FILE, CERT_FILE, IDENTITY_SECRET, KEY_FILE, TRUST_SECRET } from '../identity/names';
+import { controlPlaneIdentity } from '../identity/tls';
+import { uriSans } from '../identity/x509';
+import { fileChannelCredentials, XdsRelay } from '../identity/xds-relay';
+import { proxylessBootstrap } from './echo';
 
 /** One workload's identity plumbing. */
 export interface Sidecar {
