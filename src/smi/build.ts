@@ -66,6 +66,11 @@ function key(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
+/** `<namespace>/<name>` of a model object. */
+function nsName(x: { readonly namespace: string; readonly name: string }): string {
+  return key(x.namespace, x.name);
+}
+
 function subjectOf(o: Normalized): Subject {
   return { kind: o.kind, namespace: o.meta.namespace, name: o.meta.name };
 }
@@ -1442,11 +1447,19 @@ function stage<T>(
 
 /**
  * Deep equality of plain model data, key order included (two objects that differ only in key order
- * serialize differently, and fingerprints and golden files see the serialization).
+ * serialize differently, and fingerprints and golden files see the serialization), and of the Maps
+ * and Sets stages pass on.
  */
 function sameData(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Map || a instanceof Set) {
+    // Build-time indexes, compared in iteration order (a difference in order only costs a rebuild).
+    if (a.constructor !== b.constructor || a.size !== (b as typeof a).size) return false;
+    const ea = [...a.entries()];
+    const eb = [...(b as typeof a).entries()];
+    return ea.every((e, i) => sameData(e[0], eb[i]![0]) && sameData(e[1], eb[i]![1]));
+  }
   if (Array.isArray(a)) {
     if (!Array.isArray(b) || a.length !== b.length) return false;
     for (let i = 0; i < a.length; i++) if (!sameData(a[i], b[i])) return false;
@@ -1463,6 +1476,16 @@ function sameData(a: unknown, b: unknown): boolean {
     if (k !== kb[i] || !sameData(ra[k], rb[k])) return false;
   }
   return true;
+}
+
+/** Whether two lists hold the same items, by identity, in the same order. */
+function sameList<T>(a: readonly T[] | undefined, b: readonly T[]): a is readonly T[] {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** `prev` when it is equal to `fresh`, so that later stages see an unchanged value as the same value. */
+function kept<T>(prev: T | undefined, fresh: T): T {
+  return prev !== undefined && sameData(prev, fresh) ? prev : fresh;
 }
 
 /**
@@ -1517,8 +1540,10 @@ interface BuildState {
   readonly settings: Stage<MeshSettings>;
   readonly pods: Stage<PodIndex>;
   readonly drafts: Stage<DraftIndex>;
-  readonly services: Stage<readonly ServiceModel[]>;
+  readonly services: Stage<Services>;
+  readonly backs: Stage<ReadonlyMap<string, readonly ServiceRef[]>>;
   readonly workloads: Stage<readonly WorkloadModel[]>;
+  readonly ports: Stage<IdentityPorts>;
   readonly routes: Stage<RouteGroups>;
   readonly l4: Stage<L4Routes>;
   readonly splits: Stage<readonly SplitModel[]>;
@@ -1543,6 +1568,28 @@ function podIndex(pods: readonly Pod[]): PodIndex {
   };
 }
 
+/** A service as built, with what it was built from besides settings, pods and workloads. */
+interface BuiltService {
+  readonly slices: readonly EndpointSlice[];
+  readonly model: ServiceModel;
+  readonly conditions: readonly Condition[];
+}
+
+/** The services stage: the models, and each one as built, for the next build to reuse. */
+interface Services {
+  readonly list: readonly ServiceModel[];
+  readonly built: ReadonlyMap<Service, BuiltService>;
+  /** What every service was built against; `built` is reusable only while these are the same. */
+  readonly settings: MeshSettings;
+  readonly pods: PodIndex;
+  readonly drafts: DraftIndex;
+}
+
+/**
+ * Builds every service. A service whose input object and slices are those of `prev`, built against
+ * the same settings, pods and workloads, is `prev`'s, conditions included: an endpoint change
+ * rebuilds one service, not all of them.
+ */
 function buildServices(
   services: readonly Service[],
   slices: readonly EndpointSlice[],
@@ -1550,7 +1597,8 @@ function buildServices(
   pods: PodIndex,
   drafts: DraftIndex,
   conditions: Condition[],
-): ServiceModel[] {
+  prev: Services | undefined,
+): Services {
   const serviceKeys = new Set(services.map((s) => key(s.meta.namespace, s.meta.name)));
   const slicesByService = new Map<string, EndpointSlice[]>();
   for (const slice of slices) {
@@ -1562,6 +1610,10 @@ function buildServices(
     slicesByService.set(k, list);
   }
   checkSlices(slices, serviceKeys, conditions);
+  const reusable =
+    prev && prev.settings === settings && prev.pods === pods && prev.drafts === drafts
+      ? prev.built
+      : undefined;
   const ctx: ServiceContext = {
     settings,
     draftsByNamespace: drafts.byNamespace,
@@ -1571,14 +1623,23 @@ function buildServices(
     slicesByService,
     conditions,
   };
-  return services.map((s) => buildService(s, ctx));
+  const built = new Map<Service, BuiltService>();
+  const list = services.map((s) => {
+    const own = slicesByService.get(key(s.meta.namespace, s.meta.name)) ?? [];
+    let b = reusable?.get(s);
+    if (!b || !sameList(b.slices, own)) {
+      const reported: Condition[] = [];
+      b = { slices: own, model: buildService(s, { ...ctx, conditions: reported }), conditions: reported };
+    }
+    built.set(s, b);
+    for (const c of b.conditions) conditions.push(c);
+    return b.model;
+  });
+  return { list: reuse(list, prev?.list, nsName), built, settings, pods, drafts };
 }
 
-function buildWorkloads(
-  drafts: readonly WorkloadDraft[],
-  services: readonly ServiceModel[],
-  settings: MeshSettings,
-): WorkloadModel[] {
+/** Services each workload backs, by `<kind>/<namespace>/<name>`. */
+function backsOf(services: readonly ServiceModel[]): Map<string, ServiceRef[]> {
   const backs = new Map<string, ServiceRef[]>();
   for (const s of services) {
     for (const w of s.workloads) {
@@ -1588,6 +1649,14 @@ function buildWorkloads(
       backs.set(k, list);
     }
   }
+  return backs;
+}
+
+function buildWorkloads(
+  drafts: readonly WorkloadDraft[],
+  backs: ReadonlyMap<string, readonly ServiceRef[]>,
+  settings: MeshSettings,
+): WorkloadModel[] {
   return drafts
     .map((d) => ({
       kind: d.ref.kind,
@@ -1597,24 +1666,25 @@ function buildWorkloads(
       serviceAccount: d.serviceAccount,
       identity: identityOf(d.ref.namespace, d.serviceAccount, settings.trustDomain),
       ips: d.ips,
-      services: (backs.get(`${d.ref.kind}/${d.ref.namespace}/${d.ref.name}`) ?? []).sort(
+      services: [...(backs.get(`${d.ref.kind}/${d.ref.namespace}/${d.ref.name}`) ?? [])].sort(
         (a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name),
       ),
     }))
     .sort(compareRefs);
 }
 
-function buildAccess(
-  targets: readonly TrafficTarget[],
-  serviceAccounts: readonly ServiceAccount[],
+/** Ports served per identity, for checking and widening the ports TrafficTargets name. */
+interface IdentityPorts {
+  /** Ports served to each identity: service ports, numeric target ports and endpoint ports. */
+  readonly portsByIdentity: ReadonlyMap<string, ReadonlySet<number>>;
+  /** Per identity, the target ports behind each Service port number of the Services it backs. */
+  readonly targetsByIdentity: ReadonlyMap<string, ReadonlyMap<number, ReadonlySet<number>>>;
+}
+
+function identityPorts(
   services: readonly ServiceModel[],
   workloads: readonly WorkloadModel[],
-  shared: Pick<AccessContext, 'settings' | 'rejected' | 'groups' | 'l4' | 'rejectedMatches' | 'conditions'>,
-): AccessModel[] {
-  const knownAccounts = new Set([
-    ...serviceAccounts.map((a) => key(a.meta.namespace, a.meta.name)),
-    ...workloads.map((w) => key(w.namespace, w.serviceAccount)),
-  ]);
+): IdentityPorts {
   const portsByIdentity = new Map<string, Set<number>>();
   const targetsByIdentity = new Map<string, Map<number, Set<number>>>();
   const workloadIdentity = new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w.identity]));
@@ -1640,11 +1710,23 @@ function buildAccess(
       targetsByIdentity.set(id, targets);
     }
   }
-  const ctx: AccessContext = { ...shared, knownAccounts, portsByIdentity, targetsByIdentity };
-  return targets.map((t) => buildTarget(t, ctx)).filter((a): a is AccessModel => a !== null);
+  return { portsByIdentity, targetsByIdentity };
 }
 
-const nsName = (x: { readonly namespace: string; readonly name: string }): string => key(x.namespace, x.name);
+function buildAccess(
+  targets: readonly TrafficTarget[],
+  serviceAccounts: readonly ServiceAccount[],
+  workloads: readonly WorkloadModel[],
+  ports: IdentityPorts,
+  shared: Pick<AccessContext, 'settings' | 'rejected' | 'groups' | 'l4' | 'rejectedMatches' | 'conditions'>,
+): AccessModel[] {
+  const knownAccounts = new Set([
+    ...serviceAccounts.map((a) => key(a.meta.namespace, a.meta.name)),
+    ...workloads.map((w) => key(w.namespace, w.serviceAccount)),
+  ]);
+  const ctx: AccessContext = { ...shared, ...ports, knownAccounts };
+  return targets.map((t) => buildTarget(t, ctx)).filter((a): a is AccessModel => a !== null);
+}
 
 /** One build, reusing whatever of `prev` its inputs did not change. */
 function build(
@@ -1680,18 +1762,30 @@ function build(
     prev?.services,
     [inputs.services, inputs.slices, settings.value, pods.value, drafts.value],
     (c) =>
-      reuse(
-        buildServices(inputs.services, inputs.slices, settings.value, pods.value, drafts.value, c),
+      buildServices(
+        inputs.services,
+        inputs.slices,
+        settings.value,
+        pods.value,
+        drafts.value,
+        c,
         prev?.services.value,
-        nsName,
       ),
   );
-  const workloads = stage(prev?.workloads, [drafts.value, services.value, settings.value], () =>
+  // Workloads depend on services only through which services each one backs.
+  const backs = stage(prev?.backs, [services.value.list], () =>
+    kept(prev?.backs.value, backsOf(services.value.list)),
+  );
+  const workloads = stage(prev?.workloads, [drafts.value, backs.value, settings.value], () =>
     reuse(
-      buildWorkloads(drafts.value.drafts, services.value, settings.value),
+      buildWorkloads(drafts.value.drafts, backs.value, settings.value),
       prev?.workloads.value,
       (w) => `${w.kind}/${w.namespace}/${w.name}`,
     ),
+  );
+  // TrafficTargets depend on services only through the ports each identity serves.
+  const ports = stage(prev?.ports, [services.value.list, workloads.value], () =>
+    kept(prev?.ports.value, identityPorts(services.value.list, workloads.value)),
   );
   const routes = stage(prev?.routes, [inputs.httpRouteGroups], (c) => {
     const rejectedMatches = new Set<string>();
@@ -1714,13 +1808,13 @@ function build(
   });
   const splits = stage(
     prev?.splits,
-    [inputs.splits, settings.value, rejectedKey, services.value, routes.value],
+    [inputs.splits, settings.value, rejectedKey, services.value.list, routes.value],
     (c) =>
       reuse(
         buildSplits(inputs.splits, {
           settings: settings.value,
           rejected,
-          services: new Map(services.value.map((s) => [nsName(s), s])),
+          services: new Map(services.value.list.map((s) => [nsName(s), s])),
           groups: routes.value.byKey,
           conditions: c,
         }),
@@ -1737,12 +1831,12 @@ function build(
       rejectedKey,
       routes.value,
       l4.value,
-      services.value,
+      ports.value,
       workloads.value,
     ],
     (c) =>
       reuse(
-        buildAccess(inputs.targets, inputs.serviceAccounts, services.value, workloads.value, {
+        buildAccess(inputs.targets, inputs.serviceAccounts, workloads.value, ports.value, {
           settings: settings.value,
           rejected,
           groups: routes.value.byKey,
@@ -1761,7 +1855,7 @@ function build(
   const parts: MeshModel = {
     settings: settings.value,
     namespaces: namespaces.value,
-    services: services.value,
+    services: services.value.list,
     workloads: workloads.value,
     splits: splits.value,
     access: access.value,
@@ -1789,7 +1883,9 @@ function build(
       pods,
       drafts,
       services,
+      backs,
       workloads,
+      ports,
       routes,
       l4,
       splits,

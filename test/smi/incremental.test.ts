@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { compileInputs } from '../../bench/compile';
 import { buildModel, ModelBuilder, parseYamlObjects } from '../../src/smi';
 import { edit, type Json, stringsOf } from './edits';
-import { lcg } from './helpers';
+import { lcg, pod, sa, service, target, tcpRoute } from './helpers';
 
 const GOLDEN = join(__dirname, '..', '..', '..', 'test', 'golden', 'cases');
 
@@ -76,5 +76,29 @@ describe('ModelBuilder', () => {
     assert.equal(third.access, second.access);
     assert.equal(third.splits, second.splits);
     assert.equal(JSON.stringify(third), JSON.stringify(buildModel(structuredClone(sliceChange)).model));
+  });
+
+  it('sees a workload change ServiceAccount though no service changes with it', () => {
+    // TrafficTargets read the ports each identity serves: when db-0 moves from ServiceAccount old
+    // to new, the target port behind 5432 becomes part of what the target to new allows.
+    const db = service('db', { ports: [{ name: 'tcp', port: 5432, targetPort: 15432 }] });
+    const common = [
+      db,
+      tcpRoute('pg', [5432]),
+      target('to-db', sa('new'), [sa('app')], [{ kind: 'TCPRoute', name: 'pg' }]),
+    ];
+    const builder = new ModelBuilder();
+    const first = builder.build([
+      ...common,
+      pod('db-0', { labels: { app: 'db' }, sa: 'old', ip: '10.0.0.5' }),
+    ]);
+    const moved = [...common, pod('db-0', { labels: { app: 'db' }, sa: 'new', ip: '10.0.0.5' })];
+    const second = builder.build(moved);
+    assert.equal(second.model.services, first.model.services, 'no service changed');
+    const inbound = (r: typeof first): unknown =>
+      r.model.access[0]!.rules.map((rule) => ('inboundPorts' in rule ? rule.inboundPorts : null));
+    assert.deepEqual(inbound(first), [[5432]]);
+    assert.deepEqual(inbound(second), [[5432, 15432]]);
+    assert.equal(JSON.stringify(second), JSON.stringify(buildModel(moved)));
   });
 });
