@@ -8,7 +8,7 @@
  * enum name, an `Any` of a type that is not loaded, or two members of one oneof are errors, each
  * reported with the full field path (reaching into `Any` payloads) so a person can find it.
  */
-import { Enum, type Field, type Message, type Type } from 'protobufjs';
+import { Enum, type Field, type Message, type ReflectionObject, type Root, type Type } from 'protobufjs';
 import { envoyRoot } from './protos';
 
 /** A JSON object. */
@@ -52,12 +52,29 @@ export function fullNameOf(typeUrl: string): string {
   return typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
 }
 
+/**
+ * Types by name, per root. protobufjs resolves a name by walking namespaces on every call, and a
+ * build encodes thousands of resources, each with many `Any` payloads, so each name is resolved
+ * once. The loaded types never change, so neither does the answer, a miss included.
+ */
+const typesByName = new WeakMap<Root, Map<string, Type | undefined>>();
+
 function lookup(fullName: string): Type | undefined {
-  try {
-    return envoyRoot().lookupType(fullName);
-  } catch {
-    return undefined;
+  const root = envoyRoot();
+  let types = typesByName.get(root);
+  if (!types) {
+    types = new Map();
+    typesByName.set(root, types);
   }
+  if (types.has(fullName)) return types.get(fullName);
+  let t: Type | undefined;
+  try {
+    t = root.lookupType(fullName);
+  } catch {
+    t = undefined;
+  }
+  types.set(fullName, t);
+  return t;
 }
 
 function typeOrThrow(fullName: string): Type {
@@ -66,8 +83,16 @@ function typeOrThrow(fullName: string): Type {
   return t;
 }
 
-function fullName(t: Type): string {
-  return t.fullName.replace(/^\./, '');
+/** Names without the leading dot; protobufjs builds `fullName` anew, from the parents, on each read. */
+const names = new WeakMap<ReflectionObject, string>();
+
+function fullName(t: ReflectionObject): string {
+  let name = names.get(t);
+  if (name === undefined) {
+    name = t.fullName.replace(/^\./, '');
+    names.set(t, name);
+  }
+  return name;
 }
 
 /** Wrapper types (canonical JSON writes them as plain values) and the scalar each wraps. */
@@ -118,51 +143,92 @@ function fieldsOf(t: Type): Map<string, Field> {
   return m;
 }
 
-const join = (path: string, key: string): string => (path ? `${path}.${key}` : key);
+/**
+ * Where a value sits in the document, rendered as `filter_chains[0].filters[1].name` only when a
+ * problem is reported there: most documents have none, and building the text for every field of
+ * every resource was a good part of encoding.
+ */
+class FieldPath {
+  static readonly root = new FieldPath(null, '');
+
+  private constructor(
+    private readonly up: FieldPath | null,
+    /** A field name, an array index, or a map key. */
+    private readonly step: string | number | { readonly key: string },
+  ) {}
+
+  /** `.name` (no dot at the root). */
+  field(name: string): FieldPath {
+    return new FieldPath(this, name);
+  }
+
+  /** `[i]`. */
+  index(i: number): FieldPath {
+    return new FieldPath(this, i);
+  }
+
+  /** `["key"]`. */
+  key(key: string): FieldPath {
+    return new FieldPath(this, { key });
+  }
+
+  toString(): string {
+    if (this.up === null) return '';
+    const head = this.up.toString();
+    const step = this.step;
+    if (typeof step === 'number') return `${head}[${step}]`;
+    if (typeof step === 'object') return `${head}["${step.key}"]`;
+    return head ? `${head}.${step}` : step;
+  }
+}
 
 /** Converts canonical JSON to protobufjs' object form, collecting issues. */
 class JsonReader {
   readonly issues: DecodeIssue[] = [];
 
-  private fail(path: string, message: string): undefined {
-    this.issues.push({ path, message });
+  private fail(path: FieldPath, message: string): undefined {
+    this.issues.push({ path: path.toString(), message });
     return undefined;
   }
 
-  message(t: Type, json: unknown, path: string): JsonObject | undefined {
+  message(t: Type, json: unknown, path: FieldPath): JsonObject | undefined {
     const name = fullName(t);
     const special = this.wellKnown(name, json, path);
     if (special !== null) return special;
     if (!isObject(json)) return this.fail(path, `expected an object for ${name}, got ${describe(json)}`);
     const fields = fieldsOf(t);
     const out: JsonObject = {};
-    const oneofSeen = new Map<string, string>();
-    for (const [key, value] of Object.entries(json)) {
+    // Only messages that set a oneof member need to track them.
+    let oneofSeen: Map<string, string> | undefined;
+    // Keys, not entries: this loop runs for every field of every resource, and entries allocate.
+    for (const key of Object.keys(json)) {
+      const value = json[key];
       const f = fields.get(key);
-      const p = join(path, key);
       if (!f) {
-        this.fail(p, `unknown field "${key}" in ${name}`);
+        this.fail(path.field(key), `unknown field "${key}" in ${name}`);
         continue;
       }
-      if (value === null && f.resolvedType?.fullName !== '.google.protobuf.Value') continue;
+      if (value === null && (!f.resolvedType || fullName(f.resolvedType) !== 'google.protobuf.Value'))
+        continue;
       if (f.partOf && f.partOf.oneof.length > 1) {
+        oneofSeen ??= new Map();
         const other = oneofSeen.get(f.partOf.name);
         if (other !== undefined) {
           this.fail(
-            p,
+            path.field(key),
             `"${f.name}" and "${other}" are both set, but only one of oneof "${f.partOf.name}" may be`,
           );
           continue;
         }
         oneofSeen.set(f.partOf.name, f.name);
       }
-      const v = this.field(f, value, join(path, f.name));
+      const v = this.field(f, value, path.field(f.name));
       if (v !== undefined) out[f.name] = v;
     }
     return out;
   }
 
-  private field(f: Field, value: unknown, path: string): unknown {
+  private field(f: Field, value: unknown, path: FieldPath): unknown {
     if (f.map) {
       if (!isObject(value)) return this.fail(path, `expected an object (map), got ${describe(value)}`);
       const out: JsonObject = {};
@@ -171,10 +237,10 @@ class JsonReader {
         const v = value[k];
         if (
           (f as Field & { keyType: string }).keyType !== 'string' &&
-          this.scalar((f as Field & { keyType: string }).keyType, k, `${path}["${k}"]`) === undefined
+          this.scalar((f as Field & { keyType: string }).keyType, k, path.key(k)) === undefined
         )
           continue;
-        const conv = this.single(f, v, `${path}["${k}"]`);
+        const conv = this.single(f, v, path.key(k));
         if (conv !== undefined) out[k] = conv;
       }
       return out;
@@ -183,7 +249,7 @@ class JsonReader {
       if (!Array.isArray(value)) return this.fail(path, `expected an array, got ${describe(value)}`);
       const out: unknown[] = [];
       value.forEach((v, i) => {
-        const conv = this.single(f, v, `${path}[${i}]`);
+        const conv = this.single(f, v, path.index(i));
         if (conv !== undefined) out.push(conv);
       });
       return out;
@@ -191,14 +257,14 @@ class JsonReader {
     return this.single(f, value, path);
   }
 
-  private single(f: Field, value: unknown, path: string): unknown {
+  private single(f: Field, value: unknown, path: FieldPath): unknown {
     const rt = f.resolvedType;
     if (rt instanceof Enum) return this.enumValue(rt, value, path);
     if (rt) return this.message(rt as Type, value, path);
     return this.scalar(f.type, value, path);
   }
 
-  private enumValue(e: Enum, value: unknown, path: string): unknown {
+  private enumValue(e: Enum, value: unknown, path: FieldPath): unknown {
     if (typeof value === 'string') {
       if (value in e.values) return value;
       return this.fail(
@@ -210,7 +276,7 @@ class JsonReader {
     return this.fail(path, `expected an enum name (string), got ${describe(value)}`);
   }
 
-  scalar(type: string, value: unknown, path: string): unknown {
+  scalar(type: string, value: unknown, path: FieldPath): unknown {
     if (type === 'string') {
       return typeof value === 'string' ? value : this.fail(path, `expected a string, got ${describe(value)}`);
     }
@@ -250,7 +316,7 @@ class JsonReader {
   }
 
   /** Well-known types with special JSON; returns null when `name` is an ordinary message. */
-  private wellKnown(name: string, json: unknown, path: string): JsonObject | undefined | null {
+  private wellKnown(name: string, json: unknown, path: FieldPath): JsonObject | undefined | null {
     const wrapped = WRAPPERS.get(name);
     if (wrapped) {
       const v = this.scalar(wrapped, json, path);
@@ -288,14 +354,14 @@ class JsonReader {
     }
   }
 
-  private any(json: unknown, path: string): JsonObject | undefined {
+  private any(json: unknown, path: FieldPath): JsonObject | undefined {
     if (!isObject(json)) return this.fail(path, `expected an object with "@type", got ${describe(json)}`);
     const url = json['@type'];
     if (url === undefined && Object.keys(json).length === 0) return {};
-    if (typeof url !== 'string') return this.fail(join(path, '@type'), 'an Any needs "@type"');
+    if (typeof url !== 'string') return this.fail(path.field('@type'), 'an Any needs "@type"');
     const inner = lookup(fullNameOf(url));
     if (!inner)
-      return this.fail(join(path, '@type'), `unknown type "${url}": not an Envoy API type Weft knows`);
+      return this.fail(path.field('@type'), `unknown type "${url}": not an Envoy API type Weft knows`);
     const { '@type': _, ...rest } = json;
     const innerName = fullName(inner);
     const payload = WRAPPERS.has(innerName) || SPECIAL_JSON.has(innerName) ? rest.value : rest;
@@ -305,7 +371,7 @@ class JsonReader {
     return { type_url: url, value: inner.encode(inner.fromObject(obj)).finish() };
   }
 
-  private duration(json: unknown, path: string): JsonObject | undefined {
+  private duration(json: unknown, path: FieldPath): JsonObject | undefined {
     const m = typeof json === 'string' ? /^(-)?(\d+)(?:\.(\d{1,9}))?s$/.exec(json) : null;
     if (!m) return this.fail(path, `expected a duration like "1.5s", got ${describe(json)}`);
     const sign = m[1] ? -1 : 1;
@@ -315,7 +381,7 @@ class JsonReader {
     return { seconds: String(sign * seconds), nanos: sign * nanos };
   }
 
-  private timestamp(json: unknown, path: string): JsonObject | undefined {
+  private timestamp(json: unknown, path: FieldPath): JsonObject | undefined {
     const m =
       typeof json === 'string'
         ? /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/.exec(json)
@@ -381,7 +447,7 @@ function protoValueOf(v: unknown): JsonObject {
 export function fromJson(typeName: string, json: unknown): Message {
   const t = typeOrThrow(typeName);
   const reader = new JsonReader();
-  const obj = reader.message(t, json, '');
+  const obj = reader.message(t, json, FieldPath.root);
   if (reader.issues.length > 0 || obj === undefined) throw new DecodeError(typeName, reader.issues);
   return t.fromObject(obj);
 }
@@ -391,7 +457,7 @@ export function checkJson(typeName: string, json: unknown): DecodeIssue[] {
   const t = lookup(typeName);
   if (!t) return [{ path: '', message: `unknown message type ${typeName}` }];
   const reader = new JsonReader();
-  reader.message(t, json, '');
+  reader.message(t, json, FieldPath.root);
   return reader.issues;
 }
 

@@ -18,9 +18,9 @@ import { type Logger, logger } from '../log';
 import type { PatchableResources } from '../patch/apply';
 import { extractPatches, patchMesh } from '../patch/mesh';
 import { type EnvoyPatch, selectsPatch } from '../patch/select';
-import { buildModel } from '../smi/build';
+import { ModelBuilder } from '../smi/build';
 import type { Condition, MeshModel, WorkloadModel } from '../smi/model';
-import { groupKey, type ProxyResources, type ProxyTarget, translateProxy } from '../translate';
+import { GroupKeys, type ProxyResources, type ProxyTarget, translateProxy } from '../translate';
 import type { SnapshotCache } from '../xds/cache/cache';
 import type { ResourceEncoder, Snapshot, SnapshotInput } from '../xds/cache/snapshot';
 import type { NodeInfo } from '../xds/proxy-state';
@@ -43,12 +43,19 @@ export interface UpdateResult {
   readonly conditions: readonly Condition[];
   /** Translations computed (groups whose key was new). */
   readonly translated: number;
+  /**
+   * Active groups whose key was computed again, because something their view reads changed; the
+   * others kept their key without looking at their view.
+   */
+  readonly rekeyed: number;
   /** Active groups whose snapshot changed. */
   readonly changed: number;
   /** Active groups in all. */
   readonly groups: number;
   /** Milliseconds spent. */
   readonly ms: number;
+  /** Of which building the model. */
+  readonly modelMs: number;
 }
 
 /** Why a patch is rolled back for a group. */
@@ -78,10 +85,19 @@ function toInput(r: ProxyResources | PatchableResources): SnapshotInput {
 
 /** Inputs to snapshots, incrementally. */
 export class MeshCompiler {
+  /** Builds each model reusing the previous one, so unchanged model objects keep their identity. */
+  private readonly builder = new ModelBuilder();
+  /** Group keys, each computed again only when something its proxy's view reads changed. */
+  private readonly keys = new GroupKeys();
   private model: MeshModel;
   private patches: EnvoyPatch[] = [];
   private conditions: readonly Condition[] = [];
   private readonly active = new Map<string, ActiveGroup>();
+  /** The model's workloads by `<kind>/<namespace>/<name>`, for the list it was made from. */
+  private workloadIndex: { list: readonly WorkloadModel[]; byKey: ReadonlyMap<string, WorkloadModel> } = {
+    list: [],
+    byKey: new Map(),
+  };
   /** Translations and their snapshots by group key; only keys of active groups are kept. */
   private byKey = new Map<string, { resources: ProxyResources; snapshot: Snapshot }>();
   private readonly mtls: boolean;
@@ -103,7 +119,7 @@ export class MeshCompiler {
   ) {
     this.mtls = opts.mtls ?? true;
     this.meshNamespace = opts.meshNamespace ?? 'weft-system';
-    this.model = buildModel([]).model;
+    this.model = this.builder.build([]).model;
   }
 
   /** The current model. */
@@ -125,13 +141,15 @@ export class MeshCompiler {
   update(objects: readonly unknown[], extraConditions: readonly Condition[] = []): UpdateResult {
     const t0 = performance.now();
     const { patches, rest, conditions: patchParse } = extractPatches(objects);
-    const built = buildModel(rest);
+    const m0 = performance.now();
+    const built = this.builder.build(rest);
+    const modelMs = performance.now() - m0;
     this.model = built.model;
     this.patches = patches;
     this.forgetStaleRollBacks();
     const result = this.recompile();
     this.conditions = [...extraConditions, ...patchParse, ...built.conditions, ...result.conditions];
-    return { ...result, conditions: this.conditions, ms: performance.now() - t0 };
+    return { ...result, conditions: this.conditions, ms: performance.now() - t0, modelMs };
   }
 
   /**
@@ -172,20 +190,26 @@ export class MeshCompiler {
   }
 
   private workloadOf(t: ProxyTarget): WorkloadModel | undefined {
-    return this.model.workloads.find(
-      (w) => w.kind === t.workload.kind && w.namespace === t.workload.namespace && w.name === t.workload.name,
-    );
+    if (this.workloadIndex.list !== this.model.workloads) {
+      const list = this.model.workloads;
+      this.workloadIndex = {
+        list,
+        byKey: new Map(list.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w])),
+      };
+    }
+    return this.workloadIndex.byKey.get(`${t.workload.kind}/${t.workload.namespace}/${t.workload.name}`);
   }
 
   private translated(
     target: ProxyTarget,
     next: Map<string, { resources: ProxyResources; snapshot: Snapshot }>,
-    stats: { translated: number },
+    stats: { translated: number; rekeyed: number },
   ) {
-    const key = groupKey(this.model, target);
+    const { key, computed } = this.keys.keyOf(this.model, target);
+    if (computed) stats.rekeyed++;
     let entry = next.get(key) ?? this.byKey.get(key);
     if (!entry) {
-      const { resources } = translateProxy(this.model, target);
+      const { resources } = translateProxy(this.model, target, this.keys.view(this.model, target));
       entry = { resources, snapshot: this.encoder.snapshot(toInput(resources)) };
       stats.translated++;
     }
@@ -193,9 +217,15 @@ export class MeshCompiler {
     return { key, entry };
   }
 
-  private recompile(): { conditions: Condition[]; translated: number; changed: number; groups: number } {
+  private recompile(): {
+    conditions: Condition[];
+    translated: number;
+    rekeyed: number;
+    changed: number;
+    groups: number;
+  } {
     const next = new Map<string, { resources: ProxyResources; snapshot: Snapshot }>();
-    const stats = { translated: 0 };
+    const stats = { translated: 0, rekeyed: 0 };
     const patchable: {
       id: string;
       group: string;
@@ -264,7 +294,13 @@ export class MeshCompiler {
     let changed = 0;
     for (const [group, snap] of snapshots) if (this.cache.set(group, snap)) changed++;
     this.byKey = next;
-    return { conditions, translated: stats.translated, changed, groups: this.active.size };
+    return {
+      conditions,
+      translated: stats.translated,
+      rekeyed: stats.rekeyed,
+      changed,
+      groups: this.active.size,
+    };
   }
 
   /** Groups whose snapshot carries `patch` (`<namespace>/<name>`) now. */
@@ -302,7 +338,7 @@ export class MeshCompiler {
       ];
       return group;
     }
-    const { key, entry } = this.translated(target, this.byKey, { translated: 0 });
+    const { key, entry } = this.translated(target, this.byKey, { translated: 0, rekeyed: 0 });
     this.active.get(group)!.key = key;
     this.cache.set(group, entry.snapshot);
     return group;

@@ -29,6 +29,7 @@ export function afterCompile(metrics: Metrics, server: AdsServer, r: UpdateResul
   log.info('compiled', {
     objects: inputs,
     groups: r.groups,
+    rekeyed: r.rekeyed,
     translated: r.translated,
     changed: r.changed,
     ...(moved > 0 ? { regrouped: moved } : {}),

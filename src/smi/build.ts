@@ -23,6 +23,7 @@ import {
   type IdentityModel,
   identityOf,
   type L4RouteModel,
+  type MeshModel,
   type MeshSettings,
   type NamespaceModel,
   type ServiceModel,
@@ -63,6 +64,11 @@ function cmp(a: string | number, b: string | number): number {
 
 function key(namespace: string, name: string): string {
   return `${namespace}/${name}`;
+}
+
+/** `<namespace>/<name>` of a model object. */
+function nsName(x: { readonly namespace: string; readonly name: string }): string {
+  return key(x.namespace, x.name);
 }
 
 function subjectOf(o: Normalized): Subject {
@@ -265,24 +271,40 @@ function rawIdentity(raw: Readonly<Record<string, unknown>>): {
   return { kind, namespace: CLUSTER_SCOPED_KINDS.has(kind) ? '' : ns, name };
 }
 
+/** What reading one input gave: a candidate or nothing, and what was reported about it. */
+interface ReadOutcome {
+  readonly candidate: Candidate | null;
+  /** `<kind>/<namespace>/<name>` of the candidate, the key duplicates share. */
+  readonly key: string;
+  readonly conditions: readonly Condition[];
+  /** `<kind>/<namespace>/<name>` when the object was rejected, so references to it can say so. */
+  readonly rejected: string | null;
+}
+
 /**
- * Normalized form per input object. Sources hand the compiler the same object again while it is
- * unchanged (informers replace an object on change and never mutate it; the folder source keeps
+ * What reading each input object gave. Sources hand the compiler the same object again while it
+ * is unchanged (informers replace an object on change and never mutate it; the folder source keeps
  * each file's parse), so a recompile after one change validates one object, not all of them.
  * Inputs must therefore not be mutated after they are passed in, which `buildModel` promises anyway.
  */
-const normalizedCache = new WeakMap<object, ReturnType<typeof normalizeObject>>();
+const readCache = new WeakMap<object, ReadOutcome>();
 
-function normalizedOf(
-  raw: Record<string, unknown>,
-  apiVersion: string,
-  kind: string,
-): ReturnType<typeof normalizeObject> {
-  const known = normalizedCache.get(raw);
+function readCached(raw: unknown): ReadOutcome {
+  const known = isRecord(raw) ? readCache.get(raw) : undefined;
   if (known !== undefined) return known;
-  const result = normalizeObject(raw, apiVersion, kind);
-  normalizedCache.set(raw, result);
-  return result;
+  const conditions: Condition[] = [];
+  const rejected = new Set<string>();
+  const candidate = readOne(raw, conditions, rejected);
+  const outcome: ReadOutcome = {
+    candidate,
+    key: candidate
+      ? `${candidate.object.kind}/${candidate.object.meta.namespace}/${candidate.object.meta.name}`
+      : '',
+    conditions,
+    rejected: rejected.size > 0 ? [...rejected][0]! : null,
+  };
+  if (isRecord(raw)) readCache.set(raw, outcome);
+  return outcome;
 }
 
 function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): Candidate | null {
@@ -319,7 +341,7 @@ function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): 
   }
   const apiVersion = raw.apiVersion as string;
   const kind = raw.kind as string;
-  const result = normalizedOf(raw, apiVersion, kind);
+  const result = normalizeObject(raw, apiVersion, kind);
   if (result === null || isProblem(result)) rejected.add(`${kind}/${id.namespace}/${id.name}`);
   if (result === null) {
     const versions = servedVersions(kind);
@@ -364,12 +386,14 @@ function readObjects(
 ): Normalized[] {
   const groups = new Map<string, Candidate[]>();
   for (const raw of expandLists(objects)) {
-    const c = readOne(raw, conditions, rejected);
+    const read = readCached(raw);
+    for (const c of read.conditions) conditions.push(c);
+    if (read.rejected !== null) rejected.add(read.rejected);
+    const c = read.candidate;
     if (c === null) continue;
-    const k = `${c.object.kind}/${c.object.meta.namespace}/${c.object.meta.name}`;
-    const list = groups.get(k);
+    const list = groups.get(read.key);
     if (list) list.push(c);
-    else groups.set(k, [c]);
+    else groups.set(read.key, [c]);
   }
   const out: Normalized[] = [];
   for (const list of groups.values()) {
@@ -436,8 +460,24 @@ interface Inputs {
   readonly meshConfigs: MeshConfig[];
 }
 
-function byKind(objects: readonly Normalized[]): Inputs {
-  const inputs: Inputs = {
+/** Per kind, the set of objects a list was sorted from, to tell whether the kind changed. */
+type Members = { readonly [K in keyof Inputs]: ReadonlySet<Normalized> };
+
+function compareObjects(a: Normalized, b: Normalized): number {
+  return cmp(a.kind, b.kind) || cmp(a.meta.namespace, b.meta.namespace) || cmp(a.meta.name, b.meta.name);
+}
+
+/**
+ * Sorts objects into per-kind lists in content order, so every later loop visits them in an order
+ * that does not depend on input order. A kind whose objects are the same as in `prev` (same
+ * references, in any order) keeps `prev`'s list itself, which is what tells later stages that
+ * nothing of that kind changed.
+ */
+function byKind(
+  objects: readonly Normalized[],
+  prev: { readonly inputs: Inputs; readonly members: Members } | undefined,
+): { inputs: Inputs; members: Members } {
+  const fresh: Inputs = {
     namespaces: [],
     serviceAccounts: [],
     services: [],
@@ -450,49 +490,70 @@ function byKind(objects: readonly Normalized[]): Inputs {
     l4Routes: [],
     meshConfigs: [],
   };
-  // Sorting here makes every later loop visit objects in content order, whatever the input order.
-  const sorted = [...objects].sort(
-    (a, b) => cmp(a.kind, b.kind) || cmp(a.meta.namespace, b.meta.namespace) || cmp(a.meta.name, b.meta.name),
-  );
-  for (const o of sorted) {
+  for (const o of objects) {
     switch (o.kind) {
       case 'Namespace':
-        inputs.namespaces.push(o);
+        fresh.namespaces.push(o);
         break;
       case 'ServiceAccount':
-        inputs.serviceAccounts.push(o);
+        fresh.serviceAccounts.push(o);
         break;
       case 'Service':
-        inputs.services.push(o);
+        fresh.services.push(o);
         break;
       case 'EndpointSlice':
-        inputs.slices.push(o);
+        fresh.slices.push(o);
         break;
       case 'Pod':
-        inputs.pods.push(o);
+        fresh.pods.push(o);
         break;
       case 'Deployment':
-        inputs.deployments.push(o);
+        fresh.deployments.push(o);
         break;
       case 'TrafficSplit':
-        inputs.splits.push(o);
+        fresh.splits.push(o);
         break;
       case 'TrafficTarget':
-        inputs.targets.push(o);
+        fresh.targets.push(o);
         break;
       case 'HTTPRouteGroup':
-        inputs.httpRouteGroups.push(o);
+        fresh.httpRouteGroups.push(o);
         break;
       case 'TCPRoute':
       case 'UDPRoute':
-        inputs.l4Routes.push(o);
+        fresh.l4Routes.push(o);
         break;
       case 'MeshConfig':
-        inputs.meshConfigs.push(o);
+        fresh.meshConfigs.push(o);
         break;
     }
   }
-  return inputs;
+  const members: Partial<Record<keyof Inputs, ReadonlySet<Normalized>>> = {};
+  const keep = <K extends keyof Inputs>(k: K): Inputs[K] => {
+    const list: Normalized[] = fresh[k];
+    const before = prev?.members[k];
+    if (prev && before && list.length === before.size && list.every((o) => before.has(o))) {
+      members[k] = before;
+      return prev.inputs[k];
+    }
+    members[k] = new Set(list);
+    list.sort(compareObjects);
+    return fresh[k];
+  };
+  const inputs: Inputs = {
+    namespaces: keep('namespaces'),
+    serviceAccounts: keep('serviceAccounts'),
+    services: keep('services'),
+    slices: keep('slices'),
+    pods: keep('pods'),
+    deployments: keep('deployments'),
+    splits: keep('splits'),
+    targets: keep('targets'),
+    httpRouteGroups: keep('httpRouteGroups'),
+    l4Routes: keep('l4Routes'),
+    meshConfigs: keep('meshConfigs'),
+  };
+  return { inputs, members: members as Members };
 }
 
 // ---------------------------------------------------------------- workloads
@@ -510,15 +571,15 @@ interface WorkloadDraft {
  * `matchLabels` (its template labels when it has none), so manifests without Pods still give
  * workloads; once Pods appear they take over.
  */
-function workloadDrafts(inputs: Inputs): WorkloadDraft[] {
-  const podsByNamespace = groupBy(inputs.pods, (p) => p.meta.namespace);
-  const drafts: WorkloadDraft[] = inputs.pods.map((p) => ({
+function workloadDrafts(pods: readonly Pod[], deployments: readonly Deployment[]): WorkloadDraft[] {
+  const podsByNamespace = groupBy(pods, (p) => p.meta.namespace);
+  const drafts: WorkloadDraft[] = pods.map((p) => ({
     ref: { kind: 'Pod', namespace: p.meta.namespace, name: p.meta.name },
     labels: p.meta.labels,
     serviceAccount: p.serviceAccount,
     ips: p.ips,
   }));
-  for (const d of inputs.deployments) {
+  for (const d of deployments) {
     const selector = d.selector ?? d.templateLabels;
     const hasPods = (podsByNamespace.get(d.meta.namespace) ?? []).some((p) =>
       selects(selector, p.meta.labels),
@@ -571,7 +632,6 @@ function finishEndpoints(drafts: ReadonlyMap<string, EndpointDraft>): EndpointMo
 }
 
 interface ServiceContext {
-  readonly inputs: Inputs;
   readonly settings: MeshSettings;
   /** Workloads by namespace, since selectors only select within one. */
   readonly draftsByNamespace: ReadonlyMap<string, LabelIndex<WorkloadDraft>>;
@@ -736,9 +796,13 @@ function buildService(s: Service, ctx: ServiceContext): ServiceModel {
 }
 
 /** Reports slices that name no Service, or one that is not given, or that carry FQDNs. */
-function checkSlices(inputs: Inputs, serviceKeys: ReadonlySet<string>, conditions: Condition[]): void {
+function checkSlices(
+  slices: readonly EndpointSlice[],
+  serviceKeys: ReadonlySet<string>,
+  conditions: Condition[],
+): void {
   const labelField = fieldPath(['metadata', 'labels', 'kubernetes.io/service-name']);
-  for (const slice of inputs.slices) {
+  for (const slice of slices) {
     if (slice.serviceName === null) {
       conditions.push(
         condition(
@@ -1357,34 +1421,187 @@ function buildTarget(t: TrafficTarget, ctx: AccessContext): AccessModel | null {
   };
 }
 
-// ---------------------------------------------------------------- buildModel
+// ---------------------------------------------------------------- reuse between builds
 
 /**
- * Builds the mesh model from raw objects: parsed YAML documents or API objects, in any order, of any
- * kind (kinds Weft does not read are reported and ignored; `List` objects are expanded).
- *
- * Pure and deterministic: the same set of inputs always gives a deep-equal result, whatever their
- * order; inputs are never mutated (frozen inputs work). Never throws on bad input: every problem is
- * a {@link Condition}, and the offending object, or part of it, is left out.
+ * One stage of a build: its result, the conditions it reported, and the values it was computed
+ * from. A stage reads nothing but its `deps` (and constants), so when every dep is the same value
+ * (`===`) as in the previous build, the previous result is the result.
  */
-export function buildModel(objects: readonly unknown[]): BuildResult {
-  const conditions: Condition[] = [];
-  // Objects that were rejected, so that references to them say so instead of "not found".
-  const rejected = new Set<string>();
-  const inputs = byKind(readObjects(objects, conditions, rejected));
-  const settings = resolveSettings(inputs.meshConfigs, conditions);
+interface Stage<T> {
+  readonly deps: readonly unknown[];
+  readonly value: T;
+  readonly conditions: readonly Condition[];
+}
 
-  // Workloads first: services need their labels; workloads then need the services they back.
-  const drafts = workloadDrafts(inputs);
-  const podsByKey = new Map(inputs.pods.map((p) => [key(p.meta.namespace, p.meta.name), p]));
-  const podByIp = new Map<string, Pod>();
-  for (const p of inputs.pods) {
-    for (const ip of p.ips)
-      if (!podByIp.has(key(p.meta.namespace, ip))) podByIp.set(key(p.meta.namespace, ip), p);
+function stage<T>(
+  prev: Stage<T> | undefined,
+  deps: readonly unknown[],
+  compute: (conditions: Condition[]) => T,
+): Stage<T> {
+  if (prev && prev.deps.length === deps.length && prev.deps.every((d, i) => d === deps[i])) return prev;
+  const conditions: Condition[] = [];
+  const value = compute(conditions);
+  return { deps, value, conditions };
+}
+
+/**
+ * Deep equality of plain model data, key order included (two objects that differ only in key order
+ * serialize differently, and fingerprints and golden files see the serialization), and of the Maps
+ * and Sets stages pass on.
+ */
+function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Map || a instanceof Set) {
+    // Build-time indexes, compared in iteration order (a difference in order only costs a rebuild).
+    if (a.constructor !== b.constructor || a.size !== (b as typeof a).size) return false;
+    const ea = [...a.entries()];
+    const eb = [...(b as typeof a).entries()];
+    return ea.every((e, i) => sameData(e[0], eb[i]![0]) && sameData(e[1], eb[i]![1]));
   }
-  const serviceKeys = new Set(inputs.services.map((s) => key(s.meta.namespace, s.meta.name)));
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameData(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  const ra = a as Readonly<Record<string, unknown>>;
+  const rb = b as Readonly<Record<string, unknown>>;
+  for (let i = 0; i < ka.length; i++) {
+    const k = ka[i]!;
+    if (k !== kb[i] || !sameData(ra[k], rb[k])) return false;
+  }
+  return true;
+}
+
+/** Whether two lists hold the same items, by identity, in the same order. */
+function sameList<T>(a: readonly T[] | undefined, b: readonly T[]): a is readonly T[] {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** `prev` when it is equal to `fresh`, so that later stages see an unchanged value as the same value. */
+function kept<T>(prev: T | undefined, fresh: T): T {
+  return prev !== undefined && sameData(prev, fresh) ? prev : fresh;
+}
+
+/**
+ * Swaps each freshly built item for the previous build's item of the same key when the two are
+ * equal, and returns `prev` itself when nothing differs. Unchanged model objects thus keep their
+ * identity across builds, which is what lets translation cache per object.
+ */
+function reuse<T>(
+  fresh: readonly T[],
+  prev: readonly T[] | undefined,
+  keyOf: (item: T) => string,
+): readonly T[] {
+  if (!prev) return fresh;
+  const before = new Map(prev.map((p) => [keyOf(p), p]));
+  let same = fresh.length === prev.length;
+  const out = fresh.map((item, i) => {
+    const old = before.get(keyOf(item));
+    const kept = old !== undefined && sameData(old, item) ? old : item;
+    if (kept !== prev[i]) same = false;
+    return kept;
+  });
+  return same ? prev : out;
+}
+
+interface PodIndex {
+  readonly byKey: ReadonlyMap<string, Pod>;
+  readonly byIp: ReadonlyMap<string, Pod>;
+  readonly byNamespace: ReadonlyMap<string, LabelIndex<Pod>>;
+}
+
+interface DraftIndex {
+  readonly drafts: readonly WorkloadDraft[];
+  readonly byNamespace: ReadonlyMap<string, LabelIndex<WorkloadDraft>>;
+}
+
+interface RouteGroups {
+  readonly list: readonly HttpRouteGroupModel[];
+  readonly byKey: ReadonlyMap<string, HttpRouteGroupModel>;
+  /** HTTP matches left out of their groups, as `<ns>/<group>/<match>`. */
+  readonly rejectedMatches: ReadonlySet<string>;
+}
+
+interface L4Routes {
+  readonly list: readonly L4RouteModel[];
+  readonly byKey: ReadonlyMap<string, L4RouteModel>;
+}
+
+/** Everything a build keeps for the next one. */
+interface BuildState {
+  readonly inputs: Inputs;
+  readonly members: Members;
+  readonly settings: Stage<MeshSettings>;
+  readonly pods: Stage<PodIndex>;
+  readonly drafts: Stage<DraftIndex>;
+  readonly services: Stage<Services>;
+  readonly backs: Stage<ReadonlyMap<string, readonly ServiceRef[]>>;
+  readonly workloads: Stage<readonly WorkloadModel[]>;
+  readonly ports: Stage<IdentityPorts>;
+  readonly routes: Stage<RouteGroups>;
+  readonly l4: Stage<L4Routes>;
+  readonly splits: Stage<readonly SplitModel[]>;
+  readonly access: Stage<readonly AccessModel[]>;
+  readonly namespaces: Stage<readonly NamespaceModel[]>;
+  readonly model: MeshModel;
+}
+
+function podIndex(pods: readonly Pod[]): PodIndex {
+  const byIp = new Map<string, Pod>();
+  for (const p of pods) {
+    for (const ip of p.ips) if (!byIp.has(key(p.meta.namespace, ip))) byIp.set(key(p.meta.namespace, ip), p);
+  }
+  return {
+    byKey: new Map(pods.map((p) => [key(p.meta.namespace, p.meta.name), p])),
+    byIp,
+    byNamespace: labelIndexes(
+      pods,
+      (p) => p.meta.namespace,
+      (p) => p.meta.labels,
+    ),
+  };
+}
+
+/** A service as built, with what it was built from besides settings, pods and workloads. */
+interface BuiltService {
+  readonly slices: readonly EndpointSlice[];
+  readonly model: ServiceModel;
+  readonly conditions: readonly Condition[];
+}
+
+/** The services stage: the models, and each one as built, for the next build to reuse. */
+interface Services {
+  readonly list: readonly ServiceModel[];
+  readonly built: ReadonlyMap<Service, BuiltService>;
+  /** What every service was built against; `built` is reusable only while these are the same. */
+  readonly settings: MeshSettings;
+  readonly pods: PodIndex;
+  readonly drafts: DraftIndex;
+}
+
+/**
+ * Builds every service. A service whose input object and slices are those of `prev`, built against
+ * the same settings, pods and workloads, is `prev`'s, conditions included: an endpoint change
+ * rebuilds one service, not all of them.
+ */
+function buildServices(
+  services: readonly Service[],
+  slices: readonly EndpointSlice[],
+  settings: MeshSettings,
+  pods: PodIndex,
+  drafts: DraftIndex,
+  conditions: Condition[],
+  prev: Services | undefined,
+): Services {
+  const serviceKeys = new Set(services.map((s) => key(s.meta.namespace, s.meta.name)));
   const slicesByService = new Map<string, EndpointSlice[]>();
-  for (const slice of inputs.slices) {
+  for (const slice of slices) {
     if (slice.serviceName === null) continue;
     const k = key(slice.meta.namespace, slice.serviceName);
     if (!serviceKeys.has(k)) continue;
@@ -1392,29 +1609,37 @@ export function buildModel(objects: readonly unknown[]): BuildResult {
     list.push(slice);
     slicesByService.set(k, list);
   }
-  checkSlices(inputs, serviceKeys, conditions);
-
-  const serviceCtx: ServiceContext = {
-    inputs,
+  checkSlices(slices, serviceKeys, conditions);
+  const reusable =
+    prev && prev.settings === settings && prev.pods === pods && prev.drafts === drafts
+      ? prev.built
+      : undefined;
+  const ctx: ServiceContext = {
     settings,
-    draftsByNamespace: labelIndexes(
-      drafts,
-      (d) => d.ref.namespace,
-      (d) => d.labels,
-    ),
-    podsByNamespace: labelIndexes(
-      inputs.pods,
-      (p) => p.meta.namespace,
-      (p) => p.meta.labels,
-    ),
-    podsByKey,
-    podByIp,
+    draftsByNamespace: drafts.byNamespace,
+    podsByNamespace: pods.byNamespace,
+    podsByKey: pods.byKey,
+    podByIp: pods.byIp,
     slicesByService,
     conditions,
   };
-  const services = inputs.services.map((s) => buildService(s, serviceCtx));
-  const servicesByKey = new Map(services.map((s) => [key(s.namespace, s.name), s]));
+  const built = new Map<Service, BuiltService>();
+  const list = services.map((s) => {
+    const own = slicesByService.get(key(s.meta.namespace, s.meta.name)) ?? [];
+    let b = reusable?.get(s);
+    if (!b || !sameList(b.slices, own)) {
+      const reported: Condition[] = [];
+      b = { slices: own, model: buildService(s, { ...ctx, conditions: reported }), conditions: reported };
+    }
+    built.set(s, b);
+    for (const c of b.conditions) conditions.push(c);
+    return b.model;
+  });
+  return { list: reuse(list, prev?.list, nsName), built, settings, pods, drafts };
+}
 
+/** Services each workload backs, by `<kind>/<namespace>/<name>`. */
+function backsOf(services: readonly ServiceModel[]): Map<string, ServiceRef[]> {
   const backs = new Map<string, ServiceRef[]>();
   for (const s of services) {
     for (const w of s.workloads) {
@@ -1424,7 +1649,15 @@ export function buildModel(objects: readonly unknown[]): BuildResult {
       backs.set(k, list);
     }
   }
-  const workloads: WorkloadModel[] = drafts
+  return backs;
+}
+
+function buildWorkloads(
+  drafts: readonly WorkloadDraft[],
+  backs: ReadonlyMap<string, readonly ServiceRef[]>,
+  settings: MeshSettings,
+): WorkloadModel[] {
+  return drafts
     .map((d) => ({
       kind: d.ref.kind,
       namespace: d.ref.namespace,
@@ -1433,34 +1666,25 @@ export function buildModel(objects: readonly unknown[]): BuildResult {
       serviceAccount: d.serviceAccount,
       identity: identityOf(d.ref.namespace, d.serviceAccount, settings.trustDomain),
       ips: d.ips,
-      services: (backs.get(`${d.ref.kind}/${d.ref.namespace}/${d.ref.name}`) ?? []).sort(
+      services: [...(backs.get(`${d.ref.kind}/${d.ref.namespace}/${d.ref.name}`) ?? [])].sort(
         (a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name),
       ),
     }))
     .sort(compareRefs);
+}
 
-  const rejectedMatches = new Set<string>();
-  const httpRouteGroups = inputs.httpRouteGroups.map((g) =>
-    buildHttpRouteGroup(g, conditions, rejectedMatches),
-  );
-  const groups = new Map(httpRouteGroups.map((g) => [key(g.namespace, g.name), g]));
-  const l4Routes = inputs.l4Routes
-    .map(buildL4Route)
-    .sort((a, b) => cmp(a.kind, b.kind) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name));
-  const l4 = new Map(l4Routes.map((r) => [`${r.kind}/${key(r.namespace, r.name)}`, r]));
+/** Ports served per identity, for checking and widening the ports TrafficTargets name. */
+interface IdentityPorts {
+  /** Ports served to each identity: service ports, numeric target ports and endpoint ports. */
+  readonly portsByIdentity: ReadonlyMap<string, ReadonlySet<number>>;
+  /** Per identity, the target ports behind each Service port number of the Services it backs. */
+  readonly targetsByIdentity: ReadonlyMap<string, ReadonlyMap<number, ReadonlySet<number>>>;
+}
 
-  const splits = buildSplits(inputs.splits, {
-    settings,
-    rejected,
-    services: servicesByKey,
-    groups,
-    conditions,
-  });
-
-  const knownAccounts = new Set([
-    ...inputs.serviceAccounts.map((a) => key(a.meta.namespace, a.meta.name)),
-    ...workloads.map((w) => key(w.namespace, w.serviceAccount)),
-  ]);
+function identityPorts(
+  services: readonly ServiceModel[],
+  workloads: readonly WorkloadModel[],
+): IdentityPorts {
   const portsByIdentity = new Map<string, Set<number>>();
   const targetsByIdentity = new Map<string, Map<number, Set<number>>>();
   const workloadIdentity = new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w.identity]));
@@ -1486,29 +1710,224 @@ export function buildModel(objects: readonly unknown[]): BuildResult {
       targetsByIdentity.set(id, targets);
     }
   }
-  const access = inputs.targets
-    .map((t) =>
-      buildTarget(t, {
-        settings,
-        rejected,
-        groups,
-        l4,
-        rejectedMatches,
-        knownAccounts,
-        portsByIdentity,
-        targetsByIdentity,
-        conditions,
-      }),
-    )
-    .filter((a): a is AccessModel => a !== null);
+  return { portsByIdentity, targetsByIdentity };
+}
 
-  const namespaces: NamespaceModel[] = inputs.namespaces.map((n) => ({
-    name: n.meta.name,
-    labels: n.meta.labels,
-  }));
+function buildAccess(
+  targets: readonly TrafficTarget[],
+  serviceAccounts: readonly ServiceAccount[],
+  workloads: readonly WorkloadModel[],
+  ports: IdentityPorts,
+  shared: Pick<AccessContext, 'settings' | 'rejected' | 'groups' | 'l4' | 'rejectedMatches' | 'conditions'>,
+): AccessModel[] {
+  const knownAccounts = new Set([
+    ...serviceAccounts.map((a) => key(a.meta.namespace, a.meta.name)),
+    ...workloads.map((w) => key(w.namespace, w.serviceAccount)),
+  ]);
+  const ctx: AccessContext = { ...shared, ...ports, knownAccounts };
+  return targets.map((t) => buildTarget(t, ctx)).filter((a): a is AccessModel => a !== null);
+}
 
-  return {
-    model: { settings, namespaces, services, workloads, splits, access, httpRouteGroups, l4Routes },
-    conditions: sortConditions(conditions),
+/** One build, reusing whatever of `prev` its inputs did not change. */
+function build(
+  objects: readonly unknown[],
+  prev: BuildState | undefined,
+): { state: BuildState; result: BuildResult } {
+  const readConditions: Condition[] = [];
+  // Objects that were rejected, so that references to them say so instead of "not found".
+  const rejected = new Set<string>();
+  const { inputs, members } = byKind(readObjects(objects, readConditions, rejected), prev);
+  // References to rejected objects are reported differently, so stages that resolve references
+  // depend on the set; it is nearly always small, and its sorted text is a value `===` compares.
+  const rejectedKey = [...rejected].sort().join('\n');
+
+  const settings = stage(prev?.settings, [inputs.meshConfigs], (c) => {
+    const fresh = resolveSettings(inputs.meshConfigs, c);
+    return prev && sameData(prev.settings.value, fresh) ? prev.settings.value : fresh;
+  });
+  const pods = stage(prev?.pods, [inputs.pods], () => podIndex(inputs.pods));
+  // Workloads first: services need their labels; workloads then need the services they back.
+  const drafts = stage(prev?.drafts, [inputs.pods, inputs.deployments], () => {
+    const list = workloadDrafts(inputs.pods, inputs.deployments);
+    return {
+      drafts: list,
+      byNamespace: labelIndexes(
+        list,
+        (d) => d.ref.namespace,
+        (d) => d.labels,
+      ),
+    };
+  });
+  const services = stage(
+    prev?.services,
+    [inputs.services, inputs.slices, settings.value, pods.value, drafts.value],
+    (c) =>
+      buildServices(
+        inputs.services,
+        inputs.slices,
+        settings.value,
+        pods.value,
+        drafts.value,
+        c,
+        prev?.services.value,
+      ),
+  );
+  // Workloads depend on services only through which services each one backs.
+  const backs = stage(prev?.backs, [services.value.list], () =>
+    kept(prev?.backs.value, backsOf(services.value.list)),
+  );
+  const workloads = stage(prev?.workloads, [drafts.value, backs.value, settings.value], () =>
+    reuse(
+      buildWorkloads(drafts.value.drafts, backs.value, settings.value),
+      prev?.workloads.value,
+      (w) => `${w.kind}/${w.namespace}/${w.name}`,
+    ),
+  );
+  // TrafficTargets depend on services only through the ports each identity serves.
+  const ports = stage(prev?.ports, [services.value.list, workloads.value], () =>
+    kept(prev?.ports.value, identityPorts(services.value.list, workloads.value)),
+  );
+  const routes = stage(prev?.routes, [inputs.httpRouteGroups], (c) => {
+    const rejectedMatches = new Set<string>();
+    const list = reuse(
+      inputs.httpRouteGroups.map((g) => buildHttpRouteGroup(g, c, rejectedMatches)),
+      prev?.routes.value.list,
+      nsName,
+    );
+    return { list, byKey: new Map(list.map((g) => [nsName(g), g])), rejectedMatches };
+  });
+  const l4 = stage(prev?.l4, [inputs.l4Routes], () => {
+    const list = reuse(
+      inputs.l4Routes
+        .map(buildL4Route)
+        .sort((a, b) => cmp(a.kind, b.kind) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name)),
+      prev?.l4.value.list,
+      (r) => `${r.kind}/${nsName(r)}`,
+    );
+    return { list, byKey: new Map(list.map((r) => [`${r.kind}/${nsName(r)}`, r])) };
+  });
+  const splits = stage(
+    prev?.splits,
+    [inputs.splits, settings.value, rejectedKey, services.value.list, routes.value],
+    (c) =>
+      reuse(
+        buildSplits(inputs.splits, {
+          settings: settings.value,
+          rejected,
+          services: new Map(services.value.list.map((s) => [nsName(s), s])),
+          groups: routes.value.byKey,
+          conditions: c,
+        }),
+        prev?.splits.value,
+        nsName,
+      ),
+  );
+  const access = stage(
+    prev?.access,
+    [
+      inputs.targets,
+      inputs.serviceAccounts,
+      settings.value,
+      rejectedKey,
+      routes.value,
+      l4.value,
+      ports.value,
+      workloads.value,
+    ],
+    (c) =>
+      reuse(
+        buildAccess(inputs.targets, inputs.serviceAccounts, workloads.value, ports.value, {
+          settings: settings.value,
+          rejected,
+          groups: routes.value.byKey,
+          l4: l4.value.byKey,
+          rejectedMatches: routes.value.rejectedMatches,
+          conditions: c,
+        }),
+        prev?.access.value,
+        nsName,
+      ),
+  );
+  const namespaces = stage(prev?.namespaces, [inputs.namespaces], () =>
+    inputs.namespaces.map((n) => ({ name: n.meta.name, labels: n.meta.labels })),
+  );
+
+  const parts: MeshModel = {
+    settings: settings.value,
+    namespaces: namespaces.value,
+    services: services.value.list,
+    workloads: workloads.value,
+    splits: splits.value,
+    access: access.value,
+    httpRouteGroups: routes.value.list,
+    l4Routes: l4.value.list,
   };
+  const old = prev?.model;
+  const model: MeshModel =
+    old && (Object.keys(parts) as (keyof MeshModel)[]).every((k) => parts[k] === old[k]) ? old : parts;
+  // The order stages report in is the order of a build from scratch; sorting makes it irrelevant
+  // anyway, except between conditions that differ only in severity.
+  const conditions = sortConditions([
+    ...readConditions,
+    ...settings.conditions,
+    ...services.conditions,
+    ...routes.conditions,
+    ...splits.conditions,
+    ...access.conditions,
+  ]);
+  return {
+    state: {
+      inputs,
+      members,
+      settings,
+      pods,
+      drafts,
+      services,
+      backs,
+      workloads,
+      ports,
+      routes,
+      l4,
+      splits,
+      access,
+      namespaces,
+      model,
+    },
+    result: { model, conditions },
+  };
+}
+
+// ---------------------------------------------------------------- buildModel
+
+/**
+ * Builds the mesh model from raw objects: parsed YAML documents or API objects, in any order, of any
+ * kind (kinds Weft does not read are reported and ignored; `List` objects are expanded).
+ *
+ * Pure and deterministic: the same set of inputs always gives a deep-equal result, whatever their
+ * order; inputs are never mutated (frozen inputs work). Never throws on bad input: every problem is
+ * a {@link Condition}, and the offending object, or part of it, is left out.
+ */
+export function buildModel(objects: readonly unknown[]): BuildResult {
+  return build(objects, undefined).result;
+}
+
+/**
+ * Builds models one after another, each exactly as {@link buildModel} would, but reusing the
+ * previous build: a stage whose inputs are unchanged is not run again, and a model object (service,
+ * workload, split, TrafficTarget, route group) that comes out equal to the previous one is that
+ * previous object. A split change thus rebuilds the splits and nothing else, and every service
+ * keeps its identity, so caches keyed by model objects (translation's fingerprints) stay warm.
+ *
+ * It relies on what sources promise anyway: an input object is never mutated after it is passed
+ * in; a changed object is a new object.
+ */
+export class ModelBuilder {
+  private state: BuildState | undefined;
+
+  /** Builds the model of `objects`; same result as `buildModel(objects)`. */
+  build(objects: readonly unknown[]): BuildResult {
+    const { state, result } = build(objects, this.state);
+    this.state = state;
+    return result;
+  }
 }

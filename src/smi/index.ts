@@ -35,7 +35,7 @@
  *   reason; a malformed one rejects its object (`InvalidSpec`).
  * - A Deployment stands for its pods only while no Pod in its namespace matches its selector.
  */
-export { buildModel, classifyPort } from './build';
+export { buildModel, classifyPort, ModelBuilder } from './build';
 export { type ConditionReason, REASONS, type ReasonInfo } from './conditions';
 export { type ParsedYaml, parseYamlObjects } from './load';
 export * from './model';

@@ -7,12 +7,12 @@ import type { Condition, MeshModel } from '../smi/model';
 import type { Json } from './common';
 import { translateEnvoy } from './envoy';
 import { translateGrpc } from './grpc';
-import { type ProxyTarget, proxyView } from './scope';
+import { type ProxyTarget, type ProxyView, proxyView } from './scope';
 import type { ProxyResources } from './types';
 
 export { checkConsistency, type Validator } from './consistency';
 export * as names from './names';
-export { groupKey, type ProxyTarget, type ProxyView, proxyView } from './scope';
+export { type GroupKey, GroupKeys, groupKey, type ProxyTarget, type ProxyView, proxyView } from './scope';
 export type { ProxyResources } from './types';
 
 function sortByName(list: Json[]): Json[] {
@@ -20,12 +20,15 @@ function sortByName(list: Json[]): Json[] {
   return [...list].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
-/** Translates one proxy; a workload missing from the model gets no resources and a condition. */
+/**
+ * Translates one proxy; a workload missing from the model gets no resources and a condition.
+ * `view` is `proxyView(model, target)`, for a caller that already has it.
+ */
 export function translateProxy(
   model: MeshModel,
   target: ProxyTarget,
+  view: ProxyView = proxyView(model, target),
 ): { resources: ProxyResources; conditions: Condition[] } {
-  const view = proxyView(model, target);
   const conditions: Condition[] = [];
   if (!view.workload) {
     conditions.push({

@@ -160,13 +160,21 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** A deterministic permutation (a fixed linear congruential generator), so tests never use randomness. */
+/** A fixed linear congruential generator of unsigned 32-bit numbers, so tests never use randomness. */
+export function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s;
+  };
+}
+
+/** A deterministic permutation (see {@link lcg}). */
 export function shuffled<T>(items: readonly T[], seed: number): T[] {
   const out = [...items];
-  let s = seed >>> 0;
+  const next = lcg(seed);
   for (let i = out.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const j = s % (i + 1);
+    const j = next() % (i + 1);
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
