@@ -44,6 +44,8 @@ export interface ServeIdentityOptions {
   bootstrapTokens?: string;
   /** `--ca-address host:port`: where the certificate endpoint for `weft agent` listens. */
   caAddress?: string;
+  /** The CA's clock, for tests (default `Date.now`); no flag. */
+  caClock?: () => number;
 }
 
 /** Identity wired for one `weft serve`. */
@@ -122,6 +124,7 @@ export async function startIdentityForServe(
     ...(o.insecureXds ? { insecureXds: true } : {}),
     ...(o.bootstrapTokens ? { bootstrapTokens: o.bootstrapTokens } : {}),
     ...(o.caAddress ? { caAddress: o.caAddress } : {}),
+    ...(o.caClock ? { now: o.caClock } : {}),
   });
   if (running.ca) {
     log.info('mesh CA loaded', {

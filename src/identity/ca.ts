@@ -355,6 +355,13 @@ export class CertificateAuthority extends EventEmitter {
   readonly workloadTtlMs: number;
   /** Certificates issued since start. */
   issued = 0;
+  /**
+   * Certificates asked for but not signed since start (renewals included): the signing root is too
+   * close to its end, or signing failed. Each one is logged with the reason by its caller.
+   */
+  signFailures = 0;
+  /** Reloads of a changed store that failed since start (the CA kept what it had). */
+  reloadFailures = 0;
   private roots: Root[];
   private readonly now: () => number;
   private lastVersion = '';
@@ -448,6 +455,26 @@ export class CertificateAuthority extends EventEmitter {
     return s;
   }
 
+  /**
+   * Whether `cert` was issued by the root signing now. Holders of certificates from an older root
+   * renew when this turns false (at a rotation's activation), so everything moves to the new root
+   * long before the old one leaves the bundle.
+   */
+  isFromSigner(cert: X509Certificate): boolean {
+    const s = signerAt(this.roots, this.now());
+    return s !== undefined && cert.checkIssued(s.certificate) && cert.verify(s.certificate.publicKey);
+  }
+
+  /**
+   * Looks at the clock again: emits `change` when the signer or the bundle moved since the last
+   * look. The CA does this by itself at each transition time; with an injected clock
+   * ({@link CaOptions.now}), call it after moving the clock.
+   */
+  tick(): void {
+    this.emitIfChanged();
+    this.scheduleTransition();
+  }
+
   /** Every root, oldest first. */
   allRoots(): readonly Root[] {
     return this.roots;
@@ -512,6 +539,17 @@ export class CertificateAuthority extends EventEmitter {
     count = true,
   ): Promise<IssuedCertificate> {
     const id = this.checkIdentity(identity);
+    try {
+      const issued = await this.sign(spki, id, ttlMs);
+      if (count) this.issued++;
+      return issued;
+    } catch (err) {
+      if (count) this.signFailures++;
+      throw err;
+    }
+  }
+
+  private async sign(spki: Uint8Array, id: string, ttlMs: number): Promise<IssuedCertificate> {
     const now = this.now();
     const signer = this.signer();
     const rootEnd = Math.min(
@@ -543,7 +581,6 @@ export class CertificateAuthority extends EventEmitter {
         `the CA cannot sign: a certificate signed with ${signer.keySource ?? signer.source} does not verify against ${signer.source}`,
       );
     }
-    if (count) this.issued++;
     return {
       identity: id,
       certificate: leaf,
@@ -640,6 +677,7 @@ export class CertificateAuthority extends EventEmitter {
         location: this.store.location,
         error: messageOf(err),
       });
+      this.reloadFailures++;
       this.emit('reloadFailed', err instanceof Error ? err : new Error(String(err)));
       return false;
     }

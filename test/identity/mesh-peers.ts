@@ -5,16 +5,18 @@
  */
 
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ChannelCredentials, credentials, ServerCredentials } from '@grpc/grpc-js';
 import * as xds from '@grpc/grpc-js-xds';
+import { type RunningServe, type ServeOptions, startServe } from '../../src/cli/serve';
 import { WorkloadAgent } from '../../src/identity/agent';
 import { CA_FILE, CERT_FILE, IDENTITY_SECRET, KEY_FILE, TRUST_SECRET } from '../../src/identity/names';
 import { controlPlaneIdentity } from '../../src/identity/tls';
 import { uriSans } from '../../src/identity/x509';
-import { fileChannelCredentials, XdsRelay } from '../../src/identity/xds-relay';
-import { proxylessBootstrap } from '../../src/workload/echo';
+import { startAgentRelay, type XdsRelay } from '../../src/identity/xds-relay';
+import { type EchoServer, proxylessBootstrap, startEchoServer } from '../../src/workload/echo';
+import type { FixtureAddresses } from '../mesh/mesh-fixture';
 
 /** One workload's identity plumbing. */
 export interface Sidecar {
@@ -59,10 +61,12 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     privateKeyFile: join(o.dir, KEY_FILE),
     caCertificateFile: join(o.dir, CA_FILE),
   };
-  const relay = await XdsRelay.start({
+  const relay = await startAgentRelay({
+    agent,
+    outDir: o.dir,
     listen: '127.0.0.1:0',
     upstream: o.xdsTarget,
-    credentials: fileChannelCredentials(files, controlPlaneIdentity(o.trustDomain)),
+    serverIdentity: controlPlaneIdentity(o.trustDomain),
   });
   const bootstrap = proxylessBootstrap({
     xdsServer: `127.0.0.1:${relay.port}`,
@@ -110,4 +114,74 @@ export const xdsChannelCredentials = (): ChannelCredentials =>
 /** The serial number of the certificate the agent has written now. */
 export function writtenSerial(s: Sidecar): string {
   return new X509Certificate(readFileSync(join(s.dir, CERT_FILE))).serialNumber;
+}
+
+/** Options of {@link startSecureMesh}. */
+export interface SecureMeshOptions {
+  /** The mesh's config folder (workloads and policy). */
+  configDir: string;
+  /** A temporary folder for the CA (`ca/`), the token file and each agent's files. */
+  dir: string;
+  addresses: FixtureAddresses;
+  trustDomain: string;
+  /** ServiceAccounts in namespace `shop` that get a token and a sidecar; `store` runs the v1 server. */
+  serviceAccounts: readonly string[];
+  /** More `weft serve` options. */
+  serve?: Partial<ServeOptions>;
+}
+
+/** A running mesh with identity: Weft with its CA, a sidecar per ServiceAccount, store's v1 server. */
+export interface SecureMesh {
+  readonly weft: RunningServe;
+  readonly caDir: string;
+  readonly sidecars: Record<string, Sidecar>;
+  /** The xDS-enabled echo server of `shop/store-v1`, over mTLS from its sidecar's files. */
+  readonly server: EchoServer;
+}
+
+/**
+ * Starts `weft serve` with a CA folder and the certificate endpoint (a bootstrap token per
+ * ServiceAccount), a sidecar per ServiceAccount, and store's v1 echo server.
+ */
+export async function startSecureMesh(o: SecureMeshOptions): Promise<SecureMesh> {
+  const tokens = join(o.dir, 'tokens.yaml');
+  writeFileSync(
+    tokens,
+    `tokens:\n${o.serviceAccounts.map((sa) => `  - token: token-of-${sa}-0123456789\n    identity: shop/${sa}\n`).join('')}`,
+    { mode: 0o600 },
+  );
+  const caDir = join(o.dir, 'ca');
+  const weft = await startServe({
+    configDir: o.configDir,
+    xdsAddress: '127.0.0.1:0',
+    caDir,
+    trustDomain: o.trustDomain,
+    caAddress: '127.0.0.1:0',
+    bootstrapTokens: tokens,
+    ...o.serve,
+  });
+  const common = {
+    caTarget: `127.0.0.1:${weft.identity.certificatePort}`,
+    xdsTarget: `127.0.0.1:${weft.port}`,
+    bootstrapBundlePem: readFileSync(join(caDir, 'bundle.pem'), 'utf8'),
+    trustDomain: o.trustDomain,
+  };
+  const list = await Promise.all(
+    o.serviceAccounts.map((sa) =>
+      startSidecar({
+        ...common,
+        dir: join(o.dir, sa),
+        nodeId: sa === 'store' ? 'shop/store-v1' : `shop/${sa}`,
+        token: `token-of-${sa}-0123456789`,
+      }),
+    ),
+  );
+  const sidecars = Object.fromEntries(o.serviceAccounts.map((sa, i) => [sa, list[i]!]));
+  const server = await startEchoServer({
+    name: 'v1',
+    address: `${o.addresses.v1}:${o.addresses.v1Port}`,
+    bootstrap: sidecars.store!.bootstrap,
+    credentials: xdsServerCredentials(),
+  });
+  return { weft, caDir, sidecars, server };
 }
