@@ -28,6 +28,7 @@ import { CertificateClient, type SignResponse } from './signing';
 import { parseSpiffeId } from './spiffe';
 import { controlPlaneIdentity } from './tls';
 import {
+  clockHint,
   createCsr,
   fingerprint,
   generateKey,
@@ -229,6 +230,9 @@ export class WorkloadAgent extends EventEmitter {
     });
     try {
       return await fn(c);
+    } catch (err) {
+      const hint = clockHint(messageOf(err), `Weft (${this.o.server})`);
+      throw hint ? new Error(`${hint} (${messageOf(err).replace(/\s*Resolution note:\s*$/, '')})`) : err;
     } finally {
       c.close();
     }

@@ -205,7 +205,7 @@ async function parseRoots(stored: StoredCa, now: number): Promise<Root[]> {
   const { notBefore, notAfter } = validity(signer.certificate);
   if (notBefore.getTime() > now) {
     throw new CaError(
-      `${signer.source}: notBefore ${iso(notBefore)} is ${describeSkew(notBefore.getTime() - now)}: this machine's clock is behind, or the root is post-dated; fix the clock (NTP) and start again`,
+      `${signer.source}: notBefore ${iso(notBefore)} is ${describeSkew(notBefore.getTime() - now)}: this machine's clock is behind, or the root is post-dated; fix the clock (NTP) and start again, or give Weft a root valid now`,
     );
   }
   if (notAfter.getTime() <= now) {

@@ -34,7 +34,7 @@ import {
 } from '@grpc/grpc-js';
 import { type Logger, logger } from '../log';
 import { CA_FILE, CERT_FILE, KEY_FILE } from './names';
-import { uriSans } from './x509';
+import { clockHint, uriSans } from './x509';
 
 const log: Logger = logger('agent');
 
@@ -216,7 +216,12 @@ export class XdsRelay {
       finish();
       if (err.code !== status.CANCELLED) {
         this.stats.failed++;
-        log.warn('xDS stream to Weft failed', { code: err.code, error: err.details });
+        const hint = clockHint(err.details ?? '', `Weft (${this.o.upstream})`);
+        log.warn('xDS stream to Weft failed', {
+          code: err.code,
+          error: err.details,
+          ...(hint ? { hint } : {}),
+        });
       }
       // grpc-js sends an error emitted on a server stream as the call's status.
       down.emit('error', { code: err.code, details: err.details, metadata: new Metadata() });

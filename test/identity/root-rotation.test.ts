@@ -23,8 +23,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { credentials, status } from '@grpc/grpc-js';
 import type { RunningServe } from '../../src/cli/serve';
 import type { CertificateAuthority } from '../../src/identity/ca';
-import { CA_FILE, CERT_FILE, IDENTITY_SECRET, KEY_FILE, TRUST_SECRET } from '../../src/identity/names';
-import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../../src/identity/tls';
+import { CA_FILE, CERT_FILE, KEY_FILE } from '../../src/identity/names';
 import {
   generateKey,
   issueWorkloadCertificate,
@@ -36,11 +35,10 @@ import {
 } from '../../src/identity/x509';
 import { freePort } from '../../src/net';
 import { EchoClient, type EchoServer } from '../../src/workload/echo';
-import { AdsClient } from '../../src/xds/client';
 import { SECRET } from '../../src/xds/resource-types';
 import { addresses, BUYER_MAY_CALL, ConfigDir, workloads } from '../mesh/mesh-fixture';
 import { type Sidecar, startSecureMesh, xdsChannelCredentials } from './mesh-peers';
-import { sleep, tempDir, waitUntil } from './util';
+import { secretsClient, sleep, tempDir, waitUntil } from './util';
 
 const WEFT = join(__dirname, '..', '..', '..', 'bin', 'weft.js');
 const TD = 'cluster.local';
@@ -248,21 +246,8 @@ describe('root rotation with live proxyless gRPC peers over mTLS', () => {
   };
   /** A new mTLS xDS stream to Weft with `id`: resolves to whether Weft served it its secrets. */
   const xdsWith = async (id: { certPem: string; keyPem: string }, bundlePem: string): Promise<boolean> => {
-    const c = new AdsClient({
-      target: `127.0.0.1:${weft.port}`,
-      nodeId: 'shop/buyer',
-      metadata: { FLAVOR: 'envoy' },
-      mode: 'sotw',
-      ownConnection: true,
-      credentials: controlPlaneChannelCredentials({
-        bundlePem,
-        serverIdentity: controlPlaneIdentity(TD),
-        certPem: id.certPem,
-        keyPem: id.keyPem,
-      }),
-    });
+    const c = secretsClient({ port: weft.port, nodeId: 'shop/buyer', bundlePem, ...id });
     const failed = new Promise<false>((resolve) => c.on('error', () => resolve(false)));
-    c.subscribe(SECRET, [IDENTITY_SECRET, TRUST_SECRET]);
     try {
       return await Promise.race([
         c.waitFor(() => c.resources(SECRET).size === 2, 10_000, 'secrets').then(() => true),

@@ -7,36 +7,22 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { credentials, status } from '@grpc/grpc-js';
 import { type RunningServe, startServe } from '../../src/cli/serve';
 import { CaError, type CertificateAuthority, type IssuedKeyPair } from '../../src/identity/ca';
-import { IDENTITY_SECRET, TRUST_SECRET } from '../../src/identity/names';
-import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../../src/identity/tls';
+import { IDENTITY_SECRET } from '../../src/identity/names';
 import { generateKey, privateKeyPem } from '../../src/identity/x509';
 import { captureLogs, setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
 import { AdsClient } from '../../src/xds/client';
 import { SECRET } from '../../src/xds/resource-types';
 import { addresses, ConfigDir, workloads } from '../mesh/mesh-fixture';
-import { newCa, sleep, tempDir } from './util';
+import { listening, newCa, secretsClient, sleep, tempDir } from './util';
 
 const WEFT = join(__dirname, '..', '..', '..', 'bin', 'weft.js');
 const BUYER = 'spiffe://cluster.local/ns/shop/sa/buyer';
-
-/** Resolves to true when something accepts TCP connections on the port. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 describe('CA faults at the start of weft serve', () => {
   const cfg = new ConfigDir();
@@ -149,21 +135,13 @@ describe('a CA that breaks while weft serve runs', () => {
   const envoy = async (nodeId: string, given?: IssuedKeyPair): Promise<AdsClient> => {
     // Test clients' own certificates outlive the test, so only the served certificates are short-lived.
     const pair = given ?? (await ca.issueWithNewKey(BUYER, 10 * 60_000));
-    const c = new AdsClient({
-      target: `127.0.0.1:${weft.port}`,
+    const c = secretsClient({
+      port: weft.port,
       nodeId,
-      metadata: { FLAVOR: 'envoy' },
-      mode: 'sotw',
-      ownConnection: true,
-      credentials: controlPlaneChannelCredentials({
-        bundlePem: ca.bundlePem(),
-        serverIdentity: controlPlaneIdentity('cluster.local'),
-        certPem: pair.chainPem,
-        keyPem: pair.keyPem,
-      }),
+      bundlePem: ca.bundlePem(),
+      certPem: pair.chainPem,
+      keyPem: pair.keyPem,
     });
-    c.on('error', () => undefined);
-    c.subscribe(SECRET, [IDENTITY_SECRET, TRUST_SECRET]);
     clients.push(c);
     return c;
   };
