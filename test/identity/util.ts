@@ -141,3 +141,10 @@ export function secretsClient(o: SecretsClientOptions): AdsClient {
   c.subscribe(SECRET, [IDENTITY_SECRET, TRUST_SECRET]);
   return c;
 }
+
+/** The value of an unlabelled metric on a Weft admin server (NaN when absent). */
+export async function metricValue(adminUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const m = new RegExp(`^${name}(?:\\{\\})? (\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
