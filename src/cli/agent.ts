@@ -4,13 +4,11 @@
  * locally; Weft's certificate endpoint signs a CSR for the identity the token entitles.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { WorkloadAgent } from '../identity/agent';
 import { formatDuration, parseDuration } from '../identity/duration';
-import { CA_FILE, CERT_FILE, KEY_FILE } from '../identity/names';
 import { controlPlaneIdentity } from '../identity/tls';
-import { fileChannelCredentials, XdsRelay } from '../identity/xds-relay';
+import { startAgentRelay, type XdsRelay } from '../identity/xds-relay';
 import { logger } from '../log';
 import type { CommandRegistrar } from './index';
 
@@ -99,17 +97,12 @@ export const registerAgent: CommandRegistrar = (program: Command, setExitCode) =
         const td = agent.state.identity?.split('/')[2];
         try {
           if (!f.xdsServer) throw new Error('--xds-relay needs --xds-server <host:port> of Weft');
-          relay = await XdsRelay.start({
+          relay = await startAgentRelay({
+            agent,
+            outDir: f.out,
             listen: f.xdsRelay,
             upstream: f.xdsServer,
-            credentials: fileChannelCredentials(
-              {
-                certificateFile: join(f.out, CERT_FILE),
-                privateKeyFile: join(f.out, KEY_FILE),
-                caCertificateFile: join(f.out, CA_FILE),
-              },
-              f.serverIdentity ?? controlPlaneIdentity(td ?? 'cluster.local'),
-            ),
+            serverIdentity: f.serverIdentity ?? controlPlaneIdentity(td ?? 'cluster.local'),
           });
         } catch (err) {
           agent.stop();

@@ -53,6 +53,8 @@ export interface ServeIdentityOptions {
   /** Kubernetes mode: the CA Secret store, and the TokenReview checker of agents' tokens. */
   store?: IdentityOptions['store'];
   reviewerFor?: IdentityOptions['reviewerFor'];
+  /** The CA's clock, for tests (default `Date.now`); no flag. */
+  caClock?: () => number;
 }
 
 /** Identity wired for one `weft serve`. */
@@ -133,6 +135,7 @@ export async function startIdentityForServe(
     ...(o.caAddress ? { caAddress: o.caAddress } : {}),
     ...(o.store ? { store: o.store } : {}),
     ...(o.reviewerFor ? { reviewerFor: o.reviewerFor } : {}),
+    ...(o.caClock ? { now: o.caClock } : {}),
   });
   if (running.ca) {
     log.info('mesh CA loaded', {

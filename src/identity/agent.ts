@@ -12,8 +12,9 @@
  *   so a peer always trusts a root before it meets a certificate it signed.
  * - Every write is atomic (temporary file, fsync, rename): a watcher never reads half a file.
  * - Timers keep the process alive: the agent is a long-running process; `stop()` ends it.
- * - Renewal happens at two thirds of the certificate's lifetime; failures are retried with
- *   backoff while the current certificate keeps serving until it expires.
+ * - Renewal happens at two thirds of the certificate's lifetime, or at the first bundle refresh
+ *   after a new root starts signing; failures are retried with backoff while the current
+ *   certificate keeps serving until it expires.
  */
 import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -27,6 +28,7 @@ import { CertificateClient, type SignResponse } from './signing';
 import { parseSpiffeId } from './spiffe';
 import { controlPlaneIdentity } from './tls';
 import {
+  clockHint,
   createCsr,
   fingerprint,
   generateKey,
@@ -117,6 +119,7 @@ export class WorkloadAgent extends EventEmitter {
   private renewTimer: NodeJS.Timeout | undefined;
   private bundleTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private renewing = false;
 
   constructor(private readonly o: AgentOptions) {
     super();
@@ -227,6 +230,9 @@ export class WorkloadAgent extends EventEmitter {
     });
     try {
       return await fn(c);
+    } catch (err) {
+      const hint = clockHint(messageOf(err), `Weft (${this.o.server})`);
+      throw hint ? new Error(`${hint} (${messageOf(err).replace(/\s*Resolution note:\s*$/, '')})`) : err;
     } finally {
       c.close();
     }
@@ -234,6 +240,7 @@ export class WorkloadAgent extends EventEmitter {
 
   private async renew(): Promise<void> {
     if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewing = true;
     try {
       const csr = await createCsr(this.key!);
       const res = await this.withClient((c) =>
@@ -259,6 +266,8 @@ export class WorkloadAgent extends EventEmitter {
       );
       if (!this.current) throw err;
       this.scheduleRenewal(Date.now() + delay);
+    } finally {
+      this.renewing = false;
     }
   }
 
@@ -346,15 +355,33 @@ export class WorkloadAgent extends EventEmitter {
     if (this.stopped) return;
     this.bundleTimer = setTimeout(() => {
       this.withClient((c) => c.trustBundle())
-        .then((b) => {
-          parseCertificates(b.trustBundle, 'trust bundle from Weft');
-          return this.writeBundle(b.trustBundle, 'refresh');
+        .then(async (b) => {
+          const roots = parseCertificates(b.trustBundle, 'trust bundle from Weft');
+          await this.writeBundle(b.trustBundle, 'refresh');
+          this.followSigner(roots, b.signer);
         })
         .catch((err: unknown) =>
           log.warn('cannot refresh the trust bundle; keeping the one on disk', { error: messageOf(err) }),
         )
         .finally(() => this.scheduleBundleRefresh());
     }, this.o.bundleRefreshMs ?? 60_000);
+  }
+
+  /**
+   * Renews at once when the current certificate is not from the root Weft signs with now: after
+   * a root rotation's activation, the workload moves to the new root within one bundle refresh
+   * instead of at its renewal time, long before the old root leaves the bundle.
+   */
+  private followSigner(roots: readonly X509Certificate[], signer: string | undefined): void {
+    const current = this.current;
+    if (!signer || !current || this.renewing || this.stopped) return;
+    const root = roots.find((r) => fingerprint(r) === signer);
+    if (!root || (current.checkIssued(root) && current.verify(root.publicKey))) return;
+    log.info('Weft signs with a new root; renewing the workload certificate onto it', {
+      identity: this.state.identity,
+      root: signer,
+    });
+    this.renew().catch(() => undefined);
   }
 
   /** The public key of the agent's key (for tests). */

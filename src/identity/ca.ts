@@ -206,7 +206,7 @@ async function parseRoots(stored: StoredCa, now: number): Promise<Root[]> {
   const { notBefore, notAfter } = validity(signer.certificate);
   if (notBefore.getTime() > now) {
     throw new CaError(
-      `${signer.source}: notBefore ${iso(notBefore)} is ${describeSkew(notBefore.getTime() - now)}: this machine's clock is behind, or the root is post-dated; fix the clock (NTP) and start again`,
+      `${signer.source}: notBefore ${iso(notBefore)} is ${describeSkew(notBefore.getTime() - now)}: this machine's clock is behind, or the root is post-dated; fix the clock (NTP) and start again, or give Weft a root valid now`,
     );
   }
   if (notAfter.getTime() <= now) {
@@ -356,6 +356,13 @@ export class CertificateAuthority extends EventEmitter {
   readonly workloadTtlMs: number;
   /** Certificates issued since start. */
   issued = 0;
+  /**
+   * Certificates asked for but not signed since start (renewals included): the signing root is too
+   * close to its end, or signing failed. Each one is logged with the reason by its caller.
+   */
+  signFailures = 0;
+  /** Reloads of a changed store that failed since start (the CA kept what it had). */
+  reloadFailures = 0;
   private roots: Root[];
   private readonly now: () => number;
   private lastVersion = '';
@@ -449,6 +456,26 @@ export class CertificateAuthority extends EventEmitter {
     return s;
   }
 
+  /**
+   * Whether `cert` was issued by the root signing now. Holders of certificates from an older root
+   * renew when this turns false (at a rotation's activation), so everything moves to the new root
+   * long before the old one leaves the bundle.
+   */
+  isFromSigner(cert: X509Certificate): boolean {
+    const s = signerAt(this.roots, this.now());
+    return s !== undefined && cert.checkIssued(s.certificate) && cert.verify(s.certificate.publicKey);
+  }
+
+  /**
+   * Looks at the clock again: emits `change` when the signer or the bundle moved since the last
+   * look. The CA does this by itself at each transition time; with an injected clock
+   * ({@link CaOptions.now}), call it after moving the clock.
+   */
+  tick(): void {
+    this.emitIfChanged();
+    this.scheduleTransition();
+  }
+
   /** Every root, oldest first. */
   allRoots(): readonly Root[] {
     return this.roots;
@@ -514,6 +541,22 @@ export class CertificateAuthority extends EventEmitter {
     extraSans?: ServerSans,
   ): Promise<IssuedCertificate> {
     const id = this.checkIdentity(identity);
+    try {
+      const issued = await this.sign(spki, id, ttlMs, extraSans);
+      if (count) this.issued++;
+      return issued;
+    } catch (err) {
+      if (count) this.signFailures++;
+      throw err;
+    }
+  }
+
+  private async sign(
+    spki: Uint8Array,
+    id: string,
+    ttlMs: number,
+    extraSans?: ServerSans,
+  ): Promise<IssuedCertificate> {
     const now = this.now();
     const signer = this.signer();
     const rootEnd = Math.min(
@@ -546,7 +589,6 @@ export class CertificateAuthority extends EventEmitter {
         `the CA cannot sign: a certificate signed with ${signer.keySource ?? signer.source} does not verify against ${signer.source}`,
       );
     }
-    if (count) this.issued++;
     return {
       identity: id,
       certificate: leaf,
@@ -646,6 +688,7 @@ export class CertificateAuthority extends EventEmitter {
         location: this.store.location,
         error: messageOf(err),
       });
+      this.reloadFailures++;
       this.emit('reloadFailed', err instanceof Error ? err : new Error(String(err)));
       return false;
     }

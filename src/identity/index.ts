@@ -187,6 +187,18 @@ export function registerIdentityMetrics(
     'counter',
     () => [{ labels: {}, value: id.ca?.issued ?? 0 }],
   );
+  metrics.collect(
+    'weft_ca_sign_failures_total',
+    'Certificates the mesh CA could not sign, renewals included (the log says why).',
+    'counter',
+    () => [{ labels: {}, value: id.ca?.signFailures ?? 0 }],
+  );
+  metrics.collect(
+    'weft_ca_reload_failures_total',
+    'Changes to the stored CA that could not be loaded; Weft kept the roots it had.',
+    'counter',
+    () => [{ labels: {}, value: id.ca?.reloadFailures ?? 0 }],
+  );
   metrics.collect('weft_ca_root_expiry_seconds', 'Seconds until the signing root expires.', 'gauge', () => {
     if (!id.ca) return [];
     const notAfter = new Date(id.ca.signer().certificate.validTo).getTime();

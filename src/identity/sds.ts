@@ -6,7 +6,8 @@
  * only over authenticated (mTLS) xDS to the proxy whose certificate proves that identity.
  *
  * {@link WorkloadSecrets} issues one certificate per identity (not per proxy: replicas of a
- * workload share it, as they share the snapshot), renews it at two thirds of its lifetime, and
+ * workload share it, as they share the snapshot), renews it at two thirds of its lifetime (and at
+ * once when a rotation's new root starts signing), and
  * rewrites every identity's trust secret when the bundle changes; both raise `change` with the
  * identities whose secrets moved, so the serving side rebuilds just those groups' snapshots.
  */
@@ -43,6 +44,8 @@ interface Entry {
   issued?: IssuedKeyPair;
   pending?: Promise<IssuedKeyPair>;
   timer?: NodeJS.Timeout;
+  /** A renewal is in flight. */
+  renewing?: boolean;
   failures: number;
 }
 
@@ -149,13 +152,20 @@ export class WorkloadSecrets extends EventEmitter {
 
   private renew(id: string, e: Entry): void {
     if (this.closed || this.entries.get(id) !== e) return;
-    if (e.issued && e.issued.renewAt.getTime() > Date.now() + 1000) {
+    if (e.renewing) return;
+    if (
+      e.issued &&
+      e.issued.renewAt.getTime() > Date.now() + 1000 &&
+      this.ca.isFromSigner(e.issued.certificate)
+    ) {
       // A long wait was cut to what setTimeout can hold: keep waiting.
       this.schedule(id, e, e.issued.renewAt.getTime());
       return;
     }
+    e.renewing = true;
     this.ca.issueWithNewKey(id, this.o.ttlMs).then(
       (issued) => {
+        e.renewing = false;
         if (this.closed || this.entries.get(id) !== e) return;
         e.issued = issued;
         e.failures = 0;
@@ -164,6 +174,7 @@ export class WorkloadSecrets extends EventEmitter {
         this.emit('change', [id]);
       },
       (err: unknown) => {
+        e.renewing = false;
         // The current certificate keeps serving until it expires; retry with backoff until then.
         e.failures++;
         const delay = Math.min(60_000, (this.o.retryMs ?? 1000) * 2 ** Math.min(e.failures - 1, 10));
@@ -181,5 +192,11 @@ export class WorkloadSecrets extends EventEmitter {
   private bundleChanged(): void {
     const ids = [...this.entries.entries()].filter(([, e]) => e.issued).map(([id]) => id);
     if (ids.length > 0) this.emit('change', ids.sort());
+    // A new root signs now: certificates from the old one are renewed at once rather than at
+    // their renewal time, so no proxy still holds one when the old root leaves the bundle.
+    for (const id of ids) {
+      const e = this.entries.get(id)!;
+      if (!this.ca.isFromSigner(e.issued!.certificate)) this.renew(id, e);
+    }
   }
 }

@@ -8,7 +8,8 @@
  *   `{identity, certificateChain, trustBundle, notBefore, notAfter}`. `identity` may be left out
  *   when the token entitles exactly one. Only the CSR's public key is used; its subject and SANs
  *   are ignored.
- * - `/weft.identity.v1.Certificates/TrustBundle`: `{}` to `{trustBundle}` (also needs a token).
+ * - `/weft.identity.v1.Certificates/TrustBundle`: `{}` to `{trustBundle, signer}` (also needs a
+ *   token); `signer` is the fingerprint of the root signing now.
  * The token travels in the `authorization: Bearer <token>` header.
  *
  * The endpoint is served over TLS with Weft's serving certificate but without asking for client
@@ -32,7 +33,7 @@ import type { CertificateAuthority } from './ca';
 import { SpiffeIdError } from './spiffe';
 import { controlPlaneChannelCredentials, type ServingIdentity, serverOnlyCredentials } from './tls';
 import type { TokenReviewer } from './tokens';
-import { messageOf, X509Error } from './x509';
+import { fingerprint, messageOf, X509Error } from './x509';
 
 const log: Logger = logger('identity');
 
@@ -62,6 +63,12 @@ export interface SignResponse {
 /** A trust bundle response. */
 export interface BundleResponse {
   trustBundle: string;
+  /**
+   * SHA-256 fingerprint (hex) of the root signing now. An agent whose certificate comes from
+   * another root renews at once: after a rotation's activation, that moves every workload to the
+   * new root within one bundle refresh. Absent from older servers.
+   */
+  signer?: string;
 }
 
 const signSchema = z
@@ -233,7 +240,17 @@ export class CertificateService {
   ): Promise<void> {
     const who = await this.authenticate(call);
     if (!who.ok) return cb(who.error);
-    cb(null, { trustBundle: this.o.ca.bundlePem() });
+    const signer = signerOf(this.o.ca);
+    cb(null, { trustBundle: this.o.ca.bundlePem(), ...(signer ? { signer } : {}) });
+  }
+}
+
+/** The fingerprint of the root `ca` signs with now, if any root can sign. */
+function signerOf(ca: CertificateAuthority): string | undefined {
+  try {
+    return fingerprint(ca.signer().certificate);
+  } catch {
+    return undefined;
   }
 }
 

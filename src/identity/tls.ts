@@ -6,8 +6,8 @@
  * Weft's serving certificate is an X.509-SVID for the control plane's ServiceAccount
  * (`spiffe://<td>/ns/weft-system/sa/weft` by default); it has no DNS name, so clients check its
  * URI SAN instead of a host name (see {@link controlPlaneChannelCredentials}). It is renewed at two
- * thirds of its lifetime and the server's trust follows the bundle; both apply to new handshakes
- * only, so open streams are never cut by a rotation.
+ * thirds of its lifetime, and at once when a new root starts signing; the server's trust follows
+ * the bundle. Both apply to new handshakes only, so open streams are never cut by a rotation.
  */
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as NodeX509 } from 'node:crypto';
@@ -50,9 +50,15 @@ export class ServingIdentity extends EventEmitter implements experimental.Certif
   private timer: NodeJS.Timeout | undefined;
   private readonly caListeners = new Set<CaListener>();
   private readonly identityListeners = new Set<IdentityListener>();
-  private readonly onCaChange = (): void => this.pushCa();
+  private readonly onCaChange = (): void => {
+    this.pushCa();
+    // At a rotation's activation the certificate moves to the new root at once: the old root
+    // may leave the bundle before this certificate's renewal time (a --cert-ttl shorter than a day).
+    if (!this.renewing && !this.ca.isFromSigner(this.current.certificate)) this.renew();
+  };
   private readonly onCaClose = (): void => this.close();
   private failures = 0;
+  private renewing = false;
   private closed = false;
 
   private constructor(
@@ -128,12 +134,18 @@ export class ServingIdentity extends EventEmitter implements experimental.Certif
 
   private renew(): void {
     if (this.closed) return;
-    if (this.current.renewAt.getTime() > Date.now() + 1000) {
+    // Due at the renewal time, or now when the certificate is from a root that no longer signs.
+    if (
+      this.current.renewAt.getTime() > Date.now() + 1000 &&
+      this.ca.isFromSigner(this.current.certificate)
+    ) {
       this.schedule(this.current.renewAt.getTime());
       return;
     }
+    this.renewing = true;
     this.ca.issueWithNewKey(this.identity, SERVING_TTL_MS).then(
       (next) => {
+        this.renewing = false;
         if (this.closed) return;
         this.current = next;
         this.failures = 0;
@@ -143,6 +155,7 @@ export class ServingIdentity extends EventEmitter implements experimental.Certif
         this.schedule(next.renewAt.getTime());
       },
       (err: unknown) => {
+        this.renewing = false;
         this.failures++;
         const delay = Math.min(60_000, 1000 * 2 ** Math.min(this.failures - 1, 10));
         log.error('cannot renew the control plane certificate; the current one serves until it expires', {

@@ -362,3 +362,18 @@ export function sanIsCritical(cert: X509Certificate): boolean {
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * The cause to add to a TLS failure against Weft when it comes from clocks that disagree: the
+ * handshake says only that a certificate is "not yet valid" or "has expired", not whose clock is
+ * off. Undefined for other failures.
+ */
+export function clockHint(message: string, peer: string): string | undefined {
+  if (/certificate is not yet valid/i.test(message)) {
+    return `the certificate of ${peer} is not valid yet by this machine's clock: this clock is behind the one that issued it by more than the minute certificates are backdated; fix time sync (NTP) here and on Weft's machine`;
+  }
+  if (/certificate has expired/i.test(message)) {
+    return `the certificate of ${peer} has expired by this machine's clock: this clock is ahead of Weft's, or Weft could not renew its certificate; check time sync (NTP) here and Weft's log`;
+  }
+  return undefined;
+}

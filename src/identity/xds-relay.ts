@@ -8,12 +8,17 @@
  *
  * - Only loopback addresses are accepted for the listening side: the relay adds no
  *   authentication of its own, so it must not be reachable from other machines.
- * - The upstream credentials read the certificate files on every new connection (a grpc
- *   `file_watcher` provider), so a renewed certificate is used from the next reconnect on; open
- *   streams are never cut by a renewal.
+ * - A TLS connection keeps the client certificate of its handshake, and Weft checks a new
+ *   stream's certificate against the roots it trusts now. So after a renewal
+ *   ({@link XdsRelay.reconnect}) new streams go over a new connection presenting the new
+ *   certificate, while streams already open stay on the old one until they end: a renewal or a
+ *   root rotation never cuts a stream, and no new stream rides on a certificate that expired or
+ *   whose root left the bundle.
  * - Messages are not decoded: a status or end from either side is passed to the other.
  */
 import { X509Certificate } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
+import { join } from 'node:path';
 import {
   type ChannelCredentials,
   Client,
@@ -28,7 +33,8 @@ import {
   status,
 } from '@grpc/grpc-js';
 import { type Logger, logger } from '../log';
-import { uriSans } from './x509';
+import { CA_FILE, CERT_FILE, KEY_FILE } from './names';
+import { clockHint, uriSans } from './x509';
 
 const log: Logger = logger('agent');
 
@@ -88,8 +94,17 @@ export interface XdsRelayOptions {
   listen: string;
   /** Weft's xDS `host:port`. */
   upstream: string;
-  /** mTLS credentials to Weft (see {@link fileChannelCredentials}). */
-  credentials: ChannelCredentials;
+  /**
+   * mTLS credentials to Weft (see {@link fileChannelCredentials}). A function is called for each
+   * new connection, so that connection reads the certificate files afresh.
+   */
+  credentials: ChannelCredentials | (() => ChannelCredentials);
+}
+
+/** One upstream connection and the streams relayed over it. */
+interface Upstream {
+  readonly client: Client;
+  readonly calls: Set<ClientDuplexStream<Buffer, Buffer>>;
 }
 
 function isLoopback(address: string): boolean {
@@ -97,18 +112,46 @@ function isLoopback(address: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+function upstreamClient(o: XdsRelayOptions): Upstream {
+  const creds = typeof o.credentials === 'function' ? o.credentials() : o.credentials;
+  // A local subchannel pool: each upstream is its own TLS connection, never a shared older one.
+  const client = new Client(o.upstream, creds, {
+    'grpc.max_receive_message_length': -1,
+    'grpc.use_local_subchannel_pool': 1,
+  });
+  return { client, calls: new Set() };
+}
+
 /** A running relay. */
 export class XdsRelay {
-  /** Streams relayed since start. */
-  readonly stats = { streams: 0, open: 0 };
-  private readonly calls = new Set<ClientDuplexStream<Buffer, Buffer>>();
+  /**
+   * Streams relayed since start, open now, upstream connections made (see {@link reconnect}),
+   * and streams Weft ended with an error other than a cancellation.
+   */
+  readonly stats = { streams: 0, open: 0, connections: 1, failed: 0 };
+  private readonly old = new Set<Upstream>();
 
   private constructor(
     private readonly server: Server,
-    private readonly client: Client,
+    private upstream: Upstream,
+    private readonly o: XdsRelayOptions,
     /** The bound port. */
     readonly port: number,
   ) {}
+
+  /**
+   * Makes new streams go over a new connection (with fresh credentials); streams open on the
+   * current one stay there, and it is closed when the last of them ends. Call it after the
+   * workload certificate changed.
+   */
+  reconnect(): void {
+    const previous = this.upstream;
+    this.upstream = upstreamClient(this.o);
+    this.stats.connections++;
+    if (previous.calls.size === 0) previous.client.close();
+    else this.old.add(previous);
+    log.info('new xDS streams go over a new connection to Weft', { open: previous.calls.size });
+  }
 
   /** Listens on `o.listen` and relays every ADS stream to `o.upstream`. */
   static async start(o: XdsRelayOptions): Promise<XdsRelay> {
@@ -117,7 +160,7 @@ export class XdsRelay {
         `--xds-relay ${o.listen}: the relay serves the workload's config without authentication, so it listens on loopback only; use 127.0.0.1:<port>`,
       );
     }
-    const client = new Client(o.upstream, o.credentials, { 'grpc.max_receive_message_length': -1 });
+    const upstream = upstreamClient(o);
     const server = new Server({ 'grpc.max_receive_message_length': -1 });
     let relay: XdsRelay | undefined;
     const handler =
@@ -133,7 +176,7 @@ export class XdsRelay {
         err ? reject(err) : resolve(p),
       ),
     );
-    relay = new XdsRelay(server, client, port);
+    relay = new XdsRelay(server, upstream, o, port);
     log.info('xDS relay listening', { listen: o.listen, port, upstream: o.upstream });
     return relay;
   }
@@ -141,14 +184,16 @@ export class XdsRelay {
   private relay(path: string, down: ServerDuplexStream<Buffer, Buffer>): void {
     this.stats.streams++;
     this.stats.open++;
-    const up = this.client.makeBidiStreamRequest(path, passthrough, passthrough, new Metadata());
-    this.calls.add(up);
+    const via = this.upstream;
+    const up = via.client.makeBidiStreamRequest(path, passthrough, passthrough, new Metadata());
+    via.calls.add(up);
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
       this.stats.open--;
-      this.calls.delete(up);
+      via.calls.delete(up);
+      if (via !== this.upstream && via.calls.size === 0 && this.old.delete(via)) via.client.close();
     };
     down.on('data', (b: Buffer) => {
       if (!up.write(b)) down.pause();
@@ -169,8 +214,15 @@ export class XdsRelay {
     });
     up.on('error', (err: ServiceError) => {
       finish();
-      if (err.code !== status.CANCELLED)
-        log.warn('xDS stream to Weft failed', { code: err.code, error: err.details });
+      if (err.code !== status.CANCELLED) {
+        this.stats.failed++;
+        const hint = clockHint(err.details ?? '', `Weft (${this.o.upstream})`);
+        log.warn('xDS stream to Weft failed', {
+          code: err.code,
+          error: err.details,
+          ...(hint ? { hint } : {}),
+        });
+      }
       // grpc-js sends an error emitted on a server stream as the call's status.
       down.emit('error', { code: err.code, details: err.details, metadata: new Metadata() });
     });
@@ -184,9 +236,47 @@ export class XdsRelay {
 
   /** Stops listening and cancels every relayed stream. */
   async stop(): Promise<void> {
-    for (const c of this.calls) c.cancel();
-    this.calls.clear();
+    for (const u of [...this.old, this.upstream]) {
+      for (const c of u.calls) c.cancel();
+      u.calls.clear();
+      u.client.close();
+    }
+    this.old.clear();
     this.server.forceShutdown();
-    this.client.close();
   }
+}
+
+/** Options of {@link startAgentRelay}. */
+export interface AgentRelayOptions {
+  /** The agent keeping the files fresh (a `WorkloadAgent`); its `written` events drive reconnects. */
+  agent: EventEmitter;
+  /** The agent's folder (`cert.pem`, `key.pem`, `ca.pem`). */
+  outDir: string;
+  /** Loopback `host:port` to listen on. */
+  listen: string;
+  /** Weft's xDS `host:port`. */
+  upstream: string;
+  /** The SPIFFE ID Weft must present. */
+  serverIdentity: string;
+}
+
+/**
+ * The relay as `weft agent --xds-relay` runs it: mTLS from the agent's files, and a new upstream
+ * connection for new streams each time the agent writes a new certificate.
+ */
+export async function startAgentRelay(o: AgentRelayOptions): Promise<XdsRelay> {
+  const files: RelayCertificateFiles = {
+    certificateFile: join(o.outDir, CERT_FILE),
+    privateKeyFile: join(o.outDir, KEY_FILE),
+    caCertificateFile: join(o.outDir, CA_FILE),
+  };
+  const relay = await XdsRelay.start({
+    listen: o.listen,
+    upstream: o.upstream,
+    credentials: () => fileChannelCredentials(files, o.serverIdentity),
+  });
+  o.agent.on('written', (w: { file: string }) => {
+    if (w.file === CERT_FILE) relay.reconnect();
+  });
+  return relay;
 }

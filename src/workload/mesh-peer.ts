@@ -14,7 +14,7 @@ import { WorkloadAgent } from '../identity/agent';
 import { CA_FILE, CERT_FILE, IDENTITY_SECRET, KEY_FILE, TRUST_SECRET } from '../identity/names';
 import { controlPlaneIdentity } from '../identity/tls';
 import { uriSans } from '../identity/x509';
-import { fileChannelCredentials, XdsRelay } from '../identity/xds-relay';
+import { startAgentRelay, type XdsRelay } from '../identity/xds-relay';
 import { proxylessBootstrap } from './echo';
 
 /** One workload's identity plumbing. */
@@ -60,10 +60,12 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     privateKeyFile: join(o.dir, KEY_FILE),
     caCertificateFile: join(o.dir, CA_FILE),
   };
-  const relay = await XdsRelay.start({
+  const relay = await startAgentRelay({
+    agent,
+    outDir: o.dir,
     listen: '127.0.0.1:0',
     upstream: o.xdsTarget,
-    credentials: fileChannelCredentials(files, controlPlaneIdentity(o.trustDomain)),
+    serverIdentity: controlPlaneIdentity(o.trustDomain),
   });
   const bootstrap = proxylessBootstrap({
     xdsServer: `127.0.0.1:${relay.port}`,

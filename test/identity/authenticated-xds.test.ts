@@ -18,7 +18,7 @@ import { captureLogs, setLogLevel } from '../../src/log';
 import { AdsClient } from '../../src/xds/client';
 import { CLUSTER, LISTENER, SECRET } from '../../src/xds/resource-types';
 import { addresses, BUYER_MAY_CALL, ConfigDir, workloads } from '../mesh/mesh-fixture';
-import { newCa, sleep, tempDir } from './util';
+import { metricValue, newCa, sleep, tempDir } from './util';
 
 const TD = 'cluster.local';
 const BUYER = `spiffe://${TD}/ns/shop/sa/buyer`;
@@ -68,11 +68,7 @@ describe('authenticated xDS: identity from the certificate, never from the node'
     return { client, errors };
   };
 
-  const metric = async (name: string): Promise<number> => {
-    const text = await (await fetch(`${weft.adminUrl}/metrics`)).text();
-    const m = new RegExp(`^${name}(?:\\{\\})? (\\d+)`, 'm').exec(text);
-    return m ? Number(m[1]) : Number.NaN;
-  };
+  const metric = (name: string): Promise<number> => metricValue(weft.adminUrl!, name);
 
   /** Waits until `o` failed; the connection never became an ADS stream if no proxy registered. */
   const refused = async (o: Outcome, nodeId: string): Promise<void> => {

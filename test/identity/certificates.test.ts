@@ -21,6 +21,7 @@ import {
   workloadOf,
 } from '../../src/identity/spiffe';
 import { FileCaStore, ProvidedCaStore } from '../../src/identity/store';
+import { ServingIdentity } from '../../src/identity/tls';
 import {
   createCsr,
   dnsSans,
@@ -238,6 +239,42 @@ describe('root rotation', () => {
     assert.equal(reloaded?.roots.length, 2);
     ca.close();
     t.cleanup();
+  });
+
+  it('moves SDS certificates and the serving certificate to the new root at activation, not at renewal time', async () => {
+    let now = Date.now();
+    const t = tempDir();
+    const store = new FileCaStore(t.dir);
+    const ca = await CertificateAuthority.open(store, { trustDomain: 'mesh.test', now: () => now });
+    const secrets = new WorkloadSecrets(ca);
+    const serving = await ServingIdentity.start(ca);
+    try {
+      const id = 'spiffe://mesh.test/ns/a/sa/b';
+      await secrets.secretsFor(id);
+      const r = await rotateCa(store, { now, activateAfterMs: 30_000, workloadTtlMs: 30_000 });
+      await ca.reload();
+      assert.ok(ca.isFromSigner(secrets.certificateOf(id)!.certificate), 'the old root still signs');
+      now = r.activatesAt.getTime() + 1;
+      ca.tick();
+      const newRoot = ca.signer().certificate;
+      await waitUntil(
+        () => secrets.certificateOf(id)!.certificate.checkIssued(newRoot),
+        10_000,
+        'the SDS certificate from the new root',
+      );
+      await waitUntil(
+        () => serving.certificate.certificate.checkIssued(newRoot),
+        10_000,
+        'the serving certificate',
+      );
+      assert.ok(ca.isFromSigner(secrets.certificateOf(id)!.certificate));
+      assert.equal(ca.signFailures, 0);
+    } finally {
+      serving.close();
+      secrets.close();
+      ca.close();
+      t.cleanup();
+    }
   });
 
   it('cuts certificates a retiring root issues at its trust end', async () => {

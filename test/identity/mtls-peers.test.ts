@@ -6,22 +6,22 @@
  * from the SPIFFE ID in the caller's certificate; the caller checks the server's SPIFFE ID.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ServerCredentials, status } from '@grpc/grpc-js';
-import { type RunningServe, startServe } from '../../src/cli/serve';
+import type { RunningServe } from '../../src/cli/serve';
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../../src/identity/names';
 import { freePort } from '../../src/net';
 import { EchoClient, type EchoServer, startEchoServer } from '../../src/workload/echo';
 import {
   type Sidecar,
-  startSidecar,
   writtenSerial,
   xdsChannelCredentials,
   xdsServerCredentials,
 } from '../../src/workload/mesh-peer';
 import { addresses, ConfigDir, workloads } from '../mesh/mesh-fixture';
+import { startSecureMesh } from './secure-mesh';
 import { sleep, tempDir } from './util';
 
 const TD = 'cluster.local';
@@ -104,46 +104,15 @@ describe('mTLS between real proxyless gRPC peers, policy from the peer certifica
     cfg.write('workloads.yaml', workloads(A));
     cfg.write('routes.yaml', STORE_ROUTES);
     cfg.write('access.yaml', BUYER_MAY_GET);
-    const tokens = join(tmp.dir, 'tokens.yaml');
-    writeFileSync(
-      tokens,
-      'tokens:\n' +
-        ['store', 'buyer', 'thief']
-          .map((sa) => `  - token: token-of-${sa}-0123456789\n    identity: shop/${sa}\n`)
-          .join(''),
-      { mode: 0o600 },
-    );
-    const caDir = join(tmp.dir, 'ca');
-    weft = await startServe({
+    const mesh = await startSecureMesh({
       configDir: cfg.path,
-      xdsAddress: '127.0.0.1:0',
-      caDir,
+      dir: tmp.dir,
+      addresses: A,
       trustDomain: TD,
-      caAddress: '127.0.0.1:0',
-      bootstrapTokens: tokens,
+      serviceAccounts: ['store', 'buyer', 'thief'],
     });
-    const common = {
-      caTarget: `127.0.0.1:${weft.identity.certificatePort}`,
-      xdsTarget: `127.0.0.1:${weft.port}`,
-      bootstrapBundlePem: readFileSync(join(caDir, 'bundle.pem'), 'utf8'),
-      trustDomain: TD,
-    };
-    [store, buyer, thief] = await Promise.all(
-      (['store', 'buyer', 'thief'] as const).map((sa) =>
-        startSidecar({
-          ...common,
-          dir: join(tmp.dir, sa),
-          nodeId: sa === 'store' ? 'shop/store-v1' : `shop/${sa}`,
-          token: `token-of-${sa}-0123456789`,
-        }),
-      ),
-    );
-    server = await startEchoServer({
-      name: 'v1',
-      address: `${A.v1}:${A.v1Port}`,
-      bootstrap: store.bootstrap,
-      credentials: xdsServerCredentials(),
-    });
+    ({ weft, server } = mesh);
+    ({ store, buyer, thief } = mesh.sidecars as Record<'store' | 'buyer' | 'thief', Sidecar>);
     buyerClient = new EchoClient(`xds:///store-v1.shop:${A.port}`, buyer.bootstrap, xdsChannelCredentials());
     clients.push(buyerClient);
   });

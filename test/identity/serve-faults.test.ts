@@ -2,40 +2,45 @@
  * CA faults in `weft serve`: a corrupt CA file, a CA that cannot sign and a missing CA stop the
  * start with an error naming the file and the fix, and leave the xDS port closed (never a silent
  * plaintext server); a CA that breaks while running leaves the certificates already issued
- * serving, over TLS, until it recovers.
+ * serving, over TLS, until it recovers. While running, a key file removed or unreadable is
+ * reported and counted while the loaded key keeps signing; a root too close to its end to sign
+ * makes every renewal fail with the fix (counted), and nothing falls back to plaintext.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { credentials, status } from '@grpc/grpc-js';
 import { type RunningServe, startServe } from '../../src/cli/serve';
-import { CaError, type CertificateAuthority, type IssuedKeyPair } from '../../src/identity/ca';
-import { IDENTITY_SECRET, TRUST_SECRET } from '../../src/identity/names';
-import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../../src/identity/tls';
+import { WorkloadAgent } from '../../src/identity/agent';
+import { CaError, CertificateAuthority, type IssuedKeyPair } from '../../src/identity/ca';
+import { CERT_FILE, IDENTITY_SECRET } from '../../src/identity/names';
+import { FileCaStore } from '../../src/identity/store';
 import { generateKey, privateKeyPem } from '../../src/identity/x509';
 import { captureLogs, setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
 import { AdsClient } from '../../src/xds/client';
 import { SECRET } from '../../src/xds/resource-types';
 import { addresses, ConfigDir, workloads } from '../mesh/mesh-fixture';
-import { newCa, sleep, tempDir } from './util';
+import { listening, metricValue, newCa, secretsClient, sleep, tempDir } from './util';
 
 const WEFT = join(__dirname, '..', '..', '..', 'bin', 'weft.js');
 const BUYER = 'spiffe://cluster.local/ns/shop/sa/buyer';
 
-/** Resolves to true when something accepts TCP connections on the port. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
+/** The status a plaintext xDS stream to Weft's port ends with. */
+function plaintextCode(port: number): Promise<number | undefined> {
+  const plain = new AdsClient({
+    target: `127.0.0.1:${port}`,
+    nodeId: 'shop/buyer',
+    mode: 'sotw',
+    ownConnection: true,
+    credentials: credentials.createInsecure(),
   });
+  return new Promise<number | undefined>((resolve) => {
+    plain.on('error', (e: { code?: number }) => resolve(e.code));
+    plain.subscribe(SECRET, [IDENTITY_SECRET]);
+  }).finally(() => plain.close());
 }
 
 describe('CA faults at the start of weft serve', () => {
@@ -149,21 +154,13 @@ describe('a CA that breaks while weft serve runs', () => {
   const envoy = async (nodeId: string, given?: IssuedKeyPair): Promise<AdsClient> => {
     // Test clients' own certificates outlive the test, so only the served certificates are short-lived.
     const pair = given ?? (await ca.issueWithNewKey(BUYER, 10 * 60_000));
-    const c = new AdsClient({
-      target: `127.0.0.1:${weft.port}`,
+    const c = secretsClient({
+      port: weft.port,
       nodeId,
-      metadata: { FLAVOR: 'envoy' },
-      mode: 'sotw',
-      ownConnection: true,
-      credentials: controlPlaneChannelCredentials({
-        bundlePem: ca.bundlePem(),
-        serverIdentity: controlPlaneIdentity('cluster.local'),
-        certPem: pair.chainPem,
-        keyPem: pair.keyPem,
-      }),
+      bundlePem: ca.bundlePem(),
+      certPem: pair.chainPem,
+      keyPem: pair.keyPem,
     });
-    c.on('error', () => undefined);
-    c.subscribe(SECRET, [IDENTITY_SECRET, TRUST_SECRET]);
     clients.push(c);
     return c;
   };
@@ -239,18 +236,137 @@ describe('a CA that breaks while weft serve runs', () => {
     const c = await envoy('shop/buyer');
     await c.waitFor(() => c.resources(SECRET).size === 2, 10_000, 'secrets from the loaded CA');
     assert.ok(readFileSync(join(tmp.dir, 'ca', 'ca.pem'), 'utf8').includes('BEGIN CERTIFICATE'));
-    const plain = new AdsClient({
-      target: `127.0.0.1:${weft.port}`,
+    assert.equal(await plaintextCode(weft.port), status.UNAVAILABLE);
+  });
+});
+
+describe('a CA whose files go or whose root ends while weft serve runs', () => {
+  const cfg = new ConfigDir();
+  const tmp = tempDir('weft-faults-sign-');
+  const caDir = join(tmp.dir, 'ca');
+  const agentDir = join(tmp.dir, 'agent');
+  /** How far the CA's clock is moved ahead of this machine's. */
+  let ahead = 0;
+  let weft: RunningServe;
+  let ca: CertificateAuthority;
+  let agent: WorkloadAgent;
+  let holder: IssuedKeyPair;
+  let logs: string[] = [];
+  let stopCapture: () => void = () => undefined;
+  const metric = (name: string): Promise<number> => metricValue(weft.adminUrl!, name);
+  const holderClient = () =>
+    secretsClient({
+      port: weft.port,
       nodeId: 'shop/buyer',
-      mode: 'sotw',
-      ownConnection: true,
-      credentials: credentials.createInsecure(),
+      bundlePem: ca.bundlePem(),
+      certPem: holder.chainPem,
+      keyPem: holder.keyPem,
     });
-    clients.push(plain);
-    const code = await new Promise<number | undefined>((resolve) => {
-      plain.on('error', (e: { code?: number }) => resolve(e.code));
-      plain.subscribe(SECRET, [IDENTITY_SECRET]);
+  /** The next reload failure; the CA polls its folder every 2 s. */
+  const reloadFailure = (): Promise<Error> =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no reload failure within 15 s')), 15_000);
+      ca.once('reloadFailed', (e: Error) => {
+        clearTimeout(t);
+        resolve(e);
+      });
     });
-    assert.equal(code, status.UNAVAILABLE);
+
+  before(async () => {
+    cfg.write('workloads.yaml', workloads(addresses(49, 30495, 30496)));
+    // A root that ends in five minutes: workload certificates (ten minutes) are cut at its end.
+    const made = await CertificateAuthority.open(new FileCaStore(caDir), { rootTtlMs: 5 * 60_000 });
+    made.close();
+    const tokens = join(tmp.dir, 'tokens.yaml');
+    writeFileSync(tokens, 'tokens:\n  - token: token-of-buyer-0123456789\n    identity: shop/buyer\n', {
+      mode: 0o600,
+    });
+    weft = await startServe({
+      configDir: cfg.path,
+      xdsAddress: '127.0.0.1:0',
+      adminAddress: '127.0.0.1:0',
+      caDir,
+      caAddress: '127.0.0.1:0',
+      bootstrapTokens: tokens,
+      certTtl: '10m',
+      caClock: () => Date.now() + ahead,
+    });
+    ca = weft.identity.running.ca!;
+    agent = new WorkloadAgent({
+      server: `127.0.0.1:${weft.identity.certificatePort}`,
+      token: async () => 'token-of-buyer-0123456789',
+      outDir: agentDir,
+      bootstrapBundlePem: ca.bundlePem(),
+      retryMs: 60_000,
+    });
+    await agent.start();
+    holder = await ca.issueWithNewKey(BUYER);
+    // An Envoy proxy of buyer gets its SDS certificate while the CA still signs.
+    const c = holderClient();
+    await c.waitFor(() => c.resources(SECRET).size === 2, 10_000, 'secrets').finally(() => c.close());
+    setLogLevel('warn');
+    stopCapture = captureLogs((l) => logs.push(l));
+  });
+  after(async () => {
+    stopCapture();
+    setLogLevel('silent');
+    agent?.stop();
+    await weft?.stop();
+    cfg.remove();
+    tmp.cleanup();
+  });
+
+  it('a key file removed or unreadable: said with the file and the fix, counted, and the loaded key keeps signing', async () => {
+    const key = readFileSync(join(caDir, 'ca-key.pem'), 'utf8');
+    let failed = reloadFailure();
+    rmSync(join(caDir, 'ca-key.pem'));
+    assert.match((await failed).message, /ca-key\.pem does not: restore ca-key\.pem from a backup/);
+    // Unreadable: a folder where the key file was (tests run as root, so a file mode would not do).
+    failed = reloadFailure();
+    mkdirSync(join(caDir, 'ca-key.pem'));
+    assert.match(
+      (await failed).message,
+      /cannot read .*ca-key\.pem: EISDIR.*check the file's owner and mode/,
+    );
+    assert.equal(await metric('weft_ca_reload_failures_total'), 2);
+    const before = readFileSync(join(agentDir, CERT_FILE), 'utf8');
+    await agent.renewNow();
+    assert.notEqual(readFileSync(join(agentDir, CERT_FILE), 'utf8'), before, 'renewed with the loaded key');
+    assert.equal(agent.state.failures, 0);
+    rmSync(join(caDir, 'ca-key.pem'), { recursive: true });
+    writeFileSync(join(caDir, 'ca-key.pem'), key, { mode: 0o600 });
+  });
+
+  it('the root too close to its end to sign: renewals fail clearly and are counted, issued certificates keep serving over mTLS only', async () => {
+    const held = readFileSync(join(agentDir, CERT_FILE), 'utf8');
+    const failuresBefore = await metric('weft_ca_sign_failures_total');
+    // Thirty seconds before the root's end: no certificate worth issuing fits any more.
+    ahead = new Date(ca.signer().certificate.validTo).getTime() - 30_000 - Date.now();
+    logs = [];
+    await agent.renewNow();
+    assert.equal(agent.state.failures, 1, 'counted by the agent');
+    assert.equal(readFileSync(join(agentDir, CERT_FILE), 'utf8'), held, 'the agent keeps its certificate');
+    assert.ok(
+      logs.some((l) =>
+        /cannot renew the workload certificate; the current one serves until it expires.*the CA cannot sign now: .*too soon to issue certificates; run weft ca rotate/.test(
+          l,
+        ),
+      ),
+      logs.join('\n'),
+    );
+    assert.ok(
+      logs.some((l) => /cannot sign a workload certificate.*run weft ca rotate/.test(l)),
+      'and by Weft',
+    );
+    assert.equal(await metric('weft_ca_sign_failures_total'), failuresBefore + 1);
+    assert.equal(weft.identity.running.certificateServer!.service.stats.failed, 1);
+    // The proxy connects anew with its certificate from before and is served what it had, over mTLS.
+    const c = holderClient();
+    try {
+      await c.waitFor(() => c.resources(SECRET).size === 2, 10_000, 'secrets with a certificate from before');
+    } finally {
+      c.close();
+    }
+    assert.equal(await plaintextCode(weft.port), status.UNAVAILABLE);
   });
 });

@@ -3,15 +3,23 @@
  * tokens, and waiting on conditions. Everything listens on 127.0.0.1 only.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CaOptions, CertificateAuthority } from '../../src/identity/ca';
 import { writeFileAtomic } from '../../src/identity/files';
+import { IDENTITY_SECRET, TRUST_SECRET } from '../../src/identity/names';
 import { type CertificateServer, startCertificateServer } from '../../src/identity/signing';
 import { FileCaStore } from '../../src/identity/store';
-import { ServingIdentity } from '../../src/identity/tls';
+import {
+  controlPlaneChannelCredentials,
+  controlPlaneIdentity,
+  ServingIdentity,
+} from '../../src/identity/tls';
 import { BootstrapTokens } from '../../src/identity/tokens';
 import { setLogLevel } from '../../src/log';
+import { AdsClient } from '../../src/xds/client';
+import { SECRET } from '../../src/xds/resource-types';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === undefined ? 'silent' : (process.env.WEFT_LOG_LEVEL as 'debug'));
 
@@ -85,3 +93,58 @@ export async function waitUntil(pred: () => boolean, timeoutMs = 10_000, what = 
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves to true when something accepts TCP connections on the loopback port. */
+export function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Options of {@link secretsClient}. */
+export interface SecretsClientOptions {
+  /** Weft's xDS port on 127.0.0.1. */
+  port: number;
+  nodeId: string;
+  /** Roots the client trusts for Weft's certificate. */
+  bundlePem: string;
+  /** The client certificate and key it presents. */
+  certPem: string;
+  keyPem: string;
+  trustDomain?: string;
+}
+
+/**
+ * An Envoy-flavored xDS client on its own mTLS connection to Weft, subscribed to its two SDS
+ * secrets. Stream errors are swallowed; add an `error` listener to see them.
+ */
+export function secretsClient(o: SecretsClientOptions): AdsClient {
+  const c = new AdsClient({
+    target: `127.0.0.1:${o.port}`,
+    nodeId: o.nodeId,
+    metadata: { FLAVOR: 'envoy' },
+    mode: 'sotw',
+    ownConnection: true,
+    credentials: controlPlaneChannelCredentials({
+      bundlePem: o.bundlePem,
+      serverIdentity: controlPlaneIdentity(o.trustDomain ?? 'cluster.local'),
+      certPem: o.certPem,
+      keyPem: o.keyPem,
+    }),
+  });
+  c.on('error', () => undefined);
+  c.subscribe(SECRET, [IDENTITY_SECRET, TRUST_SECRET]);
+  return c;
+}
+
+/** The value of an unlabelled metric on a Weft admin server (NaN when absent). */
+export async function metricValue(adminUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const m = new RegExp(`^${name}(?:\\{\\})? (\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
