@@ -1,8 +1,10 @@
 /**
- * `weft ca`: the mesh CA in folder mode. `init` creates it (serve also does on first start),
+ * `weft ca`: the mesh CA. `init` creates it in a folder (serve also does on first start),
  * `rotate` adds a new root with an overlap window, `status` shows each root's role, `bundle`
  * prints the trust bundle, `issue` makes a certificate and key locally (development: an Envoy's
  * client certificate for xDS, a test workload), and `token` adds a development bootstrap token.
+ * `rotate`, `status`, `bundle` and `issue` work on the folder, a root the user brings, or, with
+ * `--kubernetes`/`--kubeconfig`, the Secret a Kubernetes-mode Weft keeps its root in.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +22,8 @@ import { writeFileAtomic } from '../identity/files';
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../identity/names';
 import { type CaStore, FileCaStore, ProvidedCaStore } from '../identity/store';
 import { addBootstrapToken } from '../identity/tokens';
+import { KubeClient, loadKubeConfig } from '../kube/client';
+import { DEFAULT_CA_SECRET, SecretCaStore } from '../kube/secret-ca-store';
 import { setLogLevel } from '../log';
 import type { CommandRegistrar } from './index';
 
@@ -28,12 +32,22 @@ interface StoreFlags {
   caCert?: string;
   caKey?: string;
   caTrust?: string;
+  kubernetes?: boolean;
+  kubeconfig?: string;
+  namespace: string;
+  caSecret: string;
 }
 
 function storeFrom(f: StoreFlags): CaStore {
+  const inCluster = f.kubernetes || f.kubeconfig !== undefined;
+  const sources = [f.caDir !== undefined, f.caCert !== undefined || f.caKey !== undefined, inCluster];
+  if (sources.filter(Boolean).length > 1)
+    throw new Error('give one CA: --ca-dir DIR, --ca-cert and --ca-key, or --kubernetes/--kubeconfig FILE');
   if (f.caDir) return new FileCaStore(f.caDir);
   if (f.caCert && f.caKey) return new ProvidedCaStore(f.caCert, f.caKey, f.caTrust);
-  throw new Error('give --ca-dir DIR, or --ca-cert and --ca-key');
+  if (inCluster)
+    return new SecretCaStore(new KubeClient(loadKubeConfig(f.kubeconfig)), f.namespace, f.caSecret);
+  throw new Error('give --ca-dir DIR, --ca-cert and --ca-key, or --kubernetes/--kubeconfig FILE');
 }
 
 /** Runs `fn`, turning errors into a message on stderr and exit code 1. */
@@ -56,14 +70,22 @@ const withStore = (c: Command): Command =>
     .option('--ca-dir <dir>', 'the CA folder (ca.pem, ca-key.pem, ca.json, previous/, bundle.pem)')
     .option('--ca-cert <file>', 'a root certificate you bring (PEM)')
     .option('--ca-key <file>', 'its private key (PEM)')
-    .option('--ca-trust <file>', 'extra roots to keep trusting (PEM), with --ca-cert');
+    .option('--ca-trust <file>', 'extra roots to keep trusting (PEM), with --ca-cert')
+    .option(
+      '--kubernetes',
+      'the CA in Kubernetes mode: Secret --ca-secret in --namespace (current kubectl context)',
+    )
+    .option('--kubeconfig <file>', 'as --kubernetes, with this kubeconfig')
+    .option('--namespace <ns>', "Weft's namespace, where its CA Secret lives", 'weft-system')
+    .option('--ca-secret <name>', 'the CA Secret (weft serve --ca-secret)', DEFAULT_CA_SECRET);
 
 /** Registers `weft ca`. */
 export const registerCa: CommandRegistrar = (program: Command, setExitCode) => {
   const ca = program
     .command('ca')
     .description(
-      'Manage the mesh CA (folder mode). Workload identities are SPIFFE IDs\n' +
+      'Manage the mesh CA: a folder, a root you bring, or the Secret of Kubernetes mode (--kubernetes).\n' +
+        'Workload identities are SPIFFE IDs\n' +
         'spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, certified by short-lived X.509-SVIDs.',
     );
 
@@ -92,13 +114,14 @@ export const registerCa: CommandRegistrar = (program: Command, setExitCode) => {
       }),
     );
 
-  ca.command('rotate')
+  withStore(ca.command('rotate'))
     .description(
       'Add a new root. It is trusted at once and signs after --activate-after (so every peer has it\n' +
         'in its bundle first); the old root stays trusted until activation plus --cert-ttl, when no\n' +
-        'certificate it issued is still valid. A running weft serve picks the change up by itself.',
+        'certificate it issued is still valid. A running weft serve (every replica, in Kubernetes\n' +
+        'mode) picks the change up by itself. Needs --ca-dir or --kubernetes/--kubeconfig: a root you\n' +
+        'bring is rotated by replacing its files.',
     )
-    .requiredOption('--ca-dir <dir>', 'the CA folder')
     .option(
       '--activate-after <duration>',
       'delay before the new root signs',
@@ -110,10 +133,10 @@ export const registerCa: CommandRegistrar = (program: Command, setExitCode) => {
       formatDuration(DEFAULT_WORKLOAD_TTL_MS),
     )
     .option('--root-ttl <duration>', 'lifetime of the new root', formatDuration(DEFAULT_ROOT_TTL_MS))
-    .action(async (f: { caDir: string; activateAfter: string; certTtl: string; rootTtl: string }) =>
+    .action(async (f: StoreFlags & { activateAfter: string; certTtl: string; rootTtl: string }) =>
       run('rotate', setExitCode, async () => {
         setLogLevel('warn');
-        const r = await rotateCa(new FileCaStore(f.caDir), {
+        const r = await rotateCa(storeFrom(f), {
           activateAfterMs: parseDuration(f.activateAfter, '--activate-after'),
           workloadTtlMs: parseDuration(f.certTtl, '--cert-ttl'),
           rootTtlMs: parseDuration(f.rootTtl, '--root-ttl'),

@@ -5,6 +5,7 @@
  * proxyless gRPC peers over mutual TLS whose access follows what kubectl applies and deletes.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,6 +32,7 @@ import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
 const TD = 'cluster.local';
+const WEFT = join(__dirname, '..', '..', '..', 'bin', 'weft.js');
 
 async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
@@ -227,6 +229,57 @@ describe('identity in Kubernetes mode on a real kube-apiserver', () => {
       async () => (await codeOf(direct(buyer!).call('Get', {}, 2000))) === status.PERMISSION_DENIED,
       10_000,
     );
+  });
+
+  it('weft ca rotate --kubeconfig rotates the root in the Secret; every replica and the bundle follow', async () => {
+    const [a, b] = [replicas[0]!.identity.running.ca!, replicas[1]!.identity.running.ca!];
+    const old = a.signer().certificate.fingerprint256;
+    const weft = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const p = spawn(process.execPath, [WEFT, 'ca', ...args, '--kubeconfig', env.kubeconfigPath], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        p.stderr.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        p.on('exit', (code) => resolve({ code, out }));
+      });
+    const rotated = await weft(['rotate', '--activate-after', '2s', '--cert-ttl', '1h']);
+    assert.equal(rotated.code, 0, rotated.out);
+    const newRoot = /new root (\S+)/.exec(rotated.out)?.[1];
+    assert.ok(newRoot, rotated.out);
+    const roots = (pem: string) => pem.match(/BEGIN CERTIFICATE/g)?.length ?? 0;
+    // Both replicas trust the new root before it signs, and the leader publishes the bigger bundle.
+    await eventually(
+      'both replicas trust old and new root',
+      () => roots(a.bundlePem()) === 2 && roots(b.bundlePem()) === 2,
+    );
+    await eventually('the published bundle holds both roots', async () => {
+      const r = await env.kubectl(['get', 'configmap', 'weft-ca-bundle', '-n', 'shop', '-o', 'json']);
+      return (
+        r.code === 0 &&
+        roots((JSON.parse(r.stdout) as { data: Record<string, string> }).data['bundle.pem'] ?? '') === 2
+      );
+    });
+    const status = await weft(['status']);
+    assert.equal(status.code, 0, status.out);
+    assert.match(status.out, /secret weft-system\/weft-ca/);
+    assert.match(status.out, /^(pending|signing) /m);
+    // After --activate-after every replica signs with the new root; the old one stays trusted.
+    await eventually(
+      'both replicas sign with the new root',
+      () => a.signer().certificate.fingerprint256 !== old && b.signer().certificate.fingerprint256 !== old,
+    );
+    assert.equal(a.signer().certificate.fingerprint256, b.signer().certificate.fingerprint256);
+    const issued = await b.issueWithNewKey(`spiffe://${TD}/ns/shop/sa/buyer`);
+    assert.ok(issued.certificate.verify(a.signer().certificate.publicKey), 'signed by the new root');
+    const bare = await weft(['rotate', '--ca-dir', tmp.dir]);
+    assert.equal(bare.code, 1);
+    assert.match(bare.out, /give one CA/);
   });
 
   it('refuses to start on a corrupt CA Secret, naming the Secret, the key and the fix', async () => {
