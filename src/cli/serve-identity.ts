@@ -18,11 +18,13 @@ import {
   startIdentity,
 } from '../identity/index';
 import { SecretSnapshotCache } from '../identity/sds-cache';
+import { controlPlaneIdentity, identityFromCall } from '../identity/tls';
 import { logger } from '../log';
 import type { MeshModel } from '../smi/model';
 import { SnapshotCache } from '../xds/cache/cache';
 import type { ResourceEncoder } from '../xds/cache/snapshot';
-import type { AdsServerOptions } from '../xds/server/ads-server';
+import type { ProxyStatus } from '../xds/proxy-state';
+import type { AdsServerOptions, CsdsCall } from '../xds/server/ads-server';
 import type { GroupFunction } from '../xds/server/stream';
 
 const log = logger('serve');
@@ -68,7 +70,8 @@ export interface ServeIdentity {
   serverOptions(
     inner: GroupFunction,
     identityOfGroup?: (group: string) => string | undefined,
-  ): Required<Pick<AdsServerOptions, 'groupOf' | 'identityOf' | 'cache'>>;
+  ): Required<Pick<AdsServerOptions, 'groupOf' | 'identityOf' | 'cache'>> &
+    Pick<AdsServerOptions, 'csdsScope'>;
   /**
    * Says, once per change, when the mesh's trust domain (MeshConfig `spec.trustDomain`) is not the
    * CA's: every proxy would then be refused, since no certificate proves a workload's identity.
@@ -166,10 +169,22 @@ export async function startIdentityForServe(
         secrets && identityOfGroup
           ? new SecretSnapshotCache({ secrets, encoder, identityOfGroup })
           : undefined;
+      const ca = running.ca;
       return {
         groupOf: running.guard(inner),
         identityOf: running.identityOf,
         cache: cache ?? new SnapshotCache(),
+        // CSDS shows what each proxy was sent: with mTLS, Weft's own identity (its operators'
+        // tools) sees every proxy, a workload only the proxies of its own identity.
+        ...(ca
+          ? {
+              csdsScope: (call: CsdsCall) => {
+                const id = identityFromCall(call, ca);
+                if (id === controlPlaneIdentity(ca.trustDomain)) return () => true;
+                return (p: ProxyStatus) => id !== undefined && p.identity === id;
+              },
+            }
+          : {}),
       };
     },
     registerMetrics(metrics, compilerMismatches) {

@@ -172,10 +172,10 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
   } else {
     const file = resolve(o.resources!);
     let groupNames = new Set<string>();
-    const { groupOf, identityOf } = identity.serverOptions((node) =>
+    const { groupOf, identityOf, csdsScope } = identity.serverOptions((node) =>
       groupNames.has(node.cluster) ? node.cluster : 'default',
     );
-    server = new AdsServer({ groupOf, identityOf });
+    server = new AdsServer({ groupOf, identityOf, ...(csdsScope ? { csdsScope } : {}) });
     const srv = server;
     stopSource = watchFile(
       file,

@@ -23,7 +23,7 @@ import { type ChannelCredentials, status as grpcStatus, type ServiceError } from
 import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from '../../test/kube/env';
 import { type RunningKubeServe, startKubeServe } from '../cli/serve-kube';
 import { allCrdsYaml } from '../crds/render';
-import { controlPlaneIdentity } from '../identity/tls';
+import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../identity/tls';
 import { freePort } from '../net';
 import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../workload/echo';
 import {
@@ -123,6 +123,7 @@ export class LocalDriver implements Driver {
   private env: KubeEnv | undefined;
   private weft: RunningKubeServe | undefined;
   private servers: EchoServer[] = [];
+  private csdsCredentials: Promise<ChannelCredentials | undefined> | undefined;
   private readonly clients = new Map<string, EchoClient>();
   private workloads: Workloads | undefined;
   private readonly net: number;
@@ -303,13 +304,24 @@ export class LocalDriver implements Driver {
     }
   }
 
-  proxyConfig(nodeIds: readonly string[]): Promise<ProxyConfigs> {
-    // With mTLS the xDS port wants a mesh certificate: the first agent's will do.
-    const sidecar = this.sidecars.values().next().value;
-    const creds: ChannelCredentials | undefined = sidecar?.directCredentials(
-      controlPlaneIdentity(TRUST_DOMAIN),
-    );
-    return fetchProxyConfigs(`127.0.0.1:${this.serve.port}`, nodeIds, creds);
+  async proxyConfig(nodeIds: readonly string[]): Promise<ProxyConfigs> {
+    // CSDS over mTLS shows every proxy only to Weft's own identity (a workload sees its own
+    // proxies), so the driver asks as an operator's tool would: with a control-plane certificate.
+    this.csdsCredentials ??= this.controlPlaneCredentials();
+    return fetchProxyConfigs(`127.0.0.1:${this.serve.port}`, nodeIds, await this.csdsCredentials);
+  }
+
+  private async controlPlaneCredentials(): Promise<ChannelCredentials | undefined> {
+    const ca = this.serve.identity.running.ca;
+    if (!ca) return undefined;
+    const id = controlPlaneIdentity(TRUST_DOMAIN);
+    const issued = await ca.issueWithNewKey(id);
+    return controlPlaneChannelCredentials({
+      bundlePem: ca.bundlePem(),
+      serverIdentity: id,
+      certPem: issued.chainPem,
+      keyPem: issued.keyPem,
+    });
   }
 
   async conditions(): Promise<ReportedCondition[]> {

@@ -42,7 +42,12 @@ describe('SMI conformance suite (local driver)', () => {
         const failed = s.assertions.filter((a) => !a.passed);
         assert.ok(
           s.passed,
-          `${s.id} failed${s.error ? `: ${s.error}` : ''}\n${failed.map((a) => `${a.name}: expected ${a.expected}; got ${a.got}`).join('\n')}`,
+          `${s.id} failed${s.error ? `: ${s.error}` : ''}\n${failed
+            .map(
+              (a) =>
+                `${a.name}: expected ${a.expected}; got ${a.got}\nconfig the proxies had: ${JSON.stringify(a.config ?? null).slice(0, 20_000)}`,
+            )
+            .join('\n')}`,
         );
       }
     }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ChannelCredentials, credentials, status } from '@grpc/grpc-js';
 import { type RunningServe, startServe } from '../../src/cli/serve';
+import { fetchProxyConfigs } from '../../src/conformance/csds';
 import type { CertificateAuthority, IssuedKeyPair } from '../../src/identity/ca';
 import { IDENTITY_SECRET, TRUST_SECRET } from '../../src/identity/names';
 import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../../src/identity/tls';
@@ -216,5 +217,44 @@ describe('authenticated xDS: identity from the certificate, never from the node'
     } finally {
       await dev.stop();
     }
+  });
+
+  it("answers CSDS over mTLS: all proxies to Weft's identity, a workload only its own, and never a private key", async () => {
+    const store = connect(tls(await ca.issueWithNewKey(STORE)), 'shop/store-v1');
+    await store.client.waitFor(() => store.client.resources(SECRET).size === 2, 10_000, 'store secrets');
+    const target = `127.0.0.1:${weft.port}`;
+    const operator = await fetchProxyConfigs(
+      target,
+      [],
+      tls(await ca.issueWithNewKey(controlPlaneIdentity(TD))),
+    );
+    assert.ok(
+      operator['shop/buyer'] && operator['shop/store-v1'],
+      `Weft's identity sees every proxy: ${Object.keys(operator)}`,
+    );
+    const secrets = operator['shop/store-v1']!.filter((r) => r.typeUrl === SECRET);
+    assert.deepEqual(secrets.map((r) => r.name).sort(), [IDENTITY_SECRET, TRUST_SECRET].sort());
+    assert.ok(
+      secrets.every((r) => r.config === undefined && r.version !== ''),
+      'secrets listed by name and version, no contents',
+    );
+    assert.ok(
+      operator['shop/store-v1']!.some((r) => r.typeUrl === LISTENER && r.config !== undefined),
+      'other config is shown',
+    );
+    // Buyer's and store's streams are connected (liars from the tests above used buyer's certificate).
+    const own = await fetchProxyConfigs(target, [], tls(await ca.issueWithNewKey(STORE)));
+    assert.deepEqual(
+      Object.keys(own),
+      ['shop/store-v1'],
+      'a workload sees only the proxies of its own identity',
+    );
+    const stranger = `spiffe://${TD}/ns/shop/sa/stranger`;
+    const none = await fetchProxyConfigs(
+      target,
+      ['shop/store-v1', 'shop/buyer'],
+      tls(await ca.issueWithNewKey(stranger)),
+    );
+    assert.deepEqual(none, {}, "asking for other identities' proxies by name gets nothing");
   });
 });

@@ -10,12 +10,13 @@ import {
   Server,
   type ServerCredentials,
   type ServerDuplexStream,
+  type ServerUnaryCall,
   type ServiceDefinition,
   status,
 } from '@grpc/grpc-js';
 import { type Logger, logger } from '../../log';
 import { SnapshotCache } from '../cache/cache';
-import { ProxyRegistry } from '../proxy-state';
+import { ProxyRegistry, type ProxyStatus } from '../proxy-state';
 import {
   type DeltaDiscoveryRequest,
   type DiscoveryRequest,
@@ -44,7 +45,15 @@ export interface AdsServerOptions {
   identityOf?: (call: ServerDuplexStream<unknown, unknown>) => string | undefined;
   /** Keepalive ping interval in ms (default 30 s) so dead proxies are noticed. */
   keepaliveMs?: number;
+  /**
+   * Which connected proxies a CSDS caller may see. By default every one (plaintext development);
+   * with mTLS the identity stage limits a workload to its own proxies, since CSDS shows config.
+   */
+  csdsScope?: (call: CsdsCall) => (proxy: ProxyStatus) => boolean;
 }
+
+/** A CSDS call, unary or streaming: what {@link AdsServerOptions.csdsScope} reads the peer from. */
+export type CsdsCall = ServerUnaryCall<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
 
 const identity = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 const passthrough = (b: Buffer): Buffer => b;
@@ -103,6 +112,7 @@ export class AdsServer {
   private grpcServer: Server | undefined;
   private readonly groupOf: GroupFunction;
   private readonly identityOf: (call: ServerDuplexStream<unknown, unknown>) => string | undefined;
+  private readonly csdsScope: (call: CsdsCall) => (proxy: ProxyStatus) => boolean;
   private readonly keepaliveMs: number;
 
   constructor(opts: AdsServerOptions = {}) {
@@ -110,6 +120,7 @@ export class AdsServer {
     this.registry = opts.registry ?? new ProxyRegistry();
     this.groupOf = opts.groupOf ?? ((node) => node.cluster || node.id);
     this.identityOf = opts.identityOf ?? (() => undefined);
+    this.csdsScope = opts.csdsScope ?? (() => () => true);
     this.keepaliveMs = opts.keepaliveMs ?? 30_000;
   }
 
@@ -140,11 +151,16 @@ export class AdsServer {
       proxies: () => this.registry.proxies(),
       sentResources: (id: number) => this.streams.get(id)?.sentResources() ?? new Map(),
     };
+    const scoped = (call: CsdsCall) => {
+      const visible = this.csdsScope(call);
+      return { ...source, proxies: () => source.proxies().filter(visible) };
+    };
     const fetch: handleUnaryCall<ClientStatusRequest, Uint8Array> = (call, callback) => {
-      callback(null, encodeClientStatusResponse(source, call.request));
+      callback(null, encodeClientStatusResponse(scoped(call), call.request));
     };
     const streamStatus: handleBidiStreamingCall<ClientStatusRequest, Uint8Array> = (call) => {
-      call.on('data', (req: ClientStatusRequest) => call.write(encodeClientStatusResponse(source, req)));
+      const view = scoped(call);
+      call.on('data', (req: ClientStatusRequest) => call.write(encodeClientStatusResponse(view, req)));
       call.on('end', () => call.end());
       call.on('error', () => undefined);
     };

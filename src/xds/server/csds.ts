@@ -7,7 +7,7 @@ import { type Type, Writer } from 'protobufjs';
 import { messageType } from '../../envoy/protos';
 import type { EncodedResource } from '../cache/snapshot';
 import type { ProxyStatus } from '../proxy-state';
-import { PUSH_ORDER, SHORT_NAME } from '../resource-types';
+import { PUSH_ORDER, SECRET, SHORT_NAME } from '../resource-types';
 
 /** A node matcher from a ClientStatusRequest: the string-matcher forms on `node_id`. */
 interface NodeIdMatcher {
@@ -95,7 +95,9 @@ export function encodeClientStatusResponse(source: CsdsSource, req: ClientStatus
         w.uint32(10).string(typeUrl);
         w.uint32(18).string(r.name);
         w.uint32(26).string(r.version);
-        if (!req.excludeResourceContents) w.uint32(34).bytes(r.any);
+        // Secrets are listed by name and version only: a private key never leaves over CSDS
+        // (Envoy's own config dump redacts them too).
+        if (!req.excludeResourceContents && typeUrl !== SECRET) w.uint32(34).bytes(r.any);
         if (t.sentAt) timestamp(w, 5, t.sentAt);
         const nacked = t.lastNack?.resourceNames.includes(r.name) === true;
         const configStatus = nacked ? CONFIG_ERROR : t.awaiting ? CONFIG_STALE : CONFIG_SYNCED;
