@@ -668,8 +668,14 @@ export class ClusterDriver implements Driver {
     this.endpoints = undefined;
     if (!this.o.keepWorkloads && this.manifests.length > 0) {
       this.progress('deleting the workloads');
-      await this.delete([...this.manifests].reverse() as KubeManifest[]);
+      const manifests = this.manifests;
       this.manifests = [];
+      try {
+        await this.delete([...manifests].reverse() as KubeManifest[]);
+      } catch (err) {
+        // Teardown must not hide why the run ended (a start that failed on kubectl fails here too).
+        this.progress(`could not delete the workloads: ${(err as Error).message}`);
+      }
     }
   }
 }
