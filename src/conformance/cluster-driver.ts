@@ -28,7 +28,14 @@ import { CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY } from '../kube/ca-bundle';
 import { type CallRequest, callResponseSchema } from '../workload/caller-control';
 import { agentFileCredentials } from '../workload/mesh-peer';
 import { fetchProxyConfigs } from './csds';
-import type { CallOutcome, CallSpec, Driver, ProxyConfigs, ReportedCondition } from './driver';
+import {
+  type CallOutcome,
+  type CallSpec,
+  type Driver,
+  type ProxyConfigs,
+  type ReportedCondition,
+  reportedCondition,
+} from './driver';
 import { toKubectlInput } from './local-driver';
 import type { KubeManifest, Workloads } from './schema';
 
@@ -646,15 +653,7 @@ export class ClusterDriver implements Driver {
   async conditions(): Promise<ReportedCondition[]> {
     const res = await fetch(`${this.resolved.adminUrl}/debug/conditions`);
     if (!res.ok) throw new Error(`Weft's admin endpoint answered ${res.status} for /debug/conditions`);
-    const list = (await res.json()) as ReportedCondition[];
-    return list.map((c) => ({
-      object: c.object,
-      type: c.type,
-      status: c.status,
-      severity: c.severity,
-      reason: c.reason,
-      message: c.message,
-    }));
+    return ((await res.json()) as ReportedCondition[]).map(reportedCondition);
   }
 
   async stop(): Promise<void> {
