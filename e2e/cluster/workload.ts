@@ -3,22 +3,32 @@
  * the environment the manifests set.
  * - `ROLE=server`: an xDS-enabled echo server per entry of `PORTS` (`name:port,...`) on the Pod
  *   IP, answering with `POD_NAME`'s version label (`BACKEND`).
- * - `ROLE=caller`: an HTTP control endpoint on `CONTROL_PORT` (default 8080); `POST /call` with
- *   `{service, port, method, headers, n, deadlineMs, channel}` makes the calls through xDS and
- *   answers the outcomes, so a driver outside the cluster (through `kubectl port-forward`) sends
- *   real calls from inside the mesh. `DELETE /channel/<name>` closes a channel.
- * Both get their config from Weft at `XDS_SERVER`, as node `<POD_NAMESPACE>/<POD_NAME>`.
+ * - `ROLE=caller`: the control endpoint of `src/workload/caller-control.ts` on `CONTROL_PORT`
+ *   (default 8080): `POST /call` makes calls through xDS and answers the outcomes, so a driver
+ *   outside the cluster (through `kubectl port-forward`) sends real calls from inside the mesh;
+ *   `DELETE /channel/<name>` closes a channel.
+ * Both get their config from Weft at `XDS_SERVER`, as node `<POD_NAMESPACE>/<POD_NAME>`. With
+ * `WEFT_CERT_DIR` (the manifests set it: their pods carry `weft.dev/flavor: grpc`, so the injector
+ * adds a `weft agent` with an xDS relay on 127.0.0.1:15010 and the certificate files there) the
+ * workload has a mesh identity: xDS through the relay, mTLS on every call.
  *
  * The bookstore example (examples/bookstore) runs the same image with arguments instead, and sets
  * no environment: `server <host:port>` serves echo on the pod IP at that port, and
  * `client xds:///<service>:<port>` calls it once a second and logs where each call went.
  * Unset variables then default to what a pod knows about itself.
  */
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
-import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import type { ChannelCredentials, ServerCredentials, ServiceError } from '@grpc/grpc-js';
+import { GRPC_RELAY_ADDRESS } from '../../src/inject/mutate';
+import { grpcCodeName, startCallerControl } from '../../src/workload/caller-control';
 import { EchoClient, proxylessBootstrap, startEchoServer } from '../../src/workload/echo';
+import {
+  agentBootstrap,
+  agentFiles,
+  xdsChannelCredentials,
+  xdsServerCredentials,
+} from '../../src/workload/mesh-peer';
 
 function env(name: string, fallback?: string): string {
   const v = process.env[name] ?? fallback;
@@ -57,81 +67,67 @@ async function bookstore(mode: string, arg: string, bootstrap: Record<string, un
     try {
       console.log(`${arg} -> ${(await client.call('Get', {}, 1500)).backend}`);
     } catch (err) {
-      const e = err as Partial<ServiceError>;
-      console.log(`${arg} -> ${(grpcStatus as unknown as Record<number, string>)[e.code ?? 2] ?? 'UNKNOWN'}`);
+      console.log(`${arg} -> ${grpcCodeName((err as Partial<ServiceError>).code ?? 2)}`);
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
+/**
+ * The bootstrap and credentials: with `WEFT_CERT_DIR` (set by the manifests, where the injected
+ * agent of a `weft.dev/flavor: grpc` pod writes its files) xDS goes through the agent's relay and
+ * calls use mTLS from those files; without it, plaintext xDS straight to Weft (the bookstore
+ * example, or a mesh with mTLS off).
+ */
+function meshConfig(nodeId: string): {
+  bootstrap: Record<string, unknown>;
+  server?: ServerCredentials;
+  channel?: ChannelCredentials;
+} {
+  const certDir = process.env.WEFT_CERT_DIR;
+  if (!certDir) {
+    return {
+      bootstrap: proxylessBootstrap({ xdsServer: env('XDS_SERVER', 'weft.weft-system:15010'), nodeId }),
+    };
+  }
+  // Without the agent's files grpc would fail every call with a vague TLS error; say why instead.
+  if (!existsSync(agentFiles(certDir).certificateFile)) {
+    throw new Error(
+      `no certificate in ${certDir}: the pod was not injected with Weft's agent (is Weft's injector running, the namespace labelled weft.dev/mesh=enabled, the pod annotated weft.dev/flavor: grpc?)`,
+    );
+  }
+  return {
+    bootstrap: agentBootstrap({ xdsServer: env('XDS_SERVER', GRPC_RELAY_ADDRESS), nodeId, certDir }),
+    server: xdsServerCredentials(),
+    channel: xdsChannelCredentials(),
+  };
+}
+
 async function main(): Promise<void> {
   const namespace = podNamespace();
   const pod = env('POD_NAME', hostname());
-  const bootstrap = proxylessBootstrap({
-    xdsServer: env('XDS_SERVER', 'weft.weft-system:15010'),
-    nodeId: `${namespace}/${pod}`,
-  });
+  const mesh = meshConfig(`${namespace}/${pod}`);
   const [mode, arg] = process.argv.slice(2);
-  if ((mode === 'server' || mode === 'client') && arg) return bookstore(mode, arg, bootstrap);
+  if ((mode === 'server' || mode === 'client') && arg) return bookstore(mode, arg, mesh.bootstrap);
   if (env('ROLE') === 'server') {
     for (const entry of env('PORTS').split(',')) {
       const port = entry.split(':')[1];
-      await startEchoServer({ name: env('BACKEND', pod), address: `${env('POD_IP')}:${port}`, bootstrap });
+      await startEchoServer({
+        name: env('BACKEND', pod),
+        address: `${env('POD_IP')}:${port}`,
+        bootstrap: mesh.bootstrap,
+        ...(mesh.server ? { credentials: mesh.server } : {}),
+      });
     }
     return;
   }
-  const channels = new Map<string, EchoClient>();
-  const server = createServer((req, res) => {
-    const reply = (code: number, body: unknown) => {
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.method === 'DELETE' && req.url?.startsWith('/channel/')) {
-      const name = decodeURIComponent(req.url.slice('/channel/'.length));
-      for (const [k, c] of channels) {
-        if (!k.startsWith(`${name}|`)) continue;
-        c.close();
-        channels.delete(k);
-      }
-      return reply(200, {});
-    }
-    if (req.method !== 'POST' || req.url !== '/call') return reply(404, { error: 'POST /call' });
-    let body = '';
-    req.on('data', (b: Buffer) => {
-      body += b.toString();
-    });
-    req.on('end', async () => {
-      const c = JSON.parse(body) as {
-        service: string;
-        port: number;
-        method: 'Get' | 'Put' | 'Delete';
-        headers: Record<string, string>;
-        n: number;
-        deadlineMs?: number;
-        channel: string;
-      };
-      const key = `${c.channel}|${c.service}:${c.port}`;
-      let client = channels.get(key);
-      if (!client) {
-        client = new EchoClient(`xds:///${c.service}.${namespace}:${c.port}`, bootstrap);
-        channels.set(key, client);
-      }
-      const cl = client;
-      const outcomes = await Promise.all(
-        Array.from({ length: c.n }, async () => {
-          try {
-            return { ok: true, backend: (await cl.call(c.method, c.headers, c.deadlineMs ?? 1500)).backend };
-          } catch (err) {
-            const e = err as Partial<ServiceError>;
-            const code = (grpcStatus as unknown as Record<number, string>)[e.code ?? 2] ?? 'UNKNOWN';
-            return { ok: false, code, message: e.details ?? String(err) };
-          }
-        }),
-      );
-      reply(200, outcomes);
-    });
+  const control = await startCallerControl({
+    bootstrap: mesh.bootstrap,
+    namespace,
+    listen: `0.0.0.0:${env('CONTROL_PORT', '8080')}`,
+    ...(mesh.channel ? { credentials: mesh.channel } : {}),
   });
-  server.listen(Number(env('CONTROL_PORT', '8080')), '0.0.0.0');
+  console.log(`control endpoint on port ${control.port}`);
 }
 
 main().catch((err: unknown) => {

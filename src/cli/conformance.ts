@@ -2,11 +2,14 @@
  * `weft conformance`: runs the SMI conformance suite (`e2e/scenarios`) and prints a table per SMI
  * API with pass/fail per assertion, ending with `N passed, N failed`; writes the JSON report.
  * The local driver brings up a real kube-apiserver, Weft and proxyless gRPC workloads on this
- * machine; see `e2e/cluster/README.md` for running the scenarios' workloads on a cluster.
+ * machine; the cluster driver deploys the workloads into the current kubectl context, where Weft
+ * is installed (see `e2e/cluster/README.md`).
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { ClusterDriver, DEFAULT_ECHO_IMAGE } from '../conformance/cluster-driver';
+import type { Driver } from '../conformance/driver';
 import { LocalDriver } from '../conformance/local-driver';
 import { formatReport } from '../conformance/report';
 import { runSuite } from '../conformance/runner';
@@ -20,6 +23,28 @@ interface ConformanceFlags {
   report: string;
   driver: string;
   output: string;
+  kubeconfig?: string;
+  context?: string;
+  kubectl?: string;
+  image: string;
+  weftNamespace: string;
+  keepWorkloads?: boolean;
+}
+
+/** The drivers `--driver` accepts. */
+export const DRIVERS = ['local', 'cluster'] as const;
+
+/** The driver the flags ask for. */
+function makeDriver(f: ConformanceFlags): Driver {
+  if (f.driver === 'local') return new LocalDriver();
+  return new ClusterDriver({
+    ...(f.kubeconfig ? { kubeconfig: f.kubeconfig } : {}),
+    ...(f.context ? { context: f.context } : {}),
+    ...(f.kubectl ? { kubectl: f.kubectl } : {}),
+    image: f.image,
+    weftNamespace: f.weftNamespace,
+    ...(f.keepWorkloads ? { keepWorkloads: true } : {}),
+  });
 }
 
 /** The scenarios shipped with Weft (the package root's `e2e/scenarios`). */
@@ -35,7 +60,8 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
     .description(
       "Run the SMI conformance suite: apply each scenario's objects, send real calls between " +
         'proxyless gRPC workloads and check every outcome. Prints a table per SMI API and ' +
-        '"N passed, N failed"; exit status 0 when all pass, 1 when any fails, 2 on unusable input.',
+        '"N passed, N failed"; exit status 0 when all pass, 1 when any fails, 2 on unusable input or a ' +
+        'driver that cannot start.',
     )
     .option(
       '--scenarios <dir>',
@@ -44,15 +70,44 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
     )
     .option('--only <id...>', 'run only scenarios whose id (e.g. split/exact) contains one of these')
     .option('--report <file>', 'where to write the JSON report', 'conformance-report.json')
-    .option('--driver <name>', 'local (this machine: kube-apiserver, Weft and workloads in process)', 'local')
+    .option(
+      '--driver <name>',
+      'local: this machine runs a kube-apiserver, Weft and the workloads in process (nothing to install). ' +
+        'cluster: the current kubectl context; needs Weft installed there with its injector (weft install --apply, its image pullable by the ' +
+        'nodes) and the echo image built and loaded (see e2e/cluster/README.md); deploys e2e/cluster/workloads.yaml into ' +
+        'namespace conformance, reaches the callers and Weft with kubectl port-forward, and deletes the ' +
+        'workloads at the end',
+      'local',
+    )
+    .option(
+      '--kubeconfig <file>',
+      'cluster driver: kubeconfig for kubectl (default: KUBECONFIG, ~/.kube/config)',
+    )
+    .option(
+      '--context <name>',
+      "cluster driver: kubeconfig context (default: the kubeconfig's current context)",
+    )
+    .option('--kubectl <file>', 'cluster driver: kubectl binary (default: KUBECTL, else kubectl on PATH)')
+    .option(
+      '--image <ref>',
+      'cluster driver: image of the echo workloads; it must be pullable by the nodes (kind load docker-image, ' +
+        'or a registry the cluster can pull from)',
+      DEFAULT_ECHO_IMAGE,
+    )
+    .option(
+      '--weft-namespace <ns>',
+      "cluster driver: Weft's namespace (its Service weft and its pods)",
+      'weft-system',
+    )
+    .option(
+      '--keep-workloads',
+      'cluster driver: leave the workloads deployed at the end (a rerun skips the rollout)',
+    )
     .option('-o, --output <format>', 'table or json (the report on stdout)', 'table')
     .action(async (f: ConformanceFlags) => {
       setLogLevel('silent');
-      if (f.driver !== 'local') {
-        console.error(
-          `weft conformance: driver "${f.driver}" cannot be run by this command; only "local" is. ` +
-            'To check a cluster, deploy e2e/cluster/ as e2e/cluster/README.md describes.',
-        );
+      if (!(DRIVERS as readonly string[]).includes(f.driver)) {
+        console.error(`weft conformance: unknown driver "${f.driver}"; use ${DRIVERS.join(' or ')}`);
         setExitCode(2);
         return;
       }
@@ -75,9 +130,19 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
         setExitCode(2);
         return;
       }
-      const driver = new LocalDriver();
+      const driver = makeDriver(f);
       try {
-        await driver.start(suite.workloads);
+        try {
+          await driver.start(suite.workloads);
+        } catch (err) {
+          // A world that cannot be brought up (no cluster, Weft not installed, the image not
+          // pullable) is not a conformance failure: say what is missing, not a stack.
+          console.error(
+            `weft conformance: the ${driver.name} driver cannot start: ${(err as Error).message}`,
+          );
+          setExitCode(2);
+          return;
+        }
         const report = await runSuite(driver, suite, {
           onScenario: (r) => {
             if (f.output === 'table') {

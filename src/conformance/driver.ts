@@ -2,7 +2,8 @@
  * What the conformance runner needs from the world it tests. The runner only judges; a driver
  * owns the cluster, the control plane and the workloads. The local driver runs all three in this
  * process (a real kube-apiserver, `weft serve --kubeconfig`, proxyless gRPC echo workloads); a
- * cluster driver would do the same against the current kubectl context.
+ * cluster driver (`cluster-driver.ts`) deploys the workloads into the current kubectl context,
+ * where Weft is installed, and drives them from outside.
  */
 import type { KubeManifest, Workloads } from './schema';
 
@@ -52,6 +53,18 @@ export interface ReportedCondition {
   severity: string;
   reason: string;
   message: string;
+}
+
+/** The {@link ReportedCondition} fields of a condition (Weft's own, or one read from its admin API). */
+export function reportedCondition(c: ReportedCondition): ReportedCondition {
+  return {
+    object: c.object,
+    type: c.type,
+    status: c.status,
+    severity: c.severity,
+    reason: c.reason,
+    message: c.message,
+  };
 }
 
 /** The world a conformance run acts on. */

@@ -33,7 +33,14 @@ import {
   xdsServerCredentials,
 } from '../workload/mesh-peer';
 import { fetchProxyConfigs } from './csds';
-import type { CallOutcome, CallSpec, Driver, ProxyConfigs, ReportedCondition } from './driver';
+import {
+  type CallOutcome,
+  type CallSpec,
+  type Driver,
+  type ProxyConfigs,
+  type ReportedCondition,
+  reportedCondition,
+} from './driver';
 import type { KubeManifest, Workloads } from './schema';
 
 /** Options of {@link LocalDriver}. */
@@ -325,14 +332,7 @@ export class LocalDriver implements Driver {
   }
 
   async conditions(): Promise<ReportedCondition[]> {
-    return this.serve.controller.currentConditions().map((c) => ({
-      object: c.object,
-      type: c.type,
-      status: c.status,
-      severity: c.severity,
-      reason: c.reason,
-      message: c.message,
-    }));
+    return this.serve.controller.currentConditions().map(reportedCondition);
   }
 
   async stop(): Promise<void> {

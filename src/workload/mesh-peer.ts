@@ -45,6 +45,63 @@ export interface SidecarOptions {
   metadata?: Record<string, string>;
 }
 
+/** The agent's files in `dir`, by the names grpc's file_watcher provider takes. */
+export function agentFiles(dir: string): {
+  certificateFile: string;
+  privateKeyFile: string;
+  caCertificateFile: string;
+} {
+  return {
+    certificateFile: join(dir, CERT_FILE),
+    privateKeyFile: join(dir, KEY_FILE),
+    caCertificateFile: join(dir, CA_FILE),
+  };
+}
+
+/**
+ * The bootstrap of a proxyless gRPC workload beside an agent: xDS through the agent's relay
+ * (grpc-js-xds speaks only plaintext xDS), certificates from the agent's folder `certDir`. In a
+ * pod injected with `weft.dev/flavor: grpc` the relay is 127.0.0.1:15010 and the folder
+ * /var/run/weft/certs.
+ */
+export function agentBootstrap(o: {
+  xdsServer: string;
+  nodeId: string;
+  certDir: string;
+  metadata?: Record<string, string>;
+}): Record<string, unknown> {
+  const files = agentFiles(o.certDir);
+  return proxylessBootstrap({
+    xdsServer: o.xdsServer,
+    nodeId: o.nodeId,
+    ...(o.metadata ? { metadata: o.metadata } : {}),
+    certificateProviders: {
+      [IDENTITY_SECRET]: { certificate_file: files.certificateFile, private_key_file: files.privateKeyFile },
+      [TRUST_SECRET]: { ca_certificate_file: files.caCertificateFile },
+    },
+  });
+}
+
+/**
+ * mTLS channel credentials from the agent's files in `dir` (read once), accepting only a server
+ * whose certificate's SPIFFE ID is `serverIdentity`: a client that is not a gRPC workload, such as
+ * a CSDS query to Weft's mTLS xDS port, uses these.
+ */
+export function agentFileCredentials(dir: string, serverIdentity: string): ChannelCredentials {
+  const files = agentFiles(dir);
+  return credentials.createSsl(
+    readFileSync(files.caCertificateFile),
+    readFileSync(files.privateKeyFile),
+    readFileSync(files.certificateFile),
+    {
+      checkServerIdentity: (_host, cert) => {
+        const uris = uriSans(new X509Certificate(cert.raw));
+        return uris[0] === serverIdentity ? undefined : new Error(`server is ${uris.join(',')}`);
+      },
+    },
+  );
+}
+
 /** Starts an agent (first certificate written) and its xDS relay on a free loopback port. */
 export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
   const agent = new WorkloadAgent({
@@ -55,11 +112,6 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     bundleRefreshMs: 2000,
   });
   await agent.start();
-  const files = {
-    certificateFile: join(o.dir, CERT_FILE),
-    privateKeyFile: join(o.dir, KEY_FILE),
-    caCertificateFile: join(o.dir, CA_FILE),
-  };
   const relay = await startAgentRelay({
     agent,
     outDir: o.dir,
@@ -67,32 +119,18 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     upstream: o.xdsTarget,
     serverIdentity: controlPlaneIdentity(o.trustDomain),
   });
-  const bootstrap = proxylessBootstrap({
+  const bootstrap = agentBootstrap({
     xdsServer: `127.0.0.1:${relay.port}`,
     nodeId: o.nodeId,
+    certDir: o.dir,
     ...(o.metadata ? { metadata: o.metadata } : {}),
-    certificateProviders: {
-      [IDENTITY_SECRET]: { certificate_file: files.certificateFile, private_key_file: files.privateKeyFile },
-      [TRUST_SECRET]: { ca_certificate_file: files.caCertificateFile },
-    },
   });
   return {
     agent,
     relay,
     dir: o.dir,
     bootstrap,
-    directCredentials: (serverIdentity) =>
-      credentials.createSsl(
-        readFileSync(files.caCertificateFile),
-        readFileSync(files.privateKeyFile),
-        readFileSync(files.certificateFile),
-        {
-          checkServerIdentity: (_host, cert) => {
-            const uris = uriSans(new X509Certificate(cert.raw));
-            return uris[0] === serverIdentity ? undefined : new Error(`server is ${uris.join(',')}`);
-          },
-        },
-      ),
+    directCredentials: (serverIdentity) => agentFileCredentials(o.dir, serverIdentity),
     stop: async () => {
       agent.stop();
       await relay.stop();

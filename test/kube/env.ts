@@ -32,6 +32,39 @@ export const WAIT_FOR_WEFT_CRDS: readonly string[] = [
   'app.kubernetes.io/part-of=weft',
 ];
 
+/**
+ * Weft's injector webhook configuration as deploy/helm/weft registers it, but reached by `url`
+ * (nothing runs Weft as a Service here) and without a caBundle: Weft writes that at start.
+ */
+export function injectorWebhookByUrl(url: string): string {
+  return JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'weft-sidecar-injector' },
+    webhooks: [
+      {
+        name: 'sidecar.weft.dev',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Ignore',
+        timeoutSeconds: 10,
+        reinvocationPolicy: 'Never',
+        namespaceSelector: { matchLabels: { 'weft.dev/mesh': 'enabled' } },
+        rules: [
+          {
+            operations: ['CREATE'],
+            apiGroups: [''],
+            apiVersions: ['v1'],
+            resources: ['pods'],
+            scope: 'Namespaced',
+          },
+        ],
+        clientConfig: { url },
+      },
+    ],
+  });
+}
+
 /** Finds the binaries: WEFT_KUBE_BIN, else the newest folder of the setup script's cache. */
 export function kubeBinDir(): string {
   if (process.env.WEFT_KUBE_BIN) return process.env.WEFT_KUBE_BIN;

@@ -13,7 +13,7 @@ import { WEBHOOK_CONFIGURATION } from '../../src/inject/webhook';
 import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
 import { webPod } from '../inject/pods';
-import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
+import { injectorWebhookByUrl, type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
@@ -65,35 +65,7 @@ describe('sidecar injection on a real kube-apiserver', () => {
     const port = await freePort();
     // As deploy/helm/weft registers it, but by URL (nothing runs Weft as a Service here) and
     // without a caBundle: Weft writes that.
-    await kubectl(
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'admissionregistration.k8s.io/v1',
-        kind: 'MutatingWebhookConfiguration',
-        metadata: { name: WEBHOOK_CONFIGURATION },
-        webhooks: [
-          {
-            name: 'sidecar.weft.dev',
-            admissionReviewVersions: ['v1'],
-            sideEffects: 'None',
-            failurePolicy: 'Ignore',
-            timeoutSeconds: 10,
-            reinvocationPolicy: 'Never',
-            namespaceSelector: { matchLabels: { 'weft.dev/mesh': 'enabled' } },
-            rules: [
-              {
-                operations: ['CREATE'],
-                apiGroups: [''],
-                apiVersions: ['v1'],
-                resources: ['pods'],
-                scope: 'Namespaced',
-              },
-            ],
-            clientConfig: { url: `https://127.0.0.1:${port}/inject` },
-          },
-        ],
-      }),
-    );
+    await kubectl(['apply', '-f', '-'], injectorWebhookByUrl(`https://127.0.0.1:${port}/inject`));
     weft = await startKubeServe({
       kubeconfig: env.kubeconfigPath,
       replica: 'weft-a',
