@@ -147,4 +147,25 @@ describe('state-of-the-world ADS over real gRPC', () => {
     assert.deepEqual(names, ['a', 'b']);
     assert.ok(res[0]?.configs.every((x) => x.clientStatus === 'ACKED'));
   });
+
+  it('lists over CSDS what a proxy asked for and was never sent, as REQUESTED', async () => {
+    const { csdsFetch } = await import('./csds-client');
+    ads.set('g7', { [ENDPOINT]: [endpoints('a', [1])] });
+    const c = ads.client({ nodeId: 'p7', cluster: 'g7' });
+    c.subscribe(ENDPOINT, ['a', 'missing']);
+    await c.waitFor(() => c.resources(ENDPOINT).has('a'));
+    const configs = (await csdsFetch(ads.target, 'p7'))[0]?.configs ?? [];
+    assert.deepEqual(
+      configs.map((x) => [x.name, x.clientStatus]),
+      [
+        ['a', 'ACKED'],
+        ['missing', 'REQUESTED'],
+      ],
+    );
+    // Once the snapshot has it, it is sent and no longer listed as only requested.
+    ads.set('g7', { [ENDPOINT]: [endpoints('a', [1]), endpoints('missing', [2])] });
+    await c.waitFor(() => c.resources(ENDPOINT).has('missing'));
+    const after = (await csdsFetch(ads.target, 'p7'))[0]?.configs ?? [];
+    assert.equal(after.filter((x) => x.name === 'missing').length, 1);
+  });
 });

@@ -61,6 +61,7 @@ const CLIENT_REQUESTED = 1;
 const CLIENT_ACKED = 3;
 const CLIENT_NACKED = 4;
 const CONFIG_SYNCED = 1;
+const CONFIG_NOT_SENT = 2;
 const CONFIG_STALE = 3;
 const CONFIG_ERROR = 4;
 
@@ -111,6 +112,18 @@ export function encodeClientStatusResponse(source: CsdsSource, req: ClientStatus
           w.uint32(34).string(t.lastNack.version);
           w.ldelim();
         }
+        w.ldelim();
+      }
+      // Names the proxy asked for that it was never sent (absent from its snapshot, or the
+      // response not written yet): listing them shows a subscription the config does not meet.
+      if (t.subscribed === '*') continue;
+      for (const name of t.subscribed) {
+        if (resources.has(name)) continue;
+        w.uint32(26).fork();
+        w.uint32(10).string(typeUrl);
+        w.uint32(18).string(name);
+        w.uint32(48).int32(CONFIG_NOT_SENT);
+        w.uint32(56).int32(CLIENT_REQUESTED);
         w.ldelim();
       }
     }
