@@ -4,6 +4,8 @@
  * them as the real data plane: routing, splits, RBAC and mTLS are enforced by grpc-js-xds from
  * the config Weft serves, not by anything in this file.
  */
+
+import type { Server as NetServer } from 'node:net';
 import {
   type ChannelCredentials,
   Client,
@@ -150,6 +152,7 @@ export async function startEchoServer(o: EchoServerOptions): Promise<EchoServer>
     server.bindAsync(o.address, o.credentials ?? GrpcServerCredentials.createInsecure(), (err) =>
       err ? reject(err) : resolve(),
     );
+    if (o.bootstrap) pinXdsListen(server, o.address, (err) => reject(err));
   });
   return {
     name: o.name,
@@ -161,6 +164,29 @@ export async function startEchoServer(o: EchoServerOptions): Promise<EchoServer>
         resolve();
       }),
   };
+}
+
+/** The part of grpc-js-xds 1.14's XdsServer internals {@link pinXdsListen} touches. */
+interface XdsServerInternals {
+  boundPortMap?: Map<string, { tcpServer?: NetServer }>;
+}
+
+/**
+ * grpc-js-xds 1.14 binds an xDS server's socket with `listen(port)` once its Listener arrives,
+ * dropping the host of the address it was given: the server would listen on every interface,
+ * and a listen error (the port taken meanwhile) is an unhandled 'error' event that ends the
+ * process. This binds the socket to the given host and turns a listen error into a rejected
+ * start. It touches the server's internals, so it does nothing when they are not as expected.
+ */
+function pinXdsListen(server: unknown, address: string, fail: (err: Error) => void): void {
+  const tcp = (server as XdsServerInternals).boundPortMap?.get(address)?.tcpServer;
+  if (!tcp || typeof tcp.listen !== 'function') return;
+  const host = address.startsWith('[')
+    ? address.slice(1, address.lastIndexOf(']'))
+    : address.slice(0, address.lastIndexOf(':'));
+  const listen = tcp.listen.bind(tcp) as (port: number, host: string, cb?: () => void) => NetServer;
+  tcp.listen = ((port: number, cb?: () => void) => listen(port, host, cb)) as NetServer['listen'];
+  tcp.on('error', (err: Error) => fail(new Error(`echo server cannot listen on ${address}: ${err.message}`)));
 }
 
 /** An echo client dialing through xDS. */

@@ -3,6 +3,7 @@
  * our ADS server sends, and real RPCs show that routing, splitting and NACK handling work.
  */
 import assert from 'node:assert/strict';
+import { connect, createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { typeUrlOf } from '../../src/envoy/codec';
 import { freePort } from '../../src/net';
@@ -113,6 +114,17 @@ function input(ports: [number, number], weights: [number, number], extraCluster?
   };
 }
 
+/** Resolves once a TCP connection to host:port opens (and closes it); rejects with the error. */
+function connects(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, host, () => {
+      sock.destroy();
+      resolve();
+    });
+    sock.on('error', reject);
+  });
+}
+
 async function tally(
   client: EchoClient,
   n: number,
@@ -170,6 +182,28 @@ describe('proxyless gRPC peers on config from our ADS server', () => {
     client.close();
     for (const s of servers) await s.stop();
     await t.stop();
+  });
+
+  it('binds an xDS server to the host it was given, not to every interface', async () => {
+    // Reachable on its own address; another loopback address with the same port is refused.
+    await connects('127.0.0.1', ports[0]);
+    await assert.rejects(connects('127.0.0.2', ports[0]), /ECONNREFUSED/);
+  });
+
+  it('fails the start of an xDS server whose port is taken, instead of ending the process', async () => {
+    const port = await freePort();
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    try {
+      t.set('solo', { [LISTENER]: [serverListener(port)] });
+      const bootstrap = proxylessBootstrap({ xdsServer: t.target, nodeId: 'default/solo', cluster: 'solo' });
+      await assert.rejects(
+        startEchoServer({ name: 'solo', address: `127.0.0.1:${port}`, bootstrap }),
+        /echo server cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/,
+      );
+    } finally {
+      squatter.close();
+    }
   });
 
   it('splits 80/20 over 400 real calls', async () => {
