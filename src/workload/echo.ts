@@ -6,9 +6,11 @@
  */
 
 import type { Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   type ChannelCredentials,
   Client,
+  type ConnectionInjector,
   Metadata as GrpcMetadata,
   ServerCredentials as GrpcServerCredentials,
   credentials as grpcCredentials,
@@ -19,6 +21,7 @@ import {
   type ServiceError,
   type sendUnaryData,
 } from '@grpc/grpc-js';
+import type { SocketRef } from '@grpc/grpc-js/build/src/channelz';
 import * as xds from '@grpc/grpc-js-xds';
 
 let registered = false;
@@ -134,7 +137,7 @@ export async function startEchoServer(o: EchoServerOptions): Promise<EchoServer>
   registerXds();
   const served = new Map<string, number>();
   const server = o.bootstrap
-    ? new xds.XdsServer({ [BOOTSTRAP_OPTION]: JSON.stringify(o.bootstrap), drainGraceTimeMs: 100 })
+    ? new DrainingXdsServer({ [BOOTSTRAP_OPTION]: JSON.stringify(o.bootstrap), drainGraceTimeMs: 100 })
     : new (await import('@grpc/grpc-js')).Server();
   const impl: Record<
     string,
@@ -164,6 +167,52 @@ export async function startEchoServer(o: EchoServerOptions): Promise<EchoServer>
         resolve();
       }),
   };
+}
+
+/**
+ * An xDS server whose Listener updates reach every connection. grpc-js-xds 1.14 serves each
+ * version of a Listener through its own connection injector and drains the previous one when a
+ * new version arrives, but a connection still in its TLS handshake at that moment gets its HTTP/2
+ * session after the drain and is never closed: it keeps the old filter chain, so the old RBAC
+ * for as long as the client reuses it (a caller allowed again kept being denied). Here every
+ * injector also closes, after the drain's grace time, each connection it was given that is still
+ * open, and refuses connections once destroyed.
+ */
+class DrainingXdsServer extends xds.XdsServer {
+  protected override experimentalCreateConnectionInjectorWithChannelzRef(
+    credentials: ServerCredentials,
+    channelzRef: SocketRef,
+    ownsChannelzRef?: boolean,
+  ): ConnectionInjector {
+    const inner = super.experimentalCreateConnectionInjectorWithChannelzRef(
+      credentials,
+      channelzRef,
+      ownsChannelzRef,
+    );
+    const open = new Set<Duplex>();
+    let destroyed = false;
+    return {
+      injectConnection: (socket) => {
+        if (destroyed) {
+          socket.destroy();
+          return;
+        }
+        open.add(socket);
+        socket.once('close', () => open.delete(socket));
+        inner.injectConnection(socket);
+      },
+      drain: (graceTimeMs) => {
+        inner.drain(graceTimeMs);
+        setTimeout(() => {
+          for (const socket of open) socket.destroy();
+        }, graceTimeMs).unref();
+      },
+      destroy: () => {
+        destroyed = true;
+        inner.destroy();
+      },
+    };
+  }
 }
 
 /** The part of grpc-js-xds 1.14's XdsServer internals {@link pinXdsListen} touches. */

@@ -133,13 +133,30 @@ export class AdsClient extends EventEmitter {
         initial_resource_versions: first ? (this.opts.initialVersions?.[typeUrl] ?? {}) : {},
       });
     } else {
-      this.send({
-        type_url: typeUrl,
-        resource_names: [...set],
-        version_info: this.versions.get(typeUrl) ?? '',
-        response_nonce: this.nonces.get(typeUrl) ?? '',
-      });
+      this.sendSubscription(typeUrl);
     }
+  }
+
+  /** Drops `names` from a type's subscription (a state-of-the-world list can become empty). */
+  unsubscribe(typeUrl: string, names: string[]): void {
+    const set = this.subscriptions.get(typeUrl);
+    if (!set) return;
+    for (const n of names) set.delete(n);
+    if (this.opts.mode === 'delta') {
+      this.send({ type_url: typeUrl, resource_names_unsubscribe: names });
+    } else {
+      this.sendSubscription(typeUrl);
+    }
+  }
+
+  /** A state-of-the-world request carrying the type's whole subscription. */
+  private sendSubscription(typeUrl: string): void {
+    this.send({
+      type_url: typeUrl,
+      resource_names: [...(this.subscriptions.get(typeUrl) ?? [])],
+      version_info: this.versions.get(typeUrl) ?? '',
+      response_nonce: this.nonces.get(typeUrl) ?? '',
+    });
   }
 
   /** Sends a raw request object (protobufjs object form); used by fault tests. */

@@ -6,9 +6,13 @@
  * from the SPIFFE ID in the caller's certificate; the caller checks the server's SPIFFE ID.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
+import { connect as http2Connect } from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { ServerCredentials, status } from '@grpc/grpc-js';
 import type { RunningServe } from '../../src/cli/serve';
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../../src/identity/names';
@@ -79,6 +83,64 @@ async function codeOf(p: Promise<unknown>): Promise<number> {
     return status.OK;
   } catch (e) {
     return (e as CallError).code ?? -1;
+  }
+}
+
+/**
+ * One echo Get over an already-open TCP socket: TLS with `from`'s certificate, then HTTP/2 by
+ * hand (grpc-js cannot be handed a socket). Resolves to `grpc-status N`, or `closed: <error>`.
+ */
+async function rawGet(socket: Socket, from: Sidecar): Promise<string> {
+  if (socket.destroyed) return 'closed: the server closed the connection';
+  try {
+    const secure = tlsConnect({
+      socket,
+      ca: readFileSync(join(from.dir, CA_FILE)),
+      cert: readFileSync(join(from.dir, CERT_FILE)),
+      key: readFileSync(join(from.dir, KEY_FILE)),
+      ALPNProtocols: ['h2'],
+      // The server's SPIFFE ID is not what this test is about.
+      checkServerIdentity: () => undefined,
+    });
+    // The server may close the socket before or during the handshake, without an error.
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', () => resolve());
+      secure.once('error', reject);
+      secure.once('close', () => reject(new Error('socket closed before the handshake completed')));
+    });
+    const session = http2Connect('https://store', { createConnection: () => secure });
+    try {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/weft.echo.Echo/Get',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      const body = Buffer.from('{}');
+      const frame = Buffer.alloc(5 + body.length);
+      frame.writeUInt32BE(body.length, 1);
+      body.copy(frame, 5);
+      req.end(frame);
+      req.resume();
+      return await new Promise<string>((resolve, reject) => {
+        let code: string | undefined;
+        const take = (h: Record<string, unknown>): void => {
+          if (h['grpc-status'] !== undefined) code = String(h['grpc-status']);
+        };
+        req.on('response', take);
+        req.on('trailers', take);
+        req.on('close', () => resolve(code === undefined ? 'closed: no status' : `grpc-status ${code}`));
+        req.on('error', reject);
+        session.on('close', () =>
+          resolve(code === undefined ? 'closed: session closed' : `grpc-status ${code}`),
+        );
+        session.on('error', reject);
+      });
+    } finally {
+      session.destroy();
+    }
+  } catch (e) {
+    return `closed: ${(e as Error).message}`;
   }
 }
 
@@ -240,6 +302,36 @@ describe('mTLS between real proxyless gRPC peers, policy from the peer certifica
       });
     }
     await firstSuccess(direct(buyer));
+  });
+
+  it('applies a policy change to connections opened before it, even mid-handshake', async () => {
+    // A connection the server accepts while thief is denied, whose handshake completes only
+    // after a TrafficTarget allowing thief is live: it must not keep the old (deny) policy.
+    assert.equal(await codeOf(direct(thief).call('Get')), status.PERMISSION_DENIED);
+    const raw = netConnect(A.v1Port, A.v1);
+    await once(raw, 'connect');
+    const compiled = weft.nextCompile();
+    cfg.write(
+      'access.yaml',
+      `${BUYER_MAY_GET}---\n${BUYER_MAY_GET.replace('buyer-to-store', 'thief-to-store').replace('name: buyer, namespace', 'name: thief, namespace')}`,
+    );
+    await compiled;
+    const allowed = direct(thief);
+    await firstSuccess(allowed);
+    await sleep(300);
+    const outcome = await rawGet(raw, thief);
+    assert.notEqual(outcome, `grpc-status ${status.PERMISSION_DENIED}`, 'served by the replaced policy');
+    // Back to buyer only.
+    const restored = weft.nextCompile();
+    cfg.write('access.yaml', BUYER_MAY_GET);
+    await restored;
+    const end = Date.now() + 15_000;
+    while (
+      Date.now() < end &&
+      (await codeOf(direct(thief).call('Get', {}, 2000))) !== status.PERMISSION_DENIED
+    )
+      await sleep(100);
+    assert.equal(await codeOf(direct(thief).call('Get')), status.PERMISSION_DENIED);
   });
 
   it('denies the allowed source within seconds of its TrafficTarget being deleted', async () => {

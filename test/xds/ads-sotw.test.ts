@@ -30,6 +30,27 @@ describe('state-of-the-world ADS over real gRPC', () => {
     assert.equal(status.types.cds?.ackedVersion, c.version(CLUSTER));
   });
 
+  it('treats an empty CDS list after named ones as "none", not as a wildcard', async () => {
+    ads.set('g8', { [CLUSTER]: [cluster('a'), cluster('b'), cluster('c')] });
+    const c = ads.client({ nodeId: 'p8', cluster: 'g8' });
+    const seen: ReceivedResponse[] = [];
+    c.on('response', (r: ReceivedResponse) => seen.push(r));
+    c.subscribe(CLUSTER, ['a']);
+    await c.waitFor(() => seen.length === 1, 5000, 'cds a');
+    // Dropping the last name: the answer is empty, not every cluster of the group.
+    c.unsubscribe(CLUSTER, ['a']);
+    await c.waitFor(() => seen.length === 2, 5000, 'cds none');
+    assert.deepEqual(seen[1]?.resources, []);
+    c.subscribe(CLUSTER, ['b']);
+    await c.waitFor(() => seen.length === 3, 5000, 'cds b');
+    assert.deepEqual(
+      seen[2]?.resources.map((r) => r.name),
+      ['b'],
+    );
+    const status = ads.server.registry.proxies().find((p) => p.node.id === 'p8');
+    assert.deepEqual(status?.types.cds?.subscribed, ['b']);
+  });
+
   it('answers named subscriptions with only those names, and a name once it appears', async () => {
     ads.set('g2', { [CLUSTER]: [cluster('a')], [ENDPOINT]: [endpoints('a', [1]), endpoints('b', [2])] });
     const c = ads.client({ nodeId: 'p2', cluster: 'g2' });

@@ -106,8 +106,14 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
         this.maybeReleaseHeldClusters();
       }
     }
+    // Legacy wildcard: an empty list means "everything" only on the type's first request (or while
+    // the stream is still in that mode). Once a proxy has named resources, an empty list means it
+    // wants none: grpc-js-xds sends one between dropping its last cluster and naming the next, and
+    // answering it with every cluster would hand the proxy resources it then sees "deleted" by the
+    // next, narrower response (grpc-js-xds 1.14 then never takes them back when they reappear).
     const wildcard =
-      req.resourceNames.includes('*') || (req.resourceNames.length === 0 && FULL_STATE_TYPES.has(typeUrl));
+      req.resourceNames.includes('*') ||
+      (req.resourceNames.length === 0 && FULL_STATE_TYPES.has(typeUrl) && (!st || st.wildcard));
     const names = internNames(req.resourceNames.filter((n) => n !== '*'));
     if (!st) {
       st = { wildcard, names, force: true, dirty: true, sent: new Map() };
