@@ -137,7 +137,7 @@ export async function startEchoServer(o: EchoServerOptions): Promise<EchoServer>
   registerXds();
   const served = new Map<string, number>();
   const server = o.bootstrap
-    ? new DrainingXdsServer({ [BOOTSTRAP_OPTION]: JSON.stringify(o.bootstrap), drainGraceTimeMs: 100 })
+    ? new FixedXdsServer({ [BOOTSTRAP_OPTION]: JSON.stringify(o.bootstrap), drainGraceTimeMs: 100 })
     : new (await import('@grpc/grpc-js')).Server();
   const impl: Record<
     string,
@@ -155,7 +155,6 @@ export async function startEchoServer(o: EchoServerOptions): Promise<EchoServer>
     server.bindAsync(o.address, o.credentials ?? GrpcServerCredentials.createInsecure(), (err) =>
       err ? reject(err) : resolve(),
     );
-    if (o.bootstrap) pinXdsListen(server, o.address, (err) => reject(err));
   });
   return {
     name: o.name,
@@ -169,16 +168,47 @@ export async function startEchoServer(o: EchoServerOptions): Promise<EchoServer>
   };
 }
 
-/**
- * An xDS server whose Listener updates reach every connection. grpc-js-xds 1.14 serves each
- * version of a Listener through its own connection injector and drains the previous one when a
- * new version arrives, but a connection still in its TLS handshake at that moment gets its HTTP/2
- * session after the drain and is never closed: it keeps the old filter chain, so the old RBAC
- * for as long as the client reuses it (a caller allowed again kept being denied). Here every
- * injector also closes, after the drain's grace time, each connection it was given that is still
- * open, and refuses connections once destroyed.
- */
-class DrainingXdsServer extends xds.XdsServer {
+/** The part of grpc-js-xds 1.14's XdsServer internals {@link FixedXdsServer.bindAsync} touches. */
+interface XdsServerInternals {
+  boundPortMap?: Map<string, { tcpServer?: NetServer }>;
+}
+
+/** grpc-js-xds 1.14's xDS server with two of its bugs worked around (see each method). */
+class FixedXdsServer extends xds.XdsServer {
+  /**
+   * grpc-js-xds binds the socket with `listen(port)` once its Listener arrives, dropping the host
+   * of the address it was given: the server would listen on every interface, and a listen error
+   * (the port taken meanwhile) is an unhandled 'error' event that ends the process. Here the
+   * socket is bound to the given host and a listen error goes to `callback`. This touches the
+   * server's internals, so it does nothing more when they are not as expected.
+   */
+  override bindAsync(
+    port: string,
+    creds: ServerCredentials,
+    callback: (error: Error | null, port: number) => void,
+  ): void {
+    super.bindAsync(port, creds, callback);
+    const tcp = (this as unknown as XdsServerInternals).boundPortMap?.get(port)?.tcpServer;
+    if (!tcp || typeof tcp.listen !== 'function') return;
+    const host = port.startsWith('[')
+      ? port.slice(1, port.lastIndexOf(']'))
+      : port.slice(0, port.lastIndexOf(':'));
+    const listen = tcp.listen.bind(tcp) as (p: number, host: string, cb?: () => void) => NetServer;
+    tcp.listen = ((p: number, cb?: () => void) => listen(p, host, cb)) as NetServer['listen'];
+    tcp.on('error', (err: Error) =>
+      callback(new Error(`echo server cannot listen on ${port}: ${err.message}`), 0),
+    );
+  }
+
+  /**
+   * Listener updates reach every connection. grpc-js-xds serves each version of a Listener
+   * through its own connection injector and drains the previous one when a new version arrives,
+   * but a connection still in its TLS handshake at that moment gets its HTTP/2 session after the
+   * drain and is never closed: it keeps the old filter chain, so the old RBAC for as long as the
+   * client reuses it (a caller allowed again kept being denied). Here every injector also closes,
+   * after the drain's grace time, each connection it was given that is still open, and refuses
+   * connections once destroyed.
+   */
   protected override experimentalCreateConnectionInjectorWithChannelzRef(
     credentials: ServerCredentials,
     channelzRef: SocketRef,
@@ -213,29 +243,6 @@ class DrainingXdsServer extends xds.XdsServer {
       },
     };
   }
-}
-
-/** The part of grpc-js-xds 1.14's XdsServer internals {@link pinXdsListen} touches. */
-interface XdsServerInternals {
-  boundPortMap?: Map<string, { tcpServer?: NetServer }>;
-}
-
-/**
- * grpc-js-xds 1.14 binds an xDS server's socket with `listen(port)` once its Listener arrives,
- * dropping the host of the address it was given: the server would listen on every interface,
- * and a listen error (the port taken meanwhile) is an unhandled 'error' event that ends the
- * process. This binds the socket to the given host and turns a listen error into a rejected
- * start. It touches the server's internals, so it does nothing when they are not as expected.
- */
-function pinXdsListen(server: unknown, address: string, fail: (err: Error) => void): void {
-  const tcp = (server as XdsServerInternals).boundPortMap?.get(address)?.tcpServer;
-  if (!tcp || typeof tcp.listen !== 'function') return;
-  const host = address.startsWith('[')
-    ? address.slice(1, address.lastIndexOf(']'))
-    : address.slice(0, address.lastIndexOf(':'));
-  const listen = tcp.listen.bind(tcp) as (port: number, host: string, cb?: () => void) => NetServer;
-  tcp.listen = ((port: number, cb?: () => void) => listen(port, host, cb)) as NetServer['listen'];
-  tcp.on('error', (err: Error) => fail(new Error(`echo server cannot listen on ${address}: ${err.message}`)));
 }
 
 /** An echo client dialing through xDS. */
