@@ -28,6 +28,7 @@ import { CONTROL_PLANE_SERVICE_ACCOUNT } from '../identity/names';
 import { controlPlaneIdentity } from '../identity/tls';
 import { INJECTED } from '../inject/mutate';
 import { CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY } from '../kube/ca-bundle';
+import { runProcess } from '../process';
 import { type CallRequest, callResponseSchema } from '../workload/caller-control';
 import { agentFileCredentials } from '../workload/mesh-peer';
 import { fetchProxyConfigs } from './csds';
@@ -72,23 +73,12 @@ export class Kubectl {
   }
 
   /** Runs kubectl to completion; resolves to its stdout, rejects with its stderr. */
-  run(args: readonly string[], stdin?: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const p = spawn(this.bin, this.args(args), { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (b: Buffer) => {
-        stdout += b.toString();
-      });
-      p.stderr.on('data', (b: Buffer) => {
-        stderr += b.toString();
-      });
-      p.on('error', (err) => reject(new Error(`cannot run ${this.bin}: ${err.message}`)));
-      p.on('close', (code) =>
-        code === 0 ? resolve(stdout) : reject(new Error(`kubectl ${args.join(' ')}: ${stderr.trim()}`)),
-      );
-      p.stdin.end(stdin ?? '');
+  async run(args: readonly string[], stdin?: string): Promise<string> {
+    const r = await runProcess(this.bin, this.args(args), stdin).catch((err: Error) => {
+      throw new Error(`cannot run ${this.bin}: ${err.message}`);
     });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
   }
 
   /** `kubectl get ... -o json`, parsed. */

@@ -26,7 +26,7 @@ import {
 } from '../../src/workload/mesh-peer';
 import { addresses, ConfigDir, workloads } from '../mesh/mesh-fixture';
 import { startSecureMesh } from './secure-mesh';
-import { sleep, tempDir } from './util';
+import { codeOf, sleep, tempDir } from './util';
 
 const TD = 'cluster.local';
 const STORE = `spiffe://${TD}/ns/shop/sa/store`;
@@ -74,15 +74,6 @@ async function errorOf(p: Promise<unknown>): Promise<CallError> {
     return { code: status.OK };
   } catch (e) {
     return e as CallError;
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return status.OK;
-  } catch (e) {
-    return (e as CallError).code ?? -1;
   }
 }
 

@@ -39,7 +39,7 @@ import { type Sidecar, xdsChannelCredentials } from '../../src/workload/mesh-pee
 import { SECRET } from '../../src/xds/resource-types';
 import { addresses, BUYER_MAY_CALL, ConfigDir, workloads } from '../mesh/mesh-fixture';
 import { startSecureMesh } from './secure-mesh';
-import { secretsClient, sleep, tempDir, waitUntil } from './util';
+import { codeOf, secretsClient, sleep, tempDir, waitUntil } from './util';
 
 const WEFT = join(__dirname, '..', '..', '..', 'bin', 'weft.js');
 const TD = 'cluster.local';
@@ -95,15 +95,6 @@ function presented(host: string, port: number, client: { certPem: string; keyPem
     });
     s.once('error', reject);
   });
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return status.OK;
-  } catch (e) {
-    return (e as { code?: number }).code ?? -1;
-  }
 }
 
 /** Runs `weft ca rotate` and returns when the new root signs and until when the old one is trusted. */

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
 import { type CaOptions, CertificateAuthority } from '../../src/identity/ca';
 import { writeFileAtomic } from '../../src/identity/files';
 import { IDENTITY_SECRET, TRUST_SECRET } from '../../src/identity/names';
@@ -93,6 +94,16 @@ export async function waitUntil(pred: () => boolean, timeoutMs = 10_000, what = 
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The gRPC status a call ends with: OK when it resolves, the error's code when it rejects. */
+export async function codeOf(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+    return status.OK;
+  } catch (e) {
+    return (e as { code?: number }).code ?? -1;
+  }
+}
 
 /** Resolves to true when something accepts TCP connections on the loopback port. */
 export function listening(port: number): Promise<boolean> {

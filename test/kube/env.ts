@@ -9,6 +9,7 @@ import { request } from 'node:https';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/net';
+import { type ProcessResult, runProcess } from '../../src/process';
 
 /** A running API server. */
 export interface KubeEnv {
@@ -16,7 +17,7 @@ export interface KubeEnv {
   readonly server: string;
   readonly binDir: string;
   /** Runs kubectl against the server. */
-  kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  kubectl(args: string[], stdin?: string): Promise<ProcessResult>;
   /** Stops and starts kube-apiserver (same ports, same etcd), to test watch resilience. */
   restartApiServer(): Promise<void>;
   stop(): Promise<void>;
@@ -235,21 +236,7 @@ current-context: test
 `,
   );
   const kubectl = (args: string[], stdin?: string) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const p = spawn(join(bin, 'kubectl'), ['--kubeconfig', kubeconfigPath, ...args], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (b: Buffer) => {
-        stdout += b.toString();
-      });
-      p.stderr.on('data', (b: Buffer) => {
-        stderr += b.toString();
-      });
-      p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      p.stdin.end(stdin ?? '');
-    });
+    runProcess(join(bin, 'kubectl'), ['--kubeconfig', kubeconfigPath, ...args], stdin);
   return {
     kubeconfigPath,
     server,

@@ -25,7 +25,7 @@ import {
   xdsChannelCredentials,
   xdsServerCredentials,
 } from '../../src/workload/mesh-peer';
-import { tempDir } from '../identity/util';
+import { codeOf, tempDir } from '../identity/util';
 import { addresses, BUYER_MAY_CALL, markFixturePodsReady, workloads } from '../mesh/mesh-fixture';
 import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 
@@ -45,15 +45,6 @@ async function eventually(what: string, check: () => Promise<boolean> | boolean,
     }
     if (Date.now() > end) throw new Error(`never happened within ${ms} ms: ${what}${last}`);
     await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return status.OK;
-  } catch (e) {
-    return (e as { code?: number }).code ?? -1;
   }
 }
 
