@@ -11,10 +11,10 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { setLogLevel } from '../log';
 import { freePort } from '../net';
+import { startServe } from '../serve';
 import { DEMO_ACCESS, DEMO_SERVICE_PORT, demoSplit, demoWorkloads } from '../workload/demo-mesh';
 import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../workload/echo';
 import type { CommandRegistrar } from './index';
-import { startServe } from './serve';
 
 interface DemoFlags {
   dir?: string;

@@ -21,10 +21,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ChannelCredentials, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from '../../test/kube/env';
-import { type RunningKubeServe, startKubeServe } from '../cli/serve-kube';
 import { allCrdsYaml } from '../crds/render';
 import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../identity/tls';
 import { freePort } from '../net';
+import { type RunningKubeServe, startKubeServe } from '../serve';
 import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../workload/echo';
 import {
   type Sidecar,

@@ -19,7 +19,6 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type RunningKubeServe, startKubeServe } from '../../src/cli/serve-kube';
 import { ClusterDriver, DirectTransport } from '../../src/conformance/cluster-driver';
 import { runSuite } from '../../src/conformance/runner';
 import { loadSuite, type Suite } from '../../src/conformance/schema';
@@ -27,6 +26,7 @@ import { allCrdsYaml } from '../../src/crds/render';
 import { GRPC_RELAY_ADDRESS, INJECTED } from '../../src/inject/mutate';
 import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
+import { type RunningKubeServe, startKubeServe } from '../../src/serve';
 import { type CallerControl, startCallerControl } from '../../src/workload/caller-control';
 import { type EchoServer, startEchoServer } from '../../src/workload/echo';
 import {

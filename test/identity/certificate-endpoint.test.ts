@@ -10,12 +10,12 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { type RunningServe, startServe } from '../../src/cli/serve';
 import { WorkloadAgent } from '../../src/identity/agent';
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../../src/identity/names';
 import { CertificateClient } from '../../src/identity/signing';
 import { controlPlaneIdentity } from '../../src/identity/tls';
 import { createCsr, generateKey, uriSans } from '../../src/identity/x509';
+import { type RunningServe, startServe } from '../../src/serve';
 import { addresses, ConfigDir, workloads } from '../mesh/mesh-fixture';
 import { newCa, sleep, tempDir } from './util';
 

@@ -14,9 +14,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { ServerCredentials, status } from '@grpc/grpc-js';
-import type { RunningServe } from '../../src/cli/serve';
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../../src/identity/names';
 import { freePort } from '../../src/net';
+import type { RunningServe } from '../../src/serve';
 import { EchoClient, type EchoServer, startEchoServer } from '../../src/workload/echo';
 import {
   type Sidecar,

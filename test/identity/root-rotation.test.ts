@@ -21,7 +21,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { credentials, status } from '@grpc/grpc-js';
-import type { RunningServe } from '../../src/cli/serve';
 import type { CertificateAuthority } from '../../src/identity/ca';
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../../src/identity/names';
 import {
@@ -34,6 +33,7 @@ import {
   signingKey,
 } from '../../src/identity/x509';
 import { freePort } from '../../src/net';
+import type { RunningServe } from '../../src/serve';
 import { EchoClient, type EchoServer } from '../../src/workload/echo';
 import { type Sidecar, xdsChannelCredentials } from '../../src/workload/mesh-peer';
 import { SECRET } from '../../src/xds/resource-types';

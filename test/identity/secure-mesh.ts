@@ -6,7 +6,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type RunningServe, type ServeOptions, startServe } from '../../src/cli/serve';
+import { type RunningServe, type ServeOptions, startServe } from '../../src/serve';
 import { type EchoServer, startEchoServer } from '../../src/workload/echo';
 import { type Sidecar, startSidecar, xdsServerCredentials } from '../../src/workload/mesh-peer';
 import type { FixtureAddresses } from '../mesh/mesh-fixture';

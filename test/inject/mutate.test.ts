@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { injectorFromFlags } from '../../src/cli/serve';
 import { SIDECAR } from '../../src/inject/bootstrap';
 import { captureRules } from '../../src/inject/capture';
 import { ANNOTATION, type InjectorOptions, injectPod } from '../../src/inject/mutate';
 import type { KubeObject } from '../../src/kube/client';
 import { applyJsonPatch, type JsonPatchOp } from '../../src/patch/json-patch';
+import { injectorFromFlags } from '../../src/serve';
 import { golden } from './golden';
 import { webPod } from './pods';
 

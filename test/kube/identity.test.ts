@@ -11,13 +11,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { type RunningKubeServe, startKubeServe } from '../../src/cli/serve-kube';
 import { allCrdsYaml } from '../../src/crds/render';
 import { WorkloadAgent } from '../../src/identity/agent';
 import { CERT_FILE } from '../../src/identity/names';
 import { uriSans } from '../../src/identity/x509';
 import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
+import { type RunningKubeServe, startKubeServe } from '../../src/serve';
 import { EchoClient, type EchoServer, startEchoServer } from '../../src/workload/echo';
 import {
   type Sidecar,

@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type RunningKubeServe, startKubeServe } from '../../src/cli/serve-kube';
 import { allCrdsYaml } from '../../src/crds/render';
 import { ANNOTATION } from '../../src/inject/mutate';
 import { WEBHOOK_CONFIGURATION } from '../../src/inject/webhook';
 import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
+import { type RunningKubeServe, startKubeServe } from '../../src/serve';
 import { webPod } from '../inject/pods';
 import { injectorWebhookByUrl, type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 

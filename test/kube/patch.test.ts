@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type RunningKubeServe, startKubeServe } from '../../src/cli/serve-kube';
 import { allCrdsYaml } from '../../src/crds/render';
 import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
+import { type RunningKubeServe, startKubeServe } from '../../src/serve';
 import { AdsClient } from '../../src/xds/client';
 import { ROUTE } from '../../src/xds/resource-types';
 import {

@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type RunningServe, startServe } from '../../src/cli/serve';
 import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
+import { type RunningServe, startServe } from '../../src/serve';
 import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../../src/workload/echo';
 import { addresses, BUYER_MAY_CALL, ConfigDir, split, workloads } from './mesh-fixture';
 

@@ -30,7 +30,7 @@ import {
   type ServeIdentity,
   type ServeIdentityOptions,
   startIdentityForServe,
-} from './serve-identity';
+} from './identity';
 
 const log = logger('serve');
 

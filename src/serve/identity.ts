@@ -2,14 +2,13 @@
  * Identity for `weft serve` in folder mode: the mesh CA, TLS on the xDS port with client
  * certificates required, the certificate endpoint for `weft agent`, SDS secrets per identity for
  * Envoy proxies, and a group function that believes a proxy's certificate, never its node
- * metadata (DESIGN rule 7). Kept apart from serve.ts so other input modes can reuse it.
+ * metadata (DESIGN rule 7). Shared by every input mode (folder, resources file, Kubernetes).
  *
  * Plaintext xDS needs the explicit `--insecure-xds` development flag; a missing or broken CA is
  * an error at start, never a fallback to plaintext.
  */
-import type { Command } from 'commander';
 import type { Metrics } from '../admin/metrics';
-import { formatDuration, parseDuration } from '../identity/duration';
+import { parseDuration } from '../identity/duration';
 import {
   CaError,
   type IdentityOptions,
@@ -82,26 +81,6 @@ export interface ServeIdentity {
   /** The certificate endpoint's port, when it runs. */
   readonly certificatePort: number | undefined;
   stop(): Promise<void>;
-}
-
-/** Adds the identity flags to `weft serve`. */
-export function identityFlags(c: Command): Command {
-  return c
-    .option('--ca-dir <dir>', 'the mesh CA folder (created on first start; see weft ca)')
-    .option('--ca-cert <file>', 'a root certificate you bring (PEM), with --ca-key')
-    .option('--ca-key <file>', 'the private key of --ca-cert (PEM)')
-    .option('--ca-trust <file>', 'extra roots to keep trusting (PEM), with --ca-cert')
-    .option('--trust-domain <domain>', "SPIFFE trust domain (default: the root's, else cluster.local)")
-    .option('--cert-ttl <duration>', 'lifetime of workload certificates', formatDuration(24 * 3600_000))
-    .option(
-      '--ca-address <host:port>',
-      'serve the certificate endpoint for weft agent here (folder mode checks --bootstrap-tokens; Kubernetes mode checks ServiceAccount tokens of audience weft with TokenReview)',
-    )
-    .option('--bootstrap-tokens <file>', 'tokens entitling agents to identities (weft ca token)')
-    .option(
-      '--insecure-xds',
-      'DEVELOPMENT ONLY: serve xDS in plaintext; proxies are not authenticated and can ask for any config',
-    );
 }
 
 /** The identity of an Envoy-flavor group (`envoy/<kind>/<ns>/<name>`) in `model`, if any. */
