@@ -188,6 +188,7 @@ export const meshConfig = crd('weft.dev', 'MeshConfig', 'meshconfigs', [
         trustDomain: { type: 'string', default: 'cluster.local', pattern: '^[a-z0-9.-]+$' },
         permissive: { type: 'boolean', default: false },
         clusterDomain: { type: 'string', default: 'cluster.local' },
+        outboundPassthrough: { type: 'boolean', default: true },
       }),
       status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
     }),

@@ -7,8 +7,10 @@
  *   `watched_directory`: the agent replaces the files by renaming into that folder, and Envoy reloads
  *   the pair on each move, so a renewal applies without a restart.
  * - The node: its id is `<namespace>/<pod>` (given on Envoy's command line as `--service-node`,
- *   because a pod's name is not known when it is admitted) and `metadata.FLAVOR: envoy`, which is
- *   how src/mesh/proxies.ts resolves the proxy to its Pod and flavor.
+ *   because a pod's name is not known when it is admitted), its cluster the namespace
+ *   (`--service-cluster`; Envoy refuses to start file-based SDS without both), and
+ *   `metadata.FLAVOR: envoy`, which is how src/mesh/proxies.ts resolves the proxy to its Pod and
+ *   flavor.
  * - Envoy's admin interface on 127.0.0.1 only (it can change Envoy's state), a Prometheus listener
  *   that exposes `/stats/prometheus` and nothing else of the admin API, and a health listener for
  *   Envoy's readiness and the rewritten application probes (see probes.ts).

@@ -208,6 +208,13 @@ function agentContainer(o: InjectorOptions, grpc: boolean): Container {
   };
 }
 
+/**
+ * How long Envoy lets connections on a filter chain that changed finish before closing them. HTTP
+ * access rules live in routes and apply to the next request at once; a TCP connection admitted by a
+ * network RBAC rule that was revoked lasts at most this long (Envoy's default is 600 s).
+ */
+export const ENVOY_DRAIN_SECONDS = 5;
+
 function proxyContainer(o: InjectorOptions, probes: ProbeRoute[]): Container {
   const b: BootstrapOptions = {
     ...(o.xdsAddress ? { xdsAddress: o.xdsAddress } : {}),
@@ -222,7 +229,7 @@ function proxyContainer(o: InjectorOptions, probes: ProbeRoute[]): Container {
     `printf '%s' "$WEFT_BOOTSTRAP" > ${BOOTSTRAP_FILE} && ` +
     `printf '%s' "$WEFT_SDS_CERT" > ${SDS_CERT_FILE} && ` +
     `printf '%s' "$WEFT_SDS_CA" > ${SDS_CA_FILE} && ` +
-    `exec envoy -c ${BOOTSTRAP_FILE} --service-node "$WEFT_POD_NAMESPACE/$WEFT_POD_NAME" --log-level warn`;
+    `exec envoy -c ${BOOTSTRAP_FILE} --service-node "$WEFT_POD_NAMESPACE/$WEFT_POD_NAME" --service-cluster "$WEFT_POD_NAMESPACE" --drain-time-s ${ENVOY_DRAIN_SECONDS} --log-level warn`;
   const ready = { httpGet: { port: SIDECAR.healthPort, path: SIDECAR.readyPath } };
   return {
     name: INJECTED.proxy,

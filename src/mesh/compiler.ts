@@ -83,6 +83,17 @@ function toInput(r: ProxyResources | PatchableResources): SnapshotInput {
   };
 }
 
+function conditionKey(c: Condition): string {
+  return `${c.object}|${c.type}|${c.reason}|${c.message}`;
+}
+
+/** One translation: its resources, its snapshot, and what translating found about the inputs. */
+interface GroupEntry {
+  resources: ProxyResources;
+  snapshot: Snapshot;
+  conditions: readonly Condition[];
+}
+
 /** Inputs to snapshots, incrementally. */
 export class MeshCompiler {
   /** Builds each model reusing the previous one, so unchanged model objects keep their identity. */
@@ -92,6 +103,8 @@ export class MeshCompiler {
   private model: MeshModel;
   private patches: EnvoyPatch[] = [];
   private conditions: readonly Condition[] = [];
+  /** Conditions of the inputs (parsing, the model, patch schemas), kept across recompiles. */
+  private inputConditions: readonly Condition[] = [];
   private readonly active = new Map<string, ActiveGroup>();
   /** The model's workloads by `<kind>/<namespace>/<name>`, for the list it was made from. */
   private workloadIndex: { list: readonly WorkloadModel[]; byKey: ReadonlyMap<string, WorkloadModel> } = {
@@ -99,7 +112,7 @@ export class MeshCompiler {
     byKey: new Map(),
   };
   /** Translations and their snapshots by group key; only keys of active groups are kept. */
-  private byKey = new Map<string, { resources: ProxyResources; snapshot: Snapshot }>();
+  private byKey = new Map<string, GroupEntry>();
   private readonly mtls: boolean;
   private readonly meshNamespace: string;
   /**
@@ -148,7 +161,8 @@ export class MeshCompiler {
     this.patches = patches;
     this.forgetStaleRollBacks();
     const result = this.recompile();
-    this.conditions = [...extraConditions, ...patchParse, ...built.conditions, ...result.conditions];
+    this.inputConditions = [...extraConditions, ...patchParse, ...built.conditions];
+    this.conditions = [...this.inputConditions, ...result.conditions];
     return { ...result, conditions: this.conditions, ms: performance.now() - t0, modelMs };
   }
 
@@ -161,11 +175,7 @@ export class MeshCompiler {
     const map = this.rolledBack.get(group) ?? new Map<string, RollBack>();
     map.set(patch, { ...nack, spec: JSON.stringify(current?.spec ?? null) });
     this.rolledBack.set(group, map);
-    const r = this.recompile();
-    this.conditions = [
-      ...this.conditions.filter((c) => !c.object.startsWith('EnvoyPatch/')),
-      ...r.conditions,
-    ];
+    this.conditions = [...this.inputConditions, ...this.recompile().conditions];
   }
 
   /** Drops rollbacks of patches that are gone or whose spec changed since the NACK. */
@@ -202,15 +212,19 @@ export class MeshCompiler {
 
   private translated(
     target: ProxyTarget,
-    next: Map<string, { resources: ProxyResources; snapshot: Snapshot }>,
+    next: Map<string, GroupEntry>,
     stats: { translated: number; rekeyed: number },
   ) {
     const { key, computed } = this.keys.keyOf(this.model, target);
     if (computed) stats.rekeyed++;
     let entry = next.get(key) ?? this.byKey.get(key);
     if (!entry) {
-      const { resources } = translateProxy(this.model, target, this.keys.view(this.model, target));
-      entry = { resources, snapshot: this.encoder.snapshot(toInput(resources)) };
+      const t = translateProxy(this.model, target, this.keys.view(this.model, target));
+      entry = {
+        resources: t.resources,
+        snapshot: this.encoder.snapshot(toInput(t.resources)),
+        conditions: t.conditions,
+      };
       stats.translated++;
     }
     next.set(key, entry);
@@ -224,7 +238,7 @@ export class MeshCompiler {
     changed: number;
     groups: number;
   } {
-    const next = new Map<string, { resources: ProxyResources; snapshot: Snapshot }>();
+    const next = new Map<string, GroupEntry>();
     const stats = { translated: 0, rekeyed: 0 };
     const patchable: {
       id: string;
@@ -250,7 +264,14 @@ export class MeshCompiler {
         snapshots.set(group, entry.snapshot);
       }
     }
-    let conditions: Condition[] = [];
+    // What translating found about the inputs, once per object and reason whatever the groups.
+    const found = new Map<string, Condition>();
+    for (const g of this.active.values()) {
+      for (const c of next.get(g.key)?.conditions ?? []) found.set(conditionKey(c), c);
+    }
+    let conditions: Condition[] = [...found.values()].sort((a, b) =>
+      conditionKey(a) < conditionKey(b) ? -1 : 1,
+    );
     this.patchedResources = new Map();
     if (this.patches.length > 0) {
       const r = patchMesh(
@@ -271,7 +292,7 @@ export class MeshCompiler {
           rolledBack: new Map([...this.rolledBack].map(([g, m]) => [g, new Set(m.keys())])),
         },
       );
-      conditions = r.conditions;
+      conditions = [...conditions, ...r.conditions];
       for (const p of patchable) {
         snapshots.set(p.group, this.encoder.snapshot(toInput(r.resources.get(p.id) ?? p.resources)));
         const touched = new Map<string, readonly string[]>();
@@ -331,16 +352,16 @@ export class MeshCompiler {
     this.active.set(group, { target, key: '' });
     if (this.patches.length > 0) {
       // Patches apply all-or-nothing across groups, so a new group means one more full pass.
-      const r = this.recompile();
-      this.conditions = [
-        ...this.conditions.filter((c) => !c.object.startsWith('EnvoyPatch/')),
-        ...r.conditions,
-      ];
+      this.conditions = [...this.inputConditions, ...this.recompile().conditions];
       return group;
     }
     const { key, entry } = this.translated(target, this.byKey, { translated: 0, rekeyed: 0 });
     this.active.get(group)!.key = key;
     this.cache.set(group, entry.snapshot);
+    if (entry.conditions.length > 0) {
+      const known = new Set(this.conditions.map(conditionKey));
+      this.conditions = [...this.conditions, ...entry.conditions.filter((c) => !known.has(conditionKey(c)))];
+    }
     return group;
   }
 

@@ -118,7 +118,10 @@ export function renderMesh(files: readonly ManifestFile[], opts: RenderOptions =
       flavor: p.flavor,
       resources: (patched.resources.get(p.id) as ProxyResources | undefined) ?? p.resources,
     })),
-    conditions: conditions
+    // Every Envoy proxy that may call a Service reports the same problem with it: once is enough.
+    conditions: [
+      ...new Map(conditions.map((c) => [`${c.object}|${c.type}|${c.reason}|${c.message}`, c])).values(),
+    ]
       .map((c) => ({ ...c }))
       .sort((a, b) =>
         a.object === b.object

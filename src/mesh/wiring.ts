@@ -37,10 +37,25 @@ export function afterCompile(metrics: Metrics, server: AdsServer, r: UpdateResul
   });
 }
 
+/**
+ * The resources a NACK is about. A state-of-the-world NACK covers every resource of the response,
+ * but Envoy's error text names the ones it refused (`Error adding/updating listener(s) inbound:
+ * ...`, `... in route route|80|shop/api`): when it names any of the sent resources, only those are
+ * blamed, so a patch on one listener is not rolled back because another, unpatched one was refused.
+ * A message naming none of them (a proxyless client's, say) blames every resource sent.
+ */
+export function rejectedResources(message: string, sent: readonly string[]): readonly string[] {
+  const named = sent.filter((name) => {
+    const re = new RegExp(`(?:^|[\\s'"(,])${name.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}(?:$|[\\s'",:)])`);
+    return re.test(message);
+  });
+  return named.length > 0 ? named : sent;
+}
+
 /** A NACK on a resource an EnvoyPatch changed rolls that patch back for the proxy's group. */
 export function rollBackPatchesOnNack(server: AdsServer, compiler: MeshCompiler): void {
   server.registry.on('nack', (n: NackRecord) => {
-    for (const patch of compiler.patchesTouching(n.group, n.resourceNames)) {
+    for (const patch of compiler.patchesTouching(n.group, rejectedResources(n.message, n.resourceNames))) {
       log.warn('rolling back EnvoyPatch after NACK', { patch, group: n.group, error: n.message });
       compiler.rollBack(n.group, patch, { proxy: n.proxy, message: n.message });
     }

@@ -118,7 +118,13 @@ export function patchMesh(
     const notFound: string[] = [];
     let applied = 0;
     let selected = 0;
+    let rolledBack = 0;
     for (const [proxy, list] of results) {
+      // A group the patch was rolled back for is still selected by it: say so, not "selects no proxy".
+      if (opts.rolledBack?.get(proxy)?.has(id)) {
+        rolledBack++;
+        continue;
+      }
       const r = list.find((x) => x.patch === id);
       if (!r?.selected) continue;
       selected++;
@@ -140,6 +146,15 @@ export function patchMesh(
         ...(field ? { field } : {}),
         message: `EnvoyPatch ${id} is applied nowhere: ${[...errors].sort().join('; ')}`,
       });
+    } else if (selected === 0 && rolledBack > 0) {
+      conditions.push({
+        object,
+        type: 'Applied',
+        status: 'False',
+        severity: 'Error',
+        reason: 'RolledBack',
+        message: `EnvoyPatch ${id} is rolled back on all ${rolledBack} proxy groups it selects after a proxy rejected it (see its Programmed condition); fix the patch and apply again`,
+      });
     } else if (selected === 0) {
       conditions.push({
         object,
@@ -158,6 +173,7 @@ export function patchMesh(
         reason: notFound.length === 0 ? 'Applied' : 'TargetNotFound',
         message:
           `EnvoyPatch ${id} is applied to ${applied} of ${selected} selected proxies` +
+          (rolledBack > 0 ? ` (rolled back on ${rolledBack} more after a NACK)` : '') +
           (notFound.length > 0 ? `; targets not found: ${notFound.sort().join('; ')}` : ''),
       });
     }

@@ -213,4 +213,4 @@ const VERSION = (require('../../../package.json') as { version: string }).versio
 /** Weft's image of this release (capture init container and agent). */
 export const DEFAULT_WEFT_IMAGE = `ghcr.io/weft-mesh/weft:${VERSION}`;
 /** The Envoy sidecar's default image. */
-export const DEFAULT_PROXY_IMAGE = 'envoyproxy/envoy:v1.34.1';
+export const DEFAULT_PROXY_IMAGE = 'envoyproxy/envoy:v1.40.0';

@@ -441,6 +441,7 @@ function resolveSettings(configs: readonly MeshConfig[], conditions: Condition[]
     trustDomain: winner?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
     permissive: winner?.permissive ?? false,
     clusterDomain: winner?.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
+    outboundPassthrough: winner?.outboundPassthrough ?? true,
   };
 }
 

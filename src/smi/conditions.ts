@@ -52,6 +52,10 @@ export const REASONS = {
   EndpointSliceServiceNotFound: { ...REF_WARN, effect: 'a slice for a Service that is not given; ignored' },
   EndpointSliceMissingServiceName: { ...A_IGNORED, effect: 'a slice without a service-name label; ignored' },
   UnsupportedAddressType: { ...A_OUT, effect: 'an FQDN slice; its endpoints are not served' },
+  MissingClusterIP: {
+    ...A_PART,
+    effect: 'a Service without a cluster IP that an Envoy sidecar may call; it cannot route those calls',
+  },
   // HTTPRouteGroups.
   DuplicateMatchName: { ...A_PART, effect: 'a match name used twice in a group; only the first is used' },
   InvalidMatch: {

@@ -54,6 +54,12 @@ export interface MeshSettings {
   readonly permissive: boolean;
   /** DNS suffix of the cluster, used to build service host names. Default `cluster.local`. */
   readonly clusterDomain: string;
+  /**
+   * Envoy sidecars: where a call to a destination outside the mesh goes (an address no Service of
+   * the mesh has, or a port it does not serve). True (default): passed through to the address the
+   * app dialed, unchanged, as without a sidecar. False: refused, the connection is closed.
+   */
+  readonly outboundPassthrough: boolean;
 }
 
 /**

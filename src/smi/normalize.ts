@@ -242,6 +242,7 @@ export interface MeshConfig extends Base {
   readonly trustDomain: string | null;
   readonly permissive: boolean | null;
   readonly clusterDomain: string | null;
+  readonly outboundPassthrough: boolean | null;
 }
 
 /** Any normalized object. */
@@ -812,6 +813,7 @@ const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
           trustDomain: o.spec?.trustDomain ?? null,
           permissive: o.spec?.permissive ?? null,
           clusterDomain: o.spec?.clusterDomain ?? null,
+          outboundPassthrough: o.spec?.outboundPassthrough ?? null,
         })),
     },
   ],

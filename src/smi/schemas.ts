@@ -359,6 +359,7 @@ export const MeshConfigV1alpha1 = z.object({
       trustDomain: domain.nullish(),
       permissive: z.boolean().nullish(),
       clusterDomain: domain.nullish(),
+      outboundPassthrough: z.boolean().nullish(),
     })
     .nullish(),
 });

@@ -1,19 +1,29 @@
 /**
- * The Envoy sidecar flavor. Traffic reaches Envoy through iptables redirection:
+ * The Envoy sidecar flavor. Traffic reaches Envoy through iptables redirection (src/inject/capture):
  * - Outbound listener `outbound` (15001, `original_dst` listener filter): one filter chain per
- *   reachable service port, matched on the service's cluster IP and port. HTTP and gRPC ports go
- *   through the HTTP connection manager with RDS (the same route configurations as the gRPC flavor,
- *   with every host form as domains); TCP ports through tcp_proxy (weighted clusters for a split).
- *   UDP ports are not intercepted by the sidecar and get no chain (documented limitation).
+ *   reachable service port, matched on the address the app dialed: the service's cluster IP, or for
+ *   a headless Service each endpoint's own IP (the call then goes to exactly that pod, through an
+ *   ORIGINAL_DST cluster). HTTP and gRPC ports go through the HTTP connection manager with RDS;
+ *   TCP ports through tcp_proxy (weighted clusters for a split). UDP ports are not intercepted by
+ *   the sidecar and get no chain (documented limitation). Anything else (an address or port outside
+ *   the mesh) takes the default chain: `passthrough` to the dialed address, or `refuse` when
+ *   MeshConfig `outboundPassthrough` is false.
  * - Inbound listener `inbound` (15003): one filter chain per port the workload serves, matched on
- *   the destination port, requiring a client certificate from the mesh CA (SDS), with HTTP RBAC
- *   (per-route matches from TrafficTargets) for HTTP ports and network RBAC for TCP ports, sending
- *   to the local app through `inbound|<port>` (127.0.0.1).
- * - Outbound clusters use EDS and upstream mTLS with SNI = the service host name and a SAN check on
- *   the destination's SPIFFE IDs; certificates come over SDS (`weft-identity`, `weft-ca`), whose
- *   Secret resources the identity stage adds.
+ *   the destination port, requiring a client certificate from the mesh CA (SDS), sending to the
+ *   local app through `inbound|<port>` (127.0.0.1) in the protocol the port declares. Ports the
+ *   workload does not serve take the default chain `refuse`. HTTP access rules from TrafficTargets
+ *   sit in the inbound route configuration (RBACPerRoute), not in the listener: Envoy looks routes
+ *   up per request, so a revoked permission applies to the next request on an open connection,
+ *   where a listener change would leave open connections on the old rules until they drain. TCP
+ *   ports carry network RBAC, checked when a connection opens.
+ * - Outbound clusters use EDS (ORIGINAL_DST for headless Services) and upstream mTLS with SNI = the
+ *   service host name and a SAN check on the destination's SPIFFE IDs; certificates come over SDS
+ *   (`weft-identity`, `weft-ca`), whose Secret resources the identity stage adds. Sidecars speak
+ *   TLS 1.3 only to each other.
+ * - Stat prefixes and clusters' `alt_stat_name` are {@link names.statName}s, safe for Prometheus.
  */
-import type { ServiceModel } from '../smi/model';
+import { condition } from '../smi/conditions';
+import type { Condition, ServiceModel, ServicePortModel } from '../smi/model';
 import {
   ADS_SOURCE,
   blackhole,
@@ -31,15 +41,21 @@ import { portRoutes } from './routes';
 import type { ProxyView } from './scope';
 import type { ProxyResources } from './types';
 
+const RBAC_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute';
+const HTTP_OPTIONS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+/** Between sidecars both ends are Envoy, so nothing older than TLS 1.3 is needed. */
+const TLS_PARAMS: Json = { tls_minimum_protocol_version: 'TLSv1_3' };
+
 const sds = (name: string): Json => ({ name, sds_config: ADS_SOURCE });
 
 function upstreamTls(svc: ServiceModel, identities: readonly string[]): Json {
   return {
-    name: 'envoy.transport_sockets.tls',
+    name: names.FILTER.tls,
     typed_config: {
       '@type': T.upstreamTls,
       sni: svc.hostname,
       common_tls_context: {
+        tls_params: TLS_PARAMS,
         tls_certificate_sds_secret_configs: [sds(names.IDENTITY_SECRET)],
         combined_validation_context: {
           default_validation_context: { match_typed_subject_alt_names: sanMatchers(identities) },
@@ -52,11 +68,12 @@ function upstreamTls(svc: ServiceModel, identities: readonly string[]): Json {
 
 function downstreamTls(): Json {
   return {
-    name: 'envoy.transport_sockets.tls',
+    name: names.FILTER.tls,
     typed_config: {
       '@type': T.downstreamTls,
       require_client_certificate: true,
       common_tls_context: {
+        tls_params: TLS_PARAMS,
         tls_certificate_sds_secret_configs: [sds(names.IDENTITY_SECRET)],
         validation_context_sds_secret_config: sds(names.TRUST_SECRET),
       },
@@ -68,108 +85,211 @@ function cidr(ip: string): Json {
   return { address_prefix: ip, prefix_len: ip.includes(':') ? 128 : 32 };
 }
 
-/** Translates one proxy of the Envoy flavor. */
-export function translateEnvoy(v: ProxyView): ProxyResources {
+/** A port whose app speaks HTTP/2 only: gRPC, or `appProtocol` / name `http2`, `h2c`. */
+function http2Only(p: ServicePortModel): boolean {
+  if (p.appProtocol === 'grpc') return true;
+  if (p.appProtocol !== 'http') return false;
+  const raw = p.appProtocolRaw?.toLowerCase();
+  if (raw !== undefined) return raw === 'http2' || raw === 'h2c' || raw === 'kubernetes.io/h2c';
+  return /^(http2|h2c)(-|$)/i.test(p.name);
+}
+
+/**
+ * How a cluster speaks HTTP to the app behind a port: HTTP/2 for gRPC and h2c ports; for plain
+ * `http` ports the protocol the caller used, so HTTP/1.1 and h2c apps both work end to end. TCP
+ * ports are not HTTP-aware (undefined).
+ */
+function httpProtocolOptions(p: ServicePortModel): Json | undefined {
+  if (!isHttp(p)) return undefined;
+  return {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': HTTP_OPTIONS,
+      ...(http2Only(p)
+        ? { explicit_http_config: { http2_protocol_options: {} } }
+        : { use_downstream_protocol_config: {} }),
+    },
+  };
+}
+
+function tcpProxy(chain: string, cluster: string): Json {
+  return {
+    name: names.FILTER.tcpProxy,
+    typed_config: { '@type': T.tcpProxy, stat_prefix: names.statName(chain), cluster },
+  };
+}
+
+function hcm(chain: string, routeName: string, httpFilters: Json[], extra: Json = {}): Json {
+  return {
+    name: names.FILTER.hcm,
+    typed_config: {
+      '@type': T.hcm,
+      stat_prefix: names.statName(chain),
+      rds: { route_config_name: routeName, config_source: ADS_SOURCE },
+      http_filters: httpFilters,
+      ...extra,
+    },
+  };
+}
+
+/** Collects the clusters (and assignments) one proxy needs, each once. */
+class ClusterSet {
+  private readonly names = new Set<string>();
+  constructor(private readonly out: ProxyResources) {}
+
+  add(cluster: Json, assignment?: Json): void {
+    const name = cluster.name as string;
+    if (this.names.has(name)) return;
+    this.names.add(name);
+    this.out.clusters.push(cluster);
+    if (assignment) this.out.endpoints.push(assignment);
+  }
+
+  blackhole(): void {
+    const b = blackhole();
+    this.add(b.cluster, b.endpoints);
+  }
+}
+
+/**
+ * The destination ports a headless Service's endpoints are dialed on for one service port: the
+ * endpoints' own port when they agree, else the service port (clients of a headless Service dial
+ * pod IPs on the container port).
+ */
+function headlessPort(svc: ServiceModel, port: ServicePortModel): number {
+  const found = new Set<number>();
+  for (const ep of svc.endpoints) {
+    const p = ep.ports.find((x) => x.name === port.name)?.port;
+    if (p !== undefined) found.add(p);
+  }
+  return found.size === 1 ? [...found][0]! : port.port;
+}
+
+/**
+ * Translates one proxy of the Envoy flavor; problems with input objects that only this flavor has
+ * (a Service it cannot route) are added to `conditions`.
+ */
+export function translateEnvoy(v: ProxyView, conditions: Condition[] = []): ProxyResources {
   const out: ProxyResources = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [] };
   if (!v.workload) return out;
+  const clusters = new ClusterSet(out);
   const byKey = new Map(v.outbound.map((s) => [`${s.namespace}/${s.name}`, s]));
-  const clusters = new Set<string>();
-  const needCluster = (svc: ServiceModel, port: number): void => {
+  const outboundCluster = (svc: ServiceModel, port: number): void => {
     const name = names.outboundCluster(svc.namespace, svc.name, port);
     const sp = svc.ports.find((p) => p.port === port && p.protocol === 'TCP');
-    if (clusters.has(name) || !sp) return;
-    clusters.add(name);
-    out.clusters.push({
+    if (!sp) return;
+    const options = httpProtocolOptions(sp);
+    const common: Json = {
       name,
-      type: 'EDS',
-      eds_cluster_config: { eds_config: ADS_SOURCE },
+      alt_stat_name: names.statName(name),
       connect_timeout: '5s',
-      lb_policy: 'ROUND_ROBIN',
-      ...(sp.appProtocol === 'grpc' || sp.appProtocol === 'http'
-        ? {
-            typed_extension_protocol_options: {
-              'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-                '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-                ...(sp.appProtocol === 'grpc'
-                  ? { explicit_http_config: { http2_protocol_options: {} } }
-                  : { use_downstream_protocol_config: {} }),
-              },
-            },
-          }
-        : {}),
+      ...(options ? { typed_extension_protocol_options: options } : {}),
       ...(v.mtls
         ? { transport_socket: upstreamTls(svc, v.serverIdentities[`${svc.namespace}/${svc.name}`] ?? []) }
         : {}),
-    });
-    out.endpoints.push(loadAssignment(svc, sp));
+    };
+    if (svc.headless) {
+      // The app dialed one pod of the set on purpose (web-0.web...): go to that address.
+      clusters.add({ ...common, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED' });
+    } else {
+      clusters.add(
+        { ...common, type: 'EDS', eds_cluster_config: { eds_config: ADS_SOURCE }, lb_policy: 'ROUND_ROBIN' },
+        loadAssignment(svc, sp),
+      );
+    }
   };
+
   const chains: Json[] = [];
+  // Envoy refuses a listener where two chains match the same address and port; the first service
+  // (in namespace/name order) keeps an address two of them claim.
+  const claimed = new Set<string>();
   for (const svc of v.outbound) {
-    // Calls go to the cluster IP; a service without one (headless) is called on its endpoints' IPs.
-    const destinations = svc.clusterIP
-      ? [svc.clusterIP]
-      : [...new Set(svc.endpoints.map((e) => e.ip))].sort();
-    if (destinations.length === 0) continue;
+    if (!svc.headless && !svc.clusterIP) {
+      // The API server allocates one, so this is a folder of manifests written by hand; the
+      // sidecar matches calls by the address the app dials and has nothing to match.
+      if (svc.type !== 'ExternalName') {
+        conditions.push(
+          condition(
+            { kind: 'Service', namespace: svc.namespace, name: svc.name },
+            'MissingClusterIP',
+            'has no spec.clusterIP, so Envoy sidecars cannot route calls to it (they match a call by the address the app dials; proxyless gRPC clients are not affected); set spec.clusterIP to the address clients dial (the API server allocates one in a cluster), or clusterIP: None for a headless Service',
+            'spec.clusterIP',
+          ),
+        );
+      }
+      continue;
+    }
     const split = v.splits.find((s) => s.namespace === svc.namespace && s.rootService === svc.name);
     for (const port of svc.ports) {
       if (port.protocol !== 'TCP') continue;
+      const destinationPort = svc.headless ? headlessPort(svc, port) : port.port;
+      const addresses = (
+        svc.headless ? [...new Set(svc.endpoints.map((e) => e.ip))].sort() : [svc.clusterIP!]
+      ).filter((ip) => !claimed.has(`${ip}|${destinationPort}`));
+      if (addresses.length === 0) continue;
       const routed = portRoutes(svc, port.port, split, true);
       if (routed.services.some((k) => !byKey.has(k))) continue;
-      for (const k of routed.services) needCluster(byKey.get(k)!, port.port);
-      if (routed.blackhole && !out.clusters.some((c) => c.name === names.BLACKHOLE_CLUSTER)) {
-        const b = blackhole();
-        out.clusters.push(b.cluster);
-        out.endpoints.push(b.endpoints);
-      }
+      for (const ip of addresses) claimed.add(`${ip}|${destinationPort}`);
+      for (const k of routed.services) outboundCluster(byKey.get(k)!, port.port);
+      if (routed.blackhole) clusters.blackhole();
       const chainName = names.outboundChain(svc.namespace, svc.name, port.port);
-      const match = { prefix_ranges: destinations.map(cidr), destination_port: port.port };
+      const match = { prefix_ranges: addresses.map(cidr), destination_port: destinationPort };
       if (isHttp(port)) {
         const routeName = names.outboundRoute(svc.namespace, svc.name, port.port);
-        const domains = names
-          .hostForms(svc.name, svc.namespace, v.settings.clusterDomain, svc.clusterIP)
-          .flatMap((h) => [h, `${h}:${port.port}`]);
         out.routes.push({
           name: routeName,
+          // The filter chain already chose the service by the address dialed; any Host header an
+          // app sends (an alias, an IP, a pod's own name under a headless Service) is that service.
           virtual_hosts: [
-            { name: names.virtualHost(svc.namespace, svc.name, port.port), domains, routes: routed.routes },
-          ],
-        });
-        chains.push({
-          name: chainName,
-          filter_chain_match: match,
-          filters: [
             {
-              name: 'envoy.filters.network.http_connection_manager',
-              typed_config: {
-                '@type': T.hcm,
-                stat_prefix: chainName,
-                rds: { route_config_name: routeName, config_source: ADS_SOURCE },
-                http_filters: [ROUTER_FILTER],
-              },
+              name: names.virtualHost(svc.namespace, svc.name, port.port),
+              domains: ['*'],
+              routes: routed.routes,
             },
           ],
         });
-      } else {
-        const first = routed.routes[0] as { route?: Json };
-        const action = first.route ?? {};
-        const tcp: Json = { '@type': T.tcpProxy, stat_prefix: chainName };
-        if (action.weighted_clusters) tcp.weighted_clusters = action.weighted_clusters;
-        else tcp.cluster = action.cluster;
         chains.push({
           name: chainName,
           filter_chain_match: match,
-          filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: tcp }],
+          filters: [hcm(chainName, routeName, [ROUTER_FILTER])],
         });
+      } else {
+        const action = (routed.routes[0] as { route?: Json }).route ?? {};
+        const tcp = action.weighted_clusters
+          ? {
+              name: names.FILTER.tcpProxy,
+              typed_config: {
+                '@type': T.tcpProxy,
+                stat_prefix: names.statName(chainName),
+                weighted_clusters: action.weighted_clusters,
+              },
+            }
+          : tcpProxy(chainName, action.cluster as string);
+        chains.push({ name: chainName, filter_chain_match: match, filters: [tcp] });
       }
     }
+  }
+  let outboundDefault: Json;
+  if (v.settings.outboundPassthrough) {
+    clusters.add({
+      name: names.PASSTHROUGH,
+      type: 'ORIGINAL_DST',
+      lb_policy: 'CLUSTER_PROVIDED',
+      connect_timeout: '5s',
+    });
+    outboundDefault = { name: names.PASSTHROUGH, filters: [tcpProxy(names.PASSTHROUGH, names.PASSTHROUGH)] };
+  } else {
+    clusters.blackhole();
+    outboundDefault = {
+      name: names.REFUSE_CHAIN,
+      filters: [tcpProxy(`outbound_${names.REFUSE_CHAIN}`, names.BLACKHOLE_CLUSTER)],
+    };
   }
   out.listeners.push({
     name: names.OUTBOUND_LISTENER,
     address: { socket_address: { address: '0.0.0.0', port_value: names.OUTBOUND_PORT } },
-    listener_filters: [
-      { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': T.originalDst } },
-    ],
+    listener_filters: [{ name: names.FILTER.originalDst, typed_config: { '@type': T.originalDst } }],
     filter_chains: chains,
+    default_filter_chain: outboundDefault,
     traffic_direction: 'OUTBOUND',
   });
 
@@ -182,10 +302,13 @@ export function translateEnvoy(v: ProxyView): ProxyResources {
       if (target === null || seen.has(target)) continue;
       seen.add(target);
       const local = names.inbound(target);
-      out.clusters.push({
+      const options = httpProtocolOptions(p);
+      clusters.add({
         name: local,
+        alt_stat_name: names.statName(local),
         type: 'STATIC',
         connect_timeout: '5s',
+        ...(options ? { typed_extension_protocol_options: options } : {}),
         load_assignment: {
           cluster_name: local,
           endpoints: [
@@ -197,7 +320,14 @@ export function translateEnvoy(v: ProxyView): ProxyResources {
           ],
         },
       });
-      const rules = rbacPolicies(v.access, target, isHttp(p), v.mtls);
+      const rules = v.settings.permissive
+        ? {
+            action: 'ALLOW',
+            policies: {
+              [names.PERMISSIVE_POLICY]: { permissions: [{ any: true }], principals: [{ any: true }] },
+            },
+          }
+        : rbacPolicies(v.access, target, isHttp(p), v.mtls);
       const filters: Json[] = [];
       if (isHttp(p)) {
         out.routes.push({
@@ -207,35 +337,31 @@ export function translateEnvoy(v: ProxyView): ProxyResources {
               name: local,
               domains: ['*'],
               routes: [{ name: names.DEFAULT_ROUTE, match: { prefix: '' }, route: { cluster: local } }],
+              typed_per_filter_config: {
+                [names.FILTER.httpRbac]: { '@type': RBAC_PER_ROUTE, rbac: { rules } },
+              },
             },
           ],
         });
-        const httpFilters: Json[] = [];
-        if (!v.settings.permissive)
-          httpFilters.push({ name: 'envoy.filters.http.rbac', typed_config: { '@type': T.httpRbac, rules } });
-        httpFilters.push(ROUTER_FILTER);
-        filters.push({
-          name: 'envoy.filters.network.http_connection_manager',
-          typed_config: {
-            '@type': T.hcm,
-            stat_prefix: local,
-            rds: { route_config_name: local, config_source: ADS_SOURCE },
-            http_filters: httpFilters,
+        // The listener's own RBAC allows nothing: a route without access rules is denied.
+        const denyAll = {
+          name: names.FILTER.httpRbac,
+          typed_config: { '@type': T.httpRbac, rules: { action: 'ALLOW' } },
+        };
+        filters.push(
+          hcm(local, local, [denyAll, ROUTER_FILTER], {
             forward_client_cert_details: 'SANITIZE_SET',
             set_current_client_cert_details: { uri: true },
-          },
-        });
+          }),
+        );
       } else {
         if (!v.settings.permissive) {
           filters.push({
-            name: 'envoy.filters.network.rbac',
-            typed_config: { '@type': T.networkRbac, stat_prefix: local, rules },
+            name: names.FILTER.networkRbac,
+            typed_config: { '@type': T.networkRbac, stat_prefix: names.statName(local), rules },
           });
         }
-        filters.push({
-          name: 'envoy.filters.network.tcp_proxy',
-          typed_config: { '@type': T.tcpProxy, stat_prefix: local, cluster: local },
-        });
+        filters.push(tcpProxy(local, local));
       }
       inboundChains.push({
         name: local,
@@ -245,13 +371,17 @@ export function translateEnvoy(v: ProxyView): ProxyResources {
       });
     }
   }
+  clusters.blackhole();
   out.listeners.push({
     name: names.INBOUND_LISTENER,
     address: { socket_address: { address: '0.0.0.0', port_value: names.INBOUND_PORT } },
-    listener_filters: [
-      { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': T.originalDst } },
-    ],
+    listener_filters: [{ name: names.FILTER.originalDst, typed_config: { '@type': T.originalDst } }],
     filter_chains: inboundChains,
+    // Deny by default also for ports no Service names: the connection is closed.
+    default_filter_chain: {
+      name: names.REFUSE_CHAIN,
+      filters: [tcpProxy(`inbound_${names.REFUSE_CHAIN}`, names.BLACKHOLE_CLUSTER)],
+    },
     traffic_direction: 'INBOUND',
   });
   return out;

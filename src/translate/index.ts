@@ -40,7 +40,7 @@ export function translateProxy(
       message: `${target.workload.kind} ${target.workload.namespace}/${target.workload.name} is not in the mesh; its proxy gets no configuration`,
     });
   }
-  const r = target.flavor === 'grpc' ? translateGrpc(view) : translateEnvoy(view);
+  const r = target.flavor === 'grpc' ? translateGrpc(view) : translateEnvoy(view, conditions);
   return {
     resources: {
       listeners: sortByName(r.listeners),

@@ -25,11 +25,13 @@
  * | outbound Listener (port 15001) | Envoy | `outbound` | |
  * | outbound FilterChain of a service port | Envoy | `outbound\|<port>\|<ns>/<svc>` | |
  * | outbound default FilterChain and its ORIGINAL_DST Cluster (destinations outside the mesh) | Envoy | `passthrough` | |
+ * | default FilterChain that refuses: inbound ports the workload does not serve, outbound without passthrough (to `blackhole`) | Envoy | `refuse` | |
  * | inbound Listener (port 15003) | Envoy | `inbound` | |
  * | inbound FilterChain, RouteConfiguration, VirtualHost and local app Cluster of a workload port | Envoy | `inbound\|<target>` | `inbound\|8080` |
  * | RBAC policy of one TrafficTarget rule | both | `<ns>/<tt>\|<kind>/<name>` | `bookstore/reader\|HTTPRouteGroup/routes` |
  * | RBAC policy allowing everything (permissive mode) | both | `permissive` | |
- * | stat prefix of a connection manager, TCP proxy or RBAC filter | both | the name of its filter chain | `outbound\|80\|shop/api` |
+ * | stat prefix of a connection manager, TCP proxy or RBAC filter, and a Cluster's `alt_stat_name` | Envoy | its filter chain's or cluster's name with `\|` and `/` as `_` (see {@link statName}) | `outbound_80_shop_api`, `inbound_8080` |
+ * | stat prefix of a connection manager or RBAC filter | gRPC | the name of its filter chain | `inbound\|8080` |
  * | SDS secret: workload certificate and key | Envoy | `weft-identity` | |
  * | SDS secret: trust bundle | Envoy | `weft-ca` | |
  * | certificate provider instances (bootstrap) | gRPC | `weft-identity`, `weft-ca` | |
@@ -90,6 +92,8 @@ export const DEFAULT_ROUTE = 'default';
 export const BLACKHOLE_CLUSTER = 'blackhole';
 /** Envoy's default outbound filter chain and its ORIGINAL_DST cluster. */
 export const PASSTHROUGH = 'passthrough';
+/** Envoy's default filter chain that closes the connection (see the table). */
+export const REFUSE_CHAIN = 'refuse';
 /** RBAC policy allowing everything, used in permissive mode. */
 export const PERMISSIVE_POLICY = 'permissive';
 
@@ -153,4 +157,15 @@ export function hostForms(
   ];
   if (clusterIP) forms.push(clusterIP);
   return forms;
+}
+
+/**
+ * The name Envoy's statistics use for a filter chain or cluster: `|` and `/` become `_`
+ * (`outbound|80|shop/api` → `outbound_80_shop_api`). Envoy splits stat names at `.` and its
+ * Prometheus output replaces every character outside `[a-zA-Z0-9_]` in a metric name, so names
+ * with `|` and `/` came out mangled; Kubernetes names have no `.` or `_`, so these stay readable
+ * and distinct per chain.
+ */
+export function statName(resourceName: string): string {
+  return resourceName.replace(/[|/]/g, '_');
 }

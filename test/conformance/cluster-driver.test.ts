@@ -226,7 +226,7 @@ describe('cluster driver (DirectTransport, real API server, Weft and workloads)'
       trustDomain: 'cluster.local',
       webhookAddress: `127.0.0.1:${webhookPort}`,
       webhookIpAddresses: ['127.0.0.1'],
-      injector: { weftImage: 'ghcr.io/weft-mesh/weft:test', proxyImage: 'envoyproxy/envoy:v1.34.1' },
+      injector: { weftImage: 'ghcr.io/weft-mesh/weft:test', proxyImage: 'envoyproxy/envoy:v1.40.0' },
       quietMs: 50,
       maxDelayMs: 300,
       leaseSeconds: 5,

@@ -17,7 +17,7 @@ import { webPod } from './pods';
 
 const options: InjectorOptions = {
   weftImage: 'ghcr.io/weft-mesh/weft:0.1.0',
-  proxyImage: 'envoyproxy/envoy:v1.34.1',
+  proxyImage: 'envoyproxy/envoy:v1.40.0',
   excludeOutboundCidrs: ['169.254.169.254/32'],
 };
 

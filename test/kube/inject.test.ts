@@ -73,7 +73,7 @@ describe('sidecar injection on a real kube-apiserver', () => {
       caAddress: '127.0.0.1:0',
       webhookAddress: `127.0.0.1:${port}`,
       webhookIpAddresses: ['127.0.0.1'],
-      injector: { weftImage: 'ghcr.io/weft-mesh/weft:test', proxyImage: 'envoyproxy/envoy:v1.34.1' },
+      injector: { weftImage: 'ghcr.io/weft-mesh/weft:test', proxyImage: 'envoyproxy/envoy:v1.40.0' },
       quietMs: 50,
       maxDelayMs: 300,
       leaseSeconds: 2,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildModel, type Condition, parseYamlObjects, REASONS } from '../../src/smi';
+import { translateProxy } from '../../src/translate';
 import {
   meta,
   pod,
@@ -352,6 +353,39 @@ describe('conditions: reading objects', () => {
 });
 
 describe('conditions: services and endpoints', () => {
+  it('MissingClusterIP: reported by Envoy translation only, once per Service, not by the model', () => {
+    const objects = [
+      pod('client', { ip: '10.0.0.1' }),
+      pod('web', { ip: '10.0.0.2' }),
+      service('web'),
+      service('api', { selector: { app: 'web' }, clusterIP: '10.96.0.20' }),
+      tcpRoute('all'),
+      target('web', sa('web'), [sa('client')], [{ kind: 'TCPRoute', name: 'all' }]),
+    ];
+    const { model, conditions } = buildModel(objects);
+    assert.deepEqual(record(conditions), []);
+    const workload = { kind: 'Pod' as const, namespace: 'default', name: 'client' };
+    assert.deepEqual(translateProxy(model, { workload, flavor: 'grpc' }).conditions, []);
+    const envoy = translateProxy(model, { workload, flavor: 'envoy' });
+    assert.deepEqual(
+      record(envoy.conditions),
+      expected([
+        'Service/default/web',
+        'Accepted',
+        'True',
+        'Error',
+        'MissingClusterIP',
+        'spec.clusterIP',
+        'Service default/web: has no spec.clusterIP, so Envoy sidecars cannot route calls to it (they match a call by the address the app dials; proxyless gRPC clients are not affected); set spec.clusterIP to the address clients dial (the API server allocates one in a cluster), or clusterIP: None for a headless Service',
+      ]),
+    );
+    // The Service with a cluster IP is routed: its chain is there, the other's is not.
+    const chains = (
+      envoy.resources.listeners.find((l) => l.name === 'outbound')!.filter_chains as { name: string }[]
+    ).map((c) => c.name);
+    assert.deepEqual(chains, ['outbound|80|default/api']);
+  });
+
   it('UnsupportedProtocol: an SCTP port is dropped, the others stay', () => {
     const objects = [
       service('sig', {

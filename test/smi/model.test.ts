@@ -124,6 +124,7 @@ describe('buildModel: the bookstore', () => {
       trustDomain: 'weft.test',
       permissive: false,
       clusterDomain: 'cluster.local',
+      outboundPassthrough: true,
     });
     assert.deepEqual(model.namespaces, [{ name: 'default', labels: { 'weft.dev/mesh': 'on' } }]);
   });

@@ -500,13 +500,19 @@ describe('core objects', () => {
       trustDomain: 'cluster.local',
       permissive: false,
       clusterDomain: 'cluster.local',
+      outboundPassthrough: true,
     });
     const r = buildModel([
       {
         apiVersion: 'weft.dev/v1alpha1',
         kind: 'MeshConfig',
         metadata: { name: 'mesh' },
-        spec: { trustDomain: 'example.org', permissive: true, clusterDomain: 'k8s.internal' },
+        spec: {
+          trustDomain: 'example.org',
+          permissive: true,
+          clusterDomain: 'k8s.internal',
+          outboundPassthrough: false,
+        },
       },
       pod('api', { ip: '10.0.0.1' }),
       service('api'),
@@ -515,6 +521,7 @@ describe('core objects', () => {
       trustDomain: 'example.org',
       permissive: true,
       clusterDomain: 'k8s.internal',
+      outboundPassthrough: false,
     });
     assert.equal(r.model.workloads[0]!.identity, 'spiffe://example.org/ns/default/sa/api');
     assert.equal(r.model.services[0]!.hostname, 'api.default.svc.k8s.internal');
