@@ -8,13 +8,27 @@ export interface ProcessResult {
   stderr: string;
 }
 
+/** Options of {@link runProcess}. */
+export interface RunOptions {
+  /** Kill the command (SIGKILL) when it runs longer than this; it then resolves with code -1. */
+  readonly timeoutMs?: number;
+}
+
 /**
  * Runs `bin` with `args`, writing `stdin` (or nothing) to it, and resolves when it exits, whatever
  * its exit code. Rejects only when the command cannot be started.
  */
-export function runProcess(bin: string, args: readonly string[], stdin?: string): Promise<ProcessResult> {
+export function runProcess(
+  bin: string,
+  args: readonly string[],
+  stdin?: string,
+  opts: RunOptions = {},
+): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(bin, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(opts.timeoutMs ? { timeout: opts.timeoutMs, killSignal: 'SIGKILL' as const } : {}),
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (b: Buffer) => {
