@@ -43,8 +43,11 @@ import type { ProxyResources } from './types';
 
 const RBAC_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute';
 const HTTP_OPTIONS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-/** Between sidecars both ends are Envoy, so nothing older than TLS 1.3 is needed. */
-const TLS_PARAMS: Json = { tls_minimum_protocol_version: 'TLSv1_3' };
+/**
+ * Between sidecars both ends speak TLS 1.3, so nothing older is accepted. The maximum is set too:
+ * Envoy's default maximum for a client (upstream) context is TLS 1.2.
+ */
+const TLS_PARAMS: Json = { tls_minimum_protocol_version: 'TLSv1_3', tls_maximum_protocol_version: 'TLSv1_3' };
 
 const sds = (name: string): Json => ({ name, sds_config: ADS_SOURCE });
 
