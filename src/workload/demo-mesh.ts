@@ -69,14 +69,18 @@ spec:
 `;
 }
 
-/** bookbuyer may buy books (Get); bookthief has no TrafficTarget (`30-access.yaml`). */
-export const DEMO_ACCESS = `# Deny by default: bookbuyer may call Get on bookstore; bookthief may call nothing.
+/**
+ * bookbuyer may buy books (the gRPC method matched by `pathRegex`); bookthief has no TrafficTarget
+ * (`30-access.yaml`).
+ */
+export function demoAccess(pathRegex: string): string {
+  return `# Deny by default: bookbuyer may call Get on bookstore; bookthief may call nothing.
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: { name: bookstore-routes, namespace: bookstore }
 spec:
   matches:
-    - { name: buy-a-book, pathRegex: /weft\\.echo\\.Echo/Get, methods: [POST] }
+    - { name: buy-a-book, pathRegex: ${pathRegex}, methods: [POST] }
 ---
 apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
@@ -86,3 +90,51 @@ spec:
   rules: [{ kind: HTTPRouteGroup, name: bookstore-routes, matches: [buy-a-book] }]
   sources: [{ kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer }]
 `;
+}
+
+/** The access of the proxyless demo: the echo server's Get. */
+export const DEMO_ACCESS = demoAccess('/weft\\.echo\\.Echo/Get');
+
+/** Where the Envoy demo's pods and Services are, on its pod network. */
+export interface EnvoyDemoAddresses {
+  pods: Record<'bookstore-v1' | 'bookstore-v2' | 'bookbuyer' | 'bookthief', string>;
+  services: Record<'bookstore' | 'bookstore-v1' | 'bookstore-v2', string>;
+}
+
+/**
+ * Namespaces, identities, Services (with cluster IPs: Envoy sidecars match calls by the address
+ * dialed) and Pods of `weft demo --flavor envoy`: each pod runs the pod app (`image`), bookstore's
+ * serving plain gRPC on the Service port, the clients serving nothing.
+ */
+export function demoEnvoyWorkloads(a: EnvoyDemoAddresses, image: string): string {
+  const pod = (ns: string, name: string, labels: string, args: string): string => `apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: ${ns}, labels: { ${labels} } }
+spec:
+  serviceAccountName: ${ns}
+  containers: [{ name: app, image: ${image}, stdin: true, args: [${args}]${args ? `, ports: [{ name: grpc, containerPort: ${DEMO_SERVICE_PORT} }]` : ''} }]
+status: { podIP: ${a.pods[name as keyof EnvoyDemoAddresses['pods']]}, phase: Running, conditions: [{ type: Ready, status: "True" }] }
+`;
+  const svc = (name: keyof EnvoyDemoAddresses['services'], selector: string): string => `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: bookstore }
+spec:
+  clusterIP: ${a.services[name]}
+  selector: { ${selector} }
+  ports: [{ name: grpc, port: ${DEMO_SERVICE_PORT}, targetPort: grpc, appProtocol: grpc }]
+`;
+  const serve = `"--grpc", "${DEMO_SERVICE_PORT}"`;
+  return [
+    ...['bookbuyer', 'bookthief', 'bookstore'].flatMap((ns) => [
+      `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${ns}, labels: { weft.dev/mesh: enabled } }\n`,
+      `apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: ${ns}, namespace: ${ns} }\n`,
+    ]),
+    svc('bookstore', 'app: bookstore'),
+    svc('bookstore-v1', 'app: bookstore, version: v1'),
+    svc('bookstore-v2', 'app: bookstore, version: v2'),
+    pod('bookstore', 'bookstore-v1', 'app: bookstore, version: v1', serve),
+    pod('bookstore', 'bookstore-v2', 'app: bookstore, version: v2', serve),
+    pod('bookbuyer', 'bookbuyer', 'app: bookbuyer', ''),
+    pod('bookthief', 'bookthief', 'app: bookthief', ''),
+  ].join('---\n');
+}
