@@ -291,7 +291,7 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
     assert.ok(m && Number(m[1]) > 0, `TLS handshakes to store-v1:7070: ${stats}`);
   });
 
-  it('(g) a TrafficSplit 90/10 over 100 calls lands about 90/10', async () => {
+  it('(g) a TrafficSplit 90/10 over 100 calls lands about 90/10', async (t) => {
     const out = await calls(
       'buyer',
       {
@@ -311,6 +311,7 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
     // Binomial(100, 0.1): v2 outside [2, 25] has a probability below 1e-3.
     assert.equal((counts['store-v1'] ?? 0) + (counts['store-v2'] ?? 0), 100, JSON.stringify(counts));
     assert.ok((counts['store-v2'] ?? 0) >= 2 && (counts['store-v2'] ?? 0) <= 25, JSON.stringify(counts));
+    t.diagnostic(`split 90/10 over 100 calls: v1 ${counts['store-v1'] ?? 0}, v2 ${counts['store-v2'] ?? 0}`);
   });
 
   it('(h) a client-only workload gets its listeners ACKed', async () => {
@@ -366,7 +367,7 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
       assert.match(answerOf(o).xfcc ?? '', /URI=spiffe:\/\/cluster\.local\/ns\/shop\/sa\/buyer/);
   });
 
-  it('(j) revoking a path denies it on an already open HTTP/1.1 keep-alive connection within 2 s', async () => {
+  it('(j) revoking a path denies it on an already open HTTP/1.1 keep-alive connection within 2 s', async (t) => {
     const call = async (): Promise<CallOutcome> => {
       const [o] = await app('buyer').call({
         op: 'http',
@@ -408,6 +409,10 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
       `still allowed 2 s after store-v1 answered the push: ${last && describeOutcome(last)}`,
     );
     assert.equal(last.localPort, port, 'denied on the connection opened before the change');
+    const deniedAt = Date.now();
+    t.diagnostic(
+      `revocation on an open connection: denied ${deniedAt - changedAt} ms after the file changed, ${deniedAt - acked} ms after the sidecar answered the push`,
+    );
     // The path that is still allowed keeps working on that connection.
     const [open] = await app('buyer').call({
       op: 'http',
