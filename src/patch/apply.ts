@@ -14,6 +14,7 @@
  */
 import { checkJson } from '../envoy/codec';
 import { validate as validateRules } from '../envoy/validate';
+import { checkReferences } from '../translate/consistency';
 import { applyJsonPatch, type JsonPatchOp } from './json-patch';
 import { protoMerge } from './merge';
 import type { EnvoyPatch, PatchOperation, PatchResourceType } from './schema';
@@ -303,6 +304,24 @@ function applyOne(
     const problems = [...checkJson(info.message, res), ...(validate?.(info.message, res) ?? [])];
     const ops = (touchedBy.get(label) ?? []).map((i) => `spec.patches[${i}]`).join(', ');
     for (const p of problems) errors.push(`${ops}: ${label}: ${p.path ? `${p.path}: ` : ''}${p.message}`);
+  }
+  // And the set must still hang together: a route to a cluster the proxy does not have is
+  // accepted by Envoy over RDS, then answers 503 on every call. Only problems the patch brought
+  // count, blamed on the operations that touched the resource (all of them when it touched none,
+  // say a cluster removed under a route).
+  if (touched.size > 0) {
+    const existing = new Set(checkReferences(resources));
+    const typeOfKey = new Map(Object.entries(TYPE_INFO).map(([type, info]) => [info.key as string, type]));
+    const all = patch.spec.patches.map((_, i) => `spec.patches[${i}]`).join(', ');
+    for (const problem of checkReferences(out)) {
+      if (existing.has(problem)) continue;
+      const colon = problem.indexOf(': ');
+      const owner = problem.slice(0, colon);
+      const slash = owner.indexOf('/');
+      const label = `${typeOfKey.get(owner.slice(0, slash)) ?? owner.slice(0, slash)}/${owner.slice(slash + 1)}`;
+      const ops = (touchedBy.get(label) ?? []).map((i) => `spec.patches[${i}]`).join(', ') || all;
+      errors.push(`${ops}: ${label}: ${problem.slice(colon + 2)}`);
+    }
   }
   return { resources: out, notFound, errors, touched: [...touched].sort() };
 }

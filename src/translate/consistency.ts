@@ -34,17 +34,33 @@ function walk(node: unknown, visit: (o: Json) => void): void {
  */
 export function checkConsistency(r: ProxyResources, validate: Validator = validateRules): string[] {
   const problems: string[] = [];
-  const nameOf = (k: keyof ProxyResources, x: Json): string =>
-    String(k === 'endpoints' ? x.cluster_name : x.name);
+  for (const k of Object.keys(TYPES) as (keyof ProxyResources)[]) {
+    for (const res of r[k]) {
+      for (const i of [...checkJson(TYPES[k], res), ...validate(TYPES[k], res)]) {
+        problems.push(`${k}/${nameOf(k, res)}: ${i.path}: ${i.message}`);
+      }
+    }
+  }
+  return [...problems, ...checkReferences(r)];
+}
+
+const nameOf = (k: keyof ProxyResources, x: Json): string =>
+  String(k === 'endpoints' ? x.cluster_name : x.name);
+
+/**
+ * How a set hangs together, without decoding each resource: names unique per type, every cluster
+ * a route or listener names exists (Envoy accepts a route to a missing cluster over RDS and then
+ * answers 503 on every call), every RDS name has a route configuration, every EDS cluster an
+ * assignment. Each problem is `<type>/<name>: <what>`.
+ */
+export function checkReferences(r: ProxyResources): string[] {
+  const problems: string[] = [];
   for (const k of Object.keys(TYPES) as (keyof ProxyResources)[]) {
     const seen = new Set<string>();
     for (const res of r[k]) {
       const name = nameOf(k, res);
       if (seen.has(name)) problems.push(`${k}/${name}: duplicate name`);
       seen.add(name);
-      for (const i of [...checkJson(TYPES[k], res), ...validate(TYPES[k], res)]) {
-        problems.push(`${k}/${name}: ${i.path}: ${i.message}`);
-      }
     }
   }
   const clusters = new Set(r.clusters.map((c) => String(c.name)));

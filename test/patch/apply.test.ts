@@ -118,6 +118,8 @@ describe('applying EnvoyPatches', () => {
             resource: { name: 'audit', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } } },
           },
         },
+        // An EDS cluster needs its assignment in the set, or Envoy keeps it warming.
+        { add: { type: 'ClusterLoadAssignment', resource: { cluster_name: 'audit', endpoints: [] } } },
       ],
     });
     const { resources } = applyPatches(base(), subject, [p], opts);
@@ -156,6 +158,39 @@ describe('applying EnvoyPatches', () => {
     assert.match(results[0]!.errors.join('\n'), /Cluster\/c: lb_policy: unknown LbPolicy value "FASTEST"/);
     assert.equal(resources.clusters[0]?.alt_stat_name, 'good');
     assert.equal(resources.clusters[0]?.lb_policy, undefined);
+  });
+
+  it('refuses a route to a cluster the proxy does not have, and takes one the same patch adds', () => {
+    const toNowhere = patch('to-nowhere', {
+      patches: [
+        {
+          target: { type: 'RouteConfiguration', name: 'r' },
+          jsonPatch: [{ op: 'replace', path: '/virtual_hosts/0/routes/0/route/cluster', value: 'nowhere' }],
+        },
+      ],
+    });
+    const withCluster = patch('with-cluster', {
+      patches: [
+        { add: { type: 'Cluster', resource: { name: 'extra', type: 'STATIC', connect_timeout: '1s' } } },
+        {
+          target: { type: 'RouteConfiguration', name: 'r' },
+          jsonPatch: [{ op: 'replace', path: '/virtual_hosts/0/routes/0/route/cluster', value: 'extra' }],
+        },
+      ],
+    });
+    const refused = applyPatches(base(), subject, [toNowhere], opts);
+    assert.deepEqual(refused.results[0]!.errors, [
+      'spec.patches[0]: RouteConfiguration/r: unknown cluster "nowhere"',
+    ]);
+    assert.equal(
+      (refused.resources.routes[0]!.virtual_hosts as { routes: { route: { cluster: string } }[] }[])[0]!
+        .routes[0]!.route.cluster,
+      'c',
+      'the unpatched route is kept',
+    );
+    const applied = applyPatches(base(), subject, [withCluster], opts);
+    assert.deepEqual(applied.results[0]!.errors, []);
+    assert.equal(applied.results[0]!.applied, true);
   });
 
   it('names the failing JSON Patch operation', () => {
