@@ -56,7 +56,14 @@ ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$version"
 for pkg in pkg/lint/rules pkg/chartutil; do
   ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$k8s_minor"
 done
-GOBIN="$tmp" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$version"
+( while sleep 30; do log "still building helm ($(($(date +%s) - start))s)..."; done ) &
+ticker=$!
+if ! GOBIN="$tmp" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$version"; then
+  kill "$ticker" 2>/dev/null || true
+  log "error: building helm $version failed"
+  exit 1
+fi
+kill "$ticker" 2>/dev/null || true
 mkdir -p "$dir/bin"
 # Moved into place only when complete, so an interrupted build is never taken as cached.
 mv -f "$tmp/helm" "$helm"

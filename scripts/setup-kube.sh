@@ -62,7 +62,15 @@ build() {
   local name="$1" pkg="$2" t0
   t0=$(date +%s)
   log "building $name from $pkg (the first build takes many minutes on 2 cores)..."
-  go build -trimpath -ldflags='-s -w' -o "$bin/.$name.tmp" "$pkg"
+  # A progress line every 30 s: the first build is long and otherwise silent.
+  ( while sleep 30; do log "still building $name ($(($(date +%s) - t0))s)..."; done ) &
+  local ticker=$!
+  if ! go build -trimpath -ldflags='-s -w' -o "$bin/.$name.tmp" "$pkg"; then
+    kill "$ticker" 2>/dev/null || true
+    log "error: building $name failed"
+    exit 1
+  fi
+  kill "$ticker" 2>/dev/null || true
   # Renamed into place only when complete, so an interrupted build is never taken as cached.
   mv -f "$bin/.$name.tmp" "$bin/$name"
   log "$name built in $(($(date +%s) - t0))s"
