@@ -109,6 +109,8 @@ function describeConditions(list: readonly Condition[], seen: Set<string>): void
   const now = new Set<string>();
   for (const c of list) {
     if (c.status === 'True' && c.type !== 'Conflicted') continue;
+    // The folder source logs parse failures itself, with line and column, once per failure.
+    if (c.reason === 'YamlParseError') continue;
     const key = `${c.object}|${c.reason}|${c.message}`;
     now.add(key);
     if (seen.has(key)) continue;

@@ -39,7 +39,7 @@
  */
 export { buildModel, classifyPort, ModelBuilder } from './build';
 export { type ConditionReason, REASONS, type ReasonInfo } from './conditions';
-export { type ParsedYaml, parseYamlObjects } from './load';
+export { type ParsedYaml, parseYamlObjects, type YamlParseError } from './load';
 export * from './model';
 export type {
   Deployment,
