@@ -2,7 +2,8 @@
  * A folder of manifests as a live input: read, parsed per file, re-read when anything in it
  * changes (batched: one recompile per burst of edits). A file that fails to parse keeps its last
  * good objects, so a half-saved file never tears down config; the parse error is a condition and
- * is logged once, where it is (file, document, line, column) and why.
+ * is logged once, where it is (file, document, line, column) and why. An object edited into a
+ * version that does not match its schema keeps its last good version too (see `last-good.ts`).
  */
 import { EventEmitter } from 'node:events';
 import { type FSWatcher, watch } from 'node:fs';
@@ -11,6 +12,7 @@ import { type Logger, logger } from '../log';
 import { parseYamlObjects, type YamlParseError } from '../smi/load';
 import type { Condition } from '../smi/model';
 import { readManifests } from './folder';
+import { LastGoodObjects } from './last-good';
 
 const log: Logger = logger('folder');
 
@@ -24,6 +26,8 @@ export class FolderSource extends EventEmitter {
   private lastGood = new Map<string, unknown[]>();
   /** Per file, the parse failure last logged: a reload that finds it again stays quiet. */
   private reported = new Map<string, string>();
+  /** Per object, its last version that matched its schema (an edit that breaks it is refused). */
+  private readonly objectsKept = new LastGoodObjects();
   private current: { objects: unknown[]; conditions: Condition[] } = { objects: [], conditions: [] };
 
   constructor(
@@ -90,7 +94,8 @@ export class FolderSource extends EventEmitter {
     }
     this.reported = reported;
     this.lastGood = good;
-    this.current = { objects, conditions };
+    const kept = this.objectsKept.apply(objects);
+    this.current = { objects: kept.objects, conditions: [...conditions, ...kept.conditions] };
     this.emit('change');
   }
 

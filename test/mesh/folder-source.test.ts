@@ -73,4 +73,48 @@ describe('FolderSource parse failures', () => {
       /msg="file does not parse; its broken documents are left out; fix the YAML there" file=new\.yaml/,
     );
   });
+
+  it('keeps the last good version of an object edited to an invalid one, with a condition', async () => {
+    const splitYaml = (weight: string): string =>
+      `apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: { name: ab, namespace: app }\nspec:\n  service: api\n  backends:\n    - { service: api-v1, weight: ${weight} }\n    - { service: api-v2, weight: 10 }\n`;
+    const splitOf = (): { spec: { backends: { weight: unknown }[] } } | undefined =>
+      source.snapshot().objects.find((o) => (o as { kind?: string }).kind === 'TrafficSplit') as
+        | { spec: { backends: { weight: unknown }[] } }
+        | undefined;
+    // Another object in the same file parses and changes: only the broken object is held back.
+    dir.write('split.yaml', splitYaml('90'));
+    await source.reload();
+    assert.equal(splitOf()?.spec.backends[0]?.weight, 90);
+
+    dir.write('split.yaml', splitYaml('ninety'));
+    await source.reload();
+    assert.equal(splitOf()?.spec.backends[0]?.weight, 90, 'the last good split keeps serving');
+    const cond = source.snapshot().conditions.find((c) => c.reason === 'LastGoodKept');
+    assert.equal(cond?.object, 'TrafficSplit/app/ab');
+    assert.match(
+      cond?.message ?? '',
+      /^TrafficSplit app\/ab: the new version is refused: spec\.backends\[0\]\.weight .*; the last good version keeps serving/,
+    );
+
+    dir.write('split.yaml', splitYaml('50'));
+    await source.reload();
+    assert.equal(splitOf()?.spec.backends[0]?.weight, 50, 'a good edit replaces it');
+    assert.equal(
+      source.snapshot().conditions.find((c) => c.reason === 'LastGoodKept'),
+      undefined,
+    );
+
+    // Deleted, then re-created broken: nothing is kept from before the delete.
+    dir.drop('split.yaml');
+    await source.reload();
+    dir.write('split.yaml', splitYaml('ninety'));
+    await source.reload();
+    assert.equal(splitOf()?.spec.backends[0]?.weight, 'ninety', 'left for the model to refuse (InvalidSpec)');
+    assert.equal(
+      source.snapshot().conditions.find((c) => c.reason === 'LastGoodKept'),
+      undefined,
+    );
+    dir.drop('split.yaml');
+    folderLines();
+  });
 });
