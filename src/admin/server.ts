@@ -88,9 +88,14 @@ export async function listenAdmin(
 ): Promise<{ app: FastifyInstance; url: string }> {
   const app = buildAdmin(src);
   const i = address.lastIndexOf(':');
-  const url = await app.listen({
-    host: address.slice(0, i).replace(/^\[|\]$/g, ''),
-    port: Number(address.slice(i + 1)),
-  });
-  return { app, url };
+  try {
+    const url = await app.listen({
+      host: address.slice(0, i).replace(/^\[|\]$/g, ''),
+      port: Number(address.slice(i + 1)),
+    });
+    return { app, url };
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
 }

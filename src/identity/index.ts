@@ -5,6 +5,7 @@
  */
 import type { ServerCredentials, ServerDuplexStream } from '@grpc/grpc-js';
 import type { Metrics } from '../admin/metrics';
+import { listenOn } from '../net';
 import type { GroupFunction } from '../xds/server/stream';
 import { CaError, type CaOptions, CertificateAuthority } from './ca';
 import { WorkloadSecrets } from './sds';
@@ -131,7 +132,19 @@ export async function startIdentity(o: IdentityOptions): Promise<RunningIdentity
         'the certificate endpoint (--ca-address) needs a CA and a way to check callers (--bootstrap-tokens FILE)',
       );
     }
-    certificateServer = await startCertificateServer({ ca, reviewer, address: o.caAddress, serving });
+    const address = o.caAddress;
+    try {
+      certificateServer = await listenOn('--ca-address', address, () =>
+        startCertificateServer({ ca, reviewer, address, serving }),
+      );
+    } catch (err) {
+      // Nothing else listens yet; close the CA's watchers so the process can exit with the error.
+      secrets?.close();
+      serving.close();
+      reviewer.close?.();
+      ca.close();
+      throw err;
+    }
   }
   const guards: GuardedGroupFunction[] = [];
   return {

@@ -269,9 +269,11 @@ export async function startCertificateServer(
   const service = new CertificateService(o);
   service.addTo(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(o.address, serverOnlyCredentials(o.serving), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
+    server.bindAsync(o.address, serverOnlyCredentials(o.serving), (err, p) => {
+      if (!err) return resolve(p);
+      server.forceShutdown();
+      reject(err);
+    }),
   );
   log.info('certificate endpoint listening', { address: o.address, port });
   return {

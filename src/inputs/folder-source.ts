@@ -1,23 +1,33 @@
 /**
  * A folder of manifests as a live input: read, parsed per file, re-read when anything in it
  * changes (batched: one recompile per burst of edits). A file that fails to parse keeps its last
- * good objects, so a half-saved file never tears down config; the parse error is a condition.
+ * good objects, so a half-saved file never tears down config; the parse error is a condition and
+ * is logged once, where it is (file, document, line, column) and why. An object edited into a
+ * version that does not match its schema keeps its last good version too (see `last-good.ts`).
  */
 import { EventEmitter } from 'node:events';
 import { type FSWatcher, watch } from 'node:fs';
 import { Batcher } from '../kube/batch';
 import { type Logger, logger } from '../log';
-import { parseYamlObjects } from '../smi/load';
+import { parseYamlObjects, type YamlParseError } from '../smi/load';
 import type { Condition } from '../smi/model';
 import { readManifests } from './folder';
+import { LastGoodObjects } from './last-good';
 
 const log: Logger = logger('folder');
+
+/** What a parse condition says when the file's last good version keeps serving. */
+const KEPT = "the file's last good version keeps serving;";
 
 /** Current objects and parse conditions of a folder. Emits `change` after each settled reload. */
 export class FolderSource extends EventEmitter {
   private watcher: FSWatcher | undefined;
   private readonly batcher: Batcher;
   private lastGood = new Map<string, unknown[]>();
+  /** Per file, the parse failure last logged: a reload that finds it again stays quiet. */
+  private reported = new Map<string, string>();
+  /** Per object, its last version that matched its schema (an edit that breaks it is refused). */
+  private readonly objectsKept = new LastGoodObjects();
   private current: { objects: unknown[]; conditions: Condition[] } = { objects: [], conditions: [] };
 
   constructor(
@@ -55,20 +65,52 @@ export class FolderSource extends EventEmitter {
     const objects: unknown[] = [];
     const conditions: Condition[] = [];
     const good = new Map<string, unknown[]>();
+    const reported = new Map<string, string>();
     for (const f of files) {
       const r = parseYamlObjects(f.text, f.source);
       const broken = r.conditions.some((c) => c.reason === 'YamlParseError');
-      const use = broken && this.lastGood.has(f.source) ? this.lastGood.get(f.source)! : r.objects;
-      if (broken && this.lastGood.has(f.source)) {
-        log.warn('file does not parse; keeping its last good version', { file: f.source });
+      const keep = broken && this.lastGood.has(f.source);
+      const use = keep ? this.lastGood.get(f.source)! : r.objects;
+      if (broken) {
+        const key = JSON.stringify(r.parseErrors);
+        reported.set(f.source, key);
+        if (this.reported.get(f.source) !== key) this.logFailure(f.source, r.parseErrors, keep);
+      } else if (this.reported.has(f.source)) {
+        log.info('file parses again', { file: f.source });
       }
       good.set(f.source, use);
       objects.push(...use);
-      conditions.push(...r.conditions);
+      // The parser's own message says the document is left out; with the last good version
+      // kept, say that instead, so the condition tells what is actually served.
+      conditions.push(
+        ...(keep
+          ? r.conditions.map((c) =>
+              c.reason === 'YamlParseError'
+                ? { ...c, message: c.message.replace(/the document is left out;/, KEPT) }
+                : c,
+            )
+          : r.conditions),
+      );
     }
+    this.reported = reported;
     this.lastGood = good;
-    this.current = { objects, conditions };
+    const kept = this.objectsKept.apply(objects);
+    this.current = { objects: kept.objects, conditions: [...conditions, ...kept.conditions] };
     this.emit('change');
+  }
+
+  /** Logs a file's new parse failure: each broken document with its line, column and reason. */
+  private logFailure(file: string, errors: readonly YamlParseError[], kept: boolean): void {
+    const outcome = kept ? 'keeping its last good version' : 'its broken documents are left out';
+    for (const e of errors) {
+      log.error(`file does not parse; ${outcome}; fix the YAML there`, {
+        file,
+        document: e.document,
+        line: e.line,
+        ...(e.column === null ? {} : { column: e.column }),
+        reason: e.reason,
+      });
+    }
   }
 
   /** Stops watching. */

@@ -85,11 +85,31 @@ export function statusFor(obj: KubeObject, conditions: readonly Condition[], now
   return { ...(generation !== undefined ? { observedGeneration: generation } : {}), conditions: out };
 }
 
-function sameStatus(a: Partial<WeftStatus> | undefined, b: WeftStatus): boolean {
+/** JSON with object keys in sorted order, so equal values give equal text whatever their key order. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * Whether the stored status `a` already says what `b` says. The API server hands objects back with
+ * their keys in its own (sorted) order, not the order Weft wrote them in, so the comparison is on
+ * canonical JSON; conditions are compared by type, and `lastTransitionTime` is left out, since
+ * {@link statusFor} keeps it for a condition that did not change and a new time alone is no news.
+ */
+export function sameStatus(a: Partial<WeftStatus> | undefined, b: WeftStatus): boolean {
   const strip = (s: Partial<WeftStatus> | undefined): string =>
-    JSON.stringify({
-      g: s?.observedGeneration,
-      c: (s?.conditions ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest),
+    canonical({
+      observedGeneration: s?.observedGeneration,
+      conditions: [...(s?.conditions ?? [])]
+        .map(({ lastTransitionTime: _t, ...rest }) => rest)
+        .sort((x, y) => (x.type < y.type ? -1 : x.type > y.type ? 1 : 0)),
     });
   return strip(a) === strip(b);
 }

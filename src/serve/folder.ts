@@ -18,6 +18,7 @@ import { FolderSource } from '../inputs/folder-source';
 import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
 import { afterCompile, rollBackPatchesOnNack } from '../mesh/wiring';
+import { listenOn } from '../net';
 import type { Condition } from '../smi/model';
 import { readResourcesFile } from '../static/resources-file';
 import { watchFile } from '../static/watch';
@@ -108,6 +109,8 @@ function describeConditions(list: readonly Condition[], seen: Set<string>): void
   const now = new Set<string>();
   for (const c of list) {
     if (c.status === 'True' && c.type !== 'Conflicted') continue;
+    // The folder source logs parse failures itself, with line and column, once per failure.
+    if (c.reason === 'YamlParseError') continue;
     const key = `${c.object}|${c.reason}|${c.message}`;
     now.add(key);
     if (seen.has(key)) continue;
@@ -207,23 +210,40 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
   registerXdsMetrics(metrics, server);
   const mismatches = (): number => compiler?.identityMismatches ?? 0;
   identity.registerMetrics(metrics, mismatches);
-  const port = await server.listen(o.xdsAddress, identity.running.xdsCredentials);
   let admin: FastifyInstance | undefined;
   let adminUrl: string | undefined;
-  if (o.adminAddress) {
-    admin = buildAdmin({
-      metrics,
-      xds: server,
-      ready: () => ready,
-      notReadyReason: () => 'inputs not loaded yet',
-      conditions: () => compiler?.currentConditions ?? [],
-    });
-    const i = o.adminAddress.lastIndexOf(':');
-    adminUrl = await admin.listen({
-      host: o.adminAddress.slice(0, i).replace(/^\[|\]$/g, ''),
-      port: Number(o.adminAddress.slice(i + 1)),
-    });
-    log.info('admin server listening', { url: adminUrl });
+  let port: number;
+  try {
+    port = await listenOn('--xds-address', o.xdsAddress, () =>
+      server.listen(o.xdsAddress, identity.running.xdsCredentials),
+    );
+    if (o.adminAddress) {
+      const adminAddress = o.adminAddress;
+      const app = buildAdmin({
+        metrics,
+        xds: server,
+        ready: () => ready,
+        notReadyReason: () => 'inputs not loaded yet',
+        conditions: () => compiler?.currentConditions ?? [],
+      });
+      admin = app;
+      const i = adminAddress.lastIndexOf(':');
+      adminUrl = await listenOn('--admin-address', adminAddress, () =>
+        app.listen({
+          host: adminAddress.slice(0, i).replace(/^\[|\]$/g, ''),
+          port: Number(adminAddress.slice(i + 1)),
+        }),
+      );
+      log.info('admin server listening', { url: adminUrl });
+    }
+  } catch (err) {
+    // Close what already runs (file watchers, the xDS server, the CA's timers), so the process
+    // can exit with the error instead of running on without serving.
+    stopSource();
+    await admin?.close();
+    await server.shutdown(0);
+    await identity.stop();
+    throw err;
   }
   return {
     server,

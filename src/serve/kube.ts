@@ -23,6 +23,7 @@ import { MESH_LABEL, MESH_LABEL_VALUE } from '../kube/source';
 import { KubeTokenReviewer } from '../kube/token-review';
 import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
+import { listenOn } from '../net';
 import { envoyResourceEncoder } from '../xds/encoder';
 import { AdsServer } from '../xds/server/ads-server';
 import {
@@ -149,17 +150,30 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
       () => [{ labels: {}, value: bundles.writes }],
     );
   }
-  const port = await server.listen(o.xdsAddress, identity.running.xdsCredentials);
   let admin: { app: FastifyInstance; url: string } | undefined;
-  if (o.adminAddress) {
-    admin = await listenAdmin(o.adminAddress, {
-      metrics,
-      xds: server,
-      ready: () => controller.ready,
-      notReadyReason: () => controller.notReadyReason(),
-      conditions: () => controller.currentConditions(),
-    });
-    log.info('admin server listening', { url: admin.url });
+  let port: number;
+  try {
+    port = await listenOn('--xds-address', o.xdsAddress, () =>
+      server.listen(o.xdsAddress, identity.running.xdsCredentials),
+    );
+    if (o.adminAddress) {
+      const adminAddress = o.adminAddress;
+      admin = await listenOn('--admin-address', adminAddress, () =>
+        listenAdmin(adminAddress, {
+          metrics,
+          xds: server,
+          ready: () => controller.ready,
+          notReadyReason: () => controller.notReadyReason(),
+          conditions: () => controller.currentConditions(),
+        }),
+      );
+      log.info('admin server listening', { url: admin.url });
+    }
+  } catch (err) {
+    // Close what already runs (the xDS server, the CA's timers) so the process exits with the error.
+    await server.shutdown(0);
+    await identity.stop();
+    throw err;
   }
   let webhook: InjectionWebhook | undefined;
   if (o.webhookAddress) {

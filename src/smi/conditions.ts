@@ -41,6 +41,10 @@ export const REASONS = {
   UnknownKind: { ...A_IGNORED, effect: 'a kind Weft does not read; ignored' },
   UnsupportedVersion: { ...A_OUT, effect: 'a kind Weft reads, in a version it does not serve; left out' },
   InvalidSpec: { ...A_OUT, effect: 'does not match its schema; left out' },
+  LastGoodKept: {
+    ...A_PART,
+    effect: 'a new version does not match its schema; it is refused and the last good version keeps serving',
+  },
   DuplicateObject: { ...A_WARN, effect: 'the same object given more than once; one copy is used' },
   MeshConfigConflict: { ...CONFLICT, effect: 'a second MeshConfig; the oldest is used' },
   // Services and endpoints.

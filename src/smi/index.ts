@@ -25,7 +25,9 @@
  *   match of its route; unknown match names allow nothing; match names on a TCP/UDP rule must
  *   name the route's v1alpha4 `spec.matches.name`, else the rule is dropped rather than widened.
  *   No sources or no rules allows nothing. Ports in TCP/UDP routes and `destination.port` are
- *   served as Service ports and as container ports alike (`inboundPorts`).
+ *   served as Service ports and as container ports alike (`inboundPorts`). Next to HTTPRouteGroup
+ *   rules in one target, TCPRoute rules narrow the HTTP rules to their ports and open nothing
+ *   (the spec's L7 example); a TCPRoute-only target allows all traffic on its ports.
  * - HTTPRouteGroup `matches` is accepted at the top level or under `spec` in every version, and
  *   `headers` as a map or a list of single-key maps; duplicate match names keep the first. A match
  *   whose `pathRegex` or header regex RE2 rejects, or whose header name is not an HTTP token, is
@@ -37,7 +39,7 @@
  */
 export { buildModel, classifyPort, ModelBuilder } from './build';
 export { type ConditionReason, REASONS, type ReasonInfo } from './conditions';
-export { type ParsedYaml, parseYamlObjects } from './load';
+export { type ParsedYaml, parseYamlObjects, type YamlParseError } from './load';
 export * from './model';
 export type {
   Deployment,

@@ -12,6 +12,20 @@ export interface ParsedYaml {
   readonly objects: unknown[];
   /** One condition per document that could not be used, in file order. */
   readonly conditions: Condition[];
+  /** The documents that are not valid YAML (a `YamlParseError` condition each), in file order. */
+  readonly parseErrors: YamlParseError[];
+}
+
+/** Where and why a document is not valid YAML, for logs that point at the spot. */
+export interface YamlParseError {
+  /** 1-based document number in the file. */
+  readonly document: number;
+  /** 1-based line. */
+  readonly line: number;
+  /** 1-based column, when the parser gives one. */
+  readonly column: number | null;
+  /** The parser's reason, without its own position suffix. */
+  readonly reason: string;
 }
 
 /** 1-based line of a character offset. */
@@ -50,9 +64,10 @@ function fileCondition(sourceName: string, reason: string, message: string, fiel
 export function parseYamlObjects(text: string, sourceName: string): ParsedYaml {
   const objects: unknown[] = [];
   const conditions: Condition[] = [];
+  const parseErrors: YamlParseError[] = [];
   const docs = parseAllDocuments(text);
   // An empty stream (no documents at all) is not an array.
-  if (!Array.isArray(docs)) return { objects, conditions };
+  if (!Array.isArray(docs)) return { objects, conditions, parseErrors };
   for (const [i, doc] of docs.entries()) {
     const field = `documents[${i}]`;
     const number = i + 1;
@@ -61,6 +76,12 @@ export function parseYamlObjects(text: string, sourceName: string): ParsedYaml {
       const at = error.linePos?.[0];
       const where = at ? `line ${at.line}, column ${at.col}` : `line ${lineOf(text, error.pos[0])}`;
       const what = (error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+      parseErrors.push({
+        document: number,
+        line: at ? at.line : lineOf(text, error.pos[0]),
+        column: at ? at.col : null,
+        reason: what,
+      });
       conditions.push(
         fileCondition(
           sourceName,
@@ -77,6 +98,7 @@ export function parseYamlObjects(text: string, sourceName: string): ParsedYaml {
     } catch (e) {
       // toJS refuses, for example, alias expansions beyond its safety limit.
       const what = e instanceof Error ? e.message : String(e);
+      parseErrors.push({ document: number, line: lineOf(text, startOf(doc)), column: null, reason: what });
       conditions.push(
         fileCondition(
           sourceName,
@@ -101,5 +123,5 @@ export function parseYamlObjects(text: string, sourceName: string): ParsedYaml {
     }
     objects.push(value);
   }
-  return { objects, conditions };
+  return { objects, conditions, parseErrors };
 }

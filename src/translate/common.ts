@@ -82,9 +82,14 @@ export function httpPermission(m: HttpMatch): Json {
 /**
  * RBAC policies (action ALLOW) for traffic to a workload port from its TrafficTargets. No target
  * means no policy: deny by default. `port` is the workload (target) port the traffic arrives on.
- * `http` says whether the port carries HTTP (then HTTP rules
- * apply; on a TCP port only TCP rules do). A TCPRoute rule allows everything on its ports, HTTP
- * included. Principals: see {@link principalsOf}.
+ * `http` says whether the port carries HTTP. Principals: see {@link principalsOf}.
+ *
+ * The SMI access spec's L7 example pairs a TCPRoute (the port) with an HTTPRouteGroup (the
+ * paths) in one TrafficTarget to mean "only these paths on this port". So in a target with HTTP
+ * rules the TCPRoute rules only narrow the ports the HTTP rules apply on and never open anything
+ * themselves: a separate allow-all policy would make the HTTP matches meaningless. Such a target
+ * allows nothing on a port that does not carry HTTP, since its HTTP matches cannot be checked
+ * there. A TCPRoute-only target allows all traffic on its ports, HTTP included.
  */
 export function rbacPolicies(
   access: readonly AccessModel[],
@@ -103,12 +108,19 @@ export function rbacPolicies(
       ...new Map(a.sources.flatMap((s) => principal(s.identity)).map((p) => [JSON.stringify(p), p])).values(),
     ];
     if (principals.length === 0) continue;
+    const tcp = a.rules.filter((r) => r.kind === 'TCPRoute');
+    const onTcpPort = tcp.some(
+      (r) => r.kind === 'TCPRoute' && (r.inboundPorts === null || r.inboundPorts.includes(port)),
+    );
+    const hasHttp = a.rules.some((r) => r.kind === 'HTTPRouteGroup');
     for (const rule of a.rules) {
       let permissions: Json[] = [];
       if (rule.kind === 'TCPRoute') {
-        if (rule.inboundPorts === null || rule.inboundPorts.includes(port)) permissions = [{ any: true }];
+        if (!hasHttp && (rule.inboundPorts === null || rule.inboundPorts.includes(port)))
+          permissions = [{ any: true }];
       } else if (rule.kind === 'HTTPRouteGroup' && http) {
-        permissions = rule.matches.map(httpPermission);
+        // With TCPRoute rules next to it, the HTTP rule holds only on their ports.
+        if (tcp.length === 0 || onTcpPort) permissions = rule.matches.map(httpPermission);
       }
       if (permissions.length === 0) continue;
       policies[names.rbacPolicy(a.namespace, a.name, rule.kind, rule.name)] = { permissions, principals };

@@ -274,6 +274,29 @@ spec:
         const c = (t: string) => st?.conditions?.find((x) => x.type === t)?.status;
         return c('Accepted') === 'True' && c('Applied') === 'True' && c('Programmed') === 'True';
       });
+      // Steady state costs no writes: reporting again, with the status the API server hands back
+      // (keys in its own order), leaves the object and its resourceVersion alone.
+      const version = async (): Promise<string | undefined> =>
+        (
+          JSON.parse(await kubectl(['get', 'envoypatch', 'buyer-retries', '-n', 'shop', '-o', 'json'])) as {
+            metadata?: { resourceVersion?: string };
+          }
+        ).metadata?.resourceVersion;
+      let seen = await version();
+      await eventually('the informer has the written status', async () => {
+        await new Promise((r) => setTimeout(r, 500));
+        const now = await version();
+        const settled = now === seen;
+        seen = now;
+        return settled;
+      });
+      const writes = weft.controller.status.writes;
+      for (let i = 0; i < 3; i++) {
+        weft.controller.refreshLeaderWork();
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      assert.equal(weft.controller.status.writes, writes, 'no status write while nothing changed');
+      assert.equal(await version(), seen, 'the resourceVersion stays');
       const table = await kubectl(['get', 'envoypatch', '-n', 'shop']);
       assert.match(table, /buyer-retries\s+True\s+True\s+True/, 'printer columns show the conditions');
       await kubectl(['delete', 'envoypatch', 'buyer-retries', '-n', 'shop']);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { LastGoodObjects } from '../../src/inputs/last-good';
 import { buildModel, type Condition, parseYamlObjects, REASONS } from '../../src/smi';
 import { translateProxy } from '../../src/translate';
 import {
@@ -1127,6 +1128,22 @@ describe('conditions: traffic targets', () => {
           'TrafficTarget default/t4: spec.destination.port 9999 is not a port of any Service of the workloads of ServiceAccount default/api, so this target allows nothing there; use one of 80, 8080',
         ],
       ),
+    );
+  });
+});
+
+describe('conditions: edits refused', () => {
+  it('LastGoodKept: a TrafficSplit edited to a bad weight keeps its last good version', () => {
+    const kept = new LastGoodObjects();
+    kept.apply([split('ab', 'api', [{ service: 'api-v1', weight: 90 }])]);
+    const r = kept.apply([split('ab', 'api', [{ service: 'api-v1', weight: 'ninety' }])]);
+    assert.deepEqual(
+      record(r.conditions).map((c) => [c.object, c.type, c.status, c.severity, c.reason, c.field]),
+      [['TrafficSplit/default/ab', 'Accepted', 'True', 'Error', 'LastGoodKept', 'spec.backends[0].weight']],
+    );
+    assert.match(
+      r.conditions[0]!.message,
+      /^TrafficSplit default\/ab: the new version is refused: spec\.backends\[0\]\.weight /,
     );
   });
 });

@@ -621,8 +621,8 @@ describe('quantities', () => {
 describe('parseYamlObjects', () => {
   it('reads every mapping document, skips empty ones', () => {
     const r = parseYamlObjects('---\n# only a comment\n---\na: 1\n---\n---\nb: 2\n', 'x.yaml');
-    assert.deepEqual(r, { objects: [{ a: 1 }, { b: 2 }], conditions: [] });
-    assert.deepEqual(parseYamlObjects('', 'empty.yaml'), { objects: [], conditions: [] });
+    assert.deepEqual(r, { objects: [{ a: 1 }, { b: 2 }], conditions: [], parseErrors: [] });
+    assert.deepEqual(parseYamlObjects('', 'empty.yaml'), { objects: [], conditions: [], parseErrors: [] });
   });
 
   it('duplicate keys are a parse error naming the line', () => {
@@ -632,6 +632,7 @@ describe('parseYamlObjects', () => {
       r.conditions[0]!.message,
       'File dup.yaml: document 1 is not valid YAML at line 2, column 1: Map keys must be unique; the document is left out; fix the YAML there',
     );
+    assert.deepEqual(r.parseErrors, [{ document: 1, line: 2, column: 1, reason: 'Map keys must be unique' }]);
   });
 
   it('feeds buildModel end to end', () => {

@@ -197,6 +197,37 @@ spec:
     assert.deepEqual(rules.policies['shop/web-api-tcp|TCPRoute/any-80']?.permissions, [{ any: true }]);
   });
 
+  it('a TCPRoute next to HTTP rules narrows the ports and opens nothing (SMI L7 example)', () => {
+    const target = (ports: string) => `${BASE}
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: { name: api-port, namespace: shop }
+spec: { matches: { ports: ${ports} } }
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: web-api-mixed, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: api, namespace: shop }
+  rules: [{ kind: TCPRoute, name: api-port }, { kind: HTTPRouteGroup, name: api-routes, matches: [read] }]
+  sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
+`;
+    type Rules = { policies: Record<string, { permissions: J[] }> };
+    const read = rbacOf(tr(mesh(target('[8080]')), 'api-1'), 8080) as Rules;
+    assert.deepEqual(Object.keys(read.policies), ['shop/web-api-mixed|HTTPRouteGroup/api-routes']);
+    assert.equal(read.policies['shop/web-api-mixed|HTTPRouteGroup/api-routes']?.permissions.length, 1);
+    // Envoy flavor: the same rules ride on the inbound route.
+    const envoy = tr(mesh(target('[8080]')), 'api-1', 'envoy');
+    const inbound = envoy.routes.find((r) => r.name === 'inbound|8080') as J;
+    const perRoute = (inbound.virtual_hosts as J[])[0]?.typed_per_filter_config as J;
+    const rules = ((Object.values(perRoute)[0] as J).rbac as J).rules as Rules;
+    assert.deepEqual(Object.keys(rules.policies), ['shop/web-api-mixed|HTTPRouteGroup/api-routes']);
+    // A TCPRoute on another port leaves this port closed.
+    const other = rbacOf(tr(mesh(target('[9090]')), 'api-1'), 8080) as Rules;
+    assert.deepEqual(other.policies, {});
+  });
+
   it('splits with relative weights, keeps a 0 weight, and covers three ways', () => {
     const split = (w: [number, number, number]) => `
 ---

@@ -185,7 +185,12 @@ export class AdsServer {
     const server = new Server(this.serverOptions());
     this.addTo(server);
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+      server.bindAsync(address, credentials, (err, p) => {
+        if (!err) return resolve(p);
+        // Nothing is bound, but the server object holds timers of its own: let it go.
+        server.forceShutdown();
+        reject(err);
+      });
     });
     this.grpcServer = server;
     log.info('xDS server listening', { address, port });
