@@ -184,7 +184,7 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
               // A world that cannot be brought up (no cluster, Weft not installed, the image not
               // pullable) is not a conformance failure: say what is missing, not a stack.
               console.error(
-                `weft conformance: the ${driver.name} driver cannot start (${flavor}): ${(err as Error).message}`,
+                `weft conformance: the ${driver.name} driver${flavors.length > 1 ? ` (${flavor} flavor)` : ''} cannot start: ${(err as Error).message}`,
               );
               setExitCode(2);
               return;
