@@ -1,18 +1,21 @@
 /**
- * `weft conformance`: runs the SMI conformance suite (`e2e/scenarios`) and prints a table per SMI
- * API with pass/fail per assertion, ending with `N passed, N failed`; writes the JSON report.
- * The local driver brings up a real kube-apiserver, Weft and proxyless gRPC workloads on this
- * machine; the cluster driver deploys the workloads into the current kubectl context, where Weft
- * is installed (see `e2e/cluster/README.md`).
+ * `weft conformance`: runs the SMI conformance suite (`e2e/scenarios`) on one or both data-plane
+ * flavors and prints a table per SMI API with pass/fail per assertion and the flavor it ran on,
+ * ending with `N passed, N failed` over everything that ran; writes the JSON report.
+ * The local driver brings up a real kube-apiserver, Weft and the workloads on this machine
+ * (proxyless gRPC workloads; for the Envoy flavor, pods in network namespaces with Weft's injected
+ * Envoy sidecars); the cluster driver deploys the workloads into the current kubectl context,
+ * where Weft is installed (see `e2e/cluster/README.md`), proxyless gRPC only for now.
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ClusterDriver, DEFAULT_ECHO_IMAGE } from '../conformance/cluster-driver';
-import type { Driver } from '../conformance/driver';
+import { type Driver, FLAVORS, type Flavor } from '../conformance/driver';
 import { LocalDriver } from '../conformance/local-driver';
+import { envoyFlavorUnavailable, LocalEnvoyDriver } from '../conformance/local-envoy-driver';
 import { formatReport } from '../conformance/report';
-import { runSuite } from '../conformance/runner';
+import { mergeReports, type Report, runSuite } from '../conformance/runner';
 import { loadSuite, ScenarioError } from '../conformance/schema';
 import { setLogLevel } from '../log';
 import type { CommandRegistrar } from './index';
@@ -22,6 +25,7 @@ interface ConformanceFlags {
   only?: string[];
   report: string;
   driver: string;
+  flavor: string;
   output: string;
   kubeconfig?: string;
   context?: string;
@@ -34,9 +38,12 @@ interface ConformanceFlags {
 /** The drivers `--driver` accepts. */
 export const DRIVERS = ['local', 'cluster'] as const;
 
-/** The driver the flags ask for. */
-function makeDriver(f: ConformanceFlags): Driver {
-  if (f.driver === 'local') return new LocalDriver();
+/** What `--flavor` accepts. */
+export const FLAVOR_CHOICES = ['both', ...FLAVORS] as const;
+
+/** The driver the flags ask for, on one flavor. */
+function makeDriver(f: ConformanceFlags, flavor: Flavor): Driver {
+  if (f.driver === 'local') return flavor === 'envoy' ? new LocalEnvoyDriver() : new LocalDriver();
   return new ClusterDriver({
     ...(f.kubeconfig ? { kubeconfig: f.kubeconfig } : {}),
     ...(f.context ? { context: f.context } : {}),
@@ -59,8 +66,8 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
     .command('conformance')
     .description(
       "Run the SMI conformance suite: apply each scenario's objects, send real calls between " +
-        'proxyless gRPC workloads and check every outcome. Prints a table per SMI API and ' +
-        '"N passed, N failed"; exit status 0 when all pass, 1 when any fails, 2 on unusable input or a ' +
+        'workloads and check every outcome, on proxyless gRPC, on Envoy sidecars, or both. Prints a table ' +
+        'per SMI API and "N passed, N failed"; exit status 0 when all pass, 1 when any fails, 2 on unusable input or a ' +
         'driver that cannot start.',
     )
     .option(
@@ -78,6 +85,14 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
         'namespace conformance, reaches the callers and Weft with kubectl port-forward, and deletes the ' +
         'workloads at the end',
       'local',
+    )
+    .option(
+      '--flavor <name>',
+      'grpc: proxyless gRPC workloads (grpc-js-xds) with weft agent. envoy: the local driver runs each pod ' +
+        "in a network namespace with Weft's injected Envoy sidecar (needs root, ip, iptables, unshare, setpriv " +
+        'and Envoy: scripts/setup-envoy.sh or WEFT_ENVOY_BIN); the cluster driver does not support it yet. ' +
+        'both: grpc, then envoy',
+      'both',
     )
     .option(
       '--kubeconfig <file>',
@@ -130,34 +145,72 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
         setExitCode(2);
         return;
       }
-      const driver = makeDriver(f);
-      try {
-        try {
-          await driver.start(suite.workloads);
-        } catch (err) {
-          // A world that cannot be brought up (no cluster, Weft not installed, the image not
-          // pullable) is not a conformance failure: say what is missing, not a stack.
+      if (!(FLAVOR_CHOICES as readonly string[]).includes(f.flavor)) {
+        console.error(`weft conformance: unknown flavor "${f.flavor}"; use ${FLAVOR_CHOICES.join(', ')}`);
+        setExitCode(2);
+        return;
+      }
+      const flavors: Flavor[] = f.flavor === 'both' ? [...FLAVORS] : [f.flavor as Flavor];
+      if (f.driver === 'cluster' && flavors.includes('envoy')) {
+        if (f.flavor === 'envoy') {
           console.error(
-            `weft conformance: the ${driver.name} driver cannot start: ${(err as Error).message}`,
+            'weft conformance: the cluster driver does not support the Envoy flavor yet; use --flavor grpc',
           );
           setExitCode(2);
           return;
         }
-        const report = await runSuite(driver, suite, {
-          onScenario: (r) => {
-            if (f.output === 'table') {
-              process.stderr.write(
-                `${r.passed ? 'ok  ' : 'FAIL'} ${r.id} (${(r.durationMs / 1000).toFixed(1)} s)\n`,
+        // `both` is the default: on a cluster it means what the cluster driver can run.
+        console.error('weft conformance: the cluster driver runs the grpc flavor only (Envoy: not yet)');
+        flavors.splice(flavors.indexOf('envoy'), 1);
+      }
+      if (f.driver === 'local' && flavors.includes('envoy')) {
+        const missing = envoyFlavorUnavailable();
+        if (missing) {
+          console.error(
+            `weft conformance: the Envoy flavor cannot run here: ${missing}; or use --flavor grpc`,
+          );
+          setExitCode(2);
+          return;
+        }
+      }
+      try {
+        const reports: Report[] = [];
+        for (const flavor of flavors) {
+          const driver = makeDriver(f, flavor);
+          try {
+            try {
+              await driver.start(suite.workloads);
+            } catch (err) {
+              // A world that cannot be brought up (no cluster, Weft not installed, the image not
+              // pullable) is not a conformance failure: say what is missing, not a stack.
+              console.error(
+                `weft conformance: the ${driver.name} driver${flavors.length > 1 ? ` (${flavor} flavor)` : ''} cannot start: ${(err as Error).message}`,
               );
+              setExitCode(2);
+              return;
             }
-          },
-        });
+            reports.push(
+              await runSuite(driver, suite, {
+                onScenario: (r) => {
+                  if (f.output === 'table') {
+                    const verdict = r.skipped !== undefined ? 'skip' : r.passed ? 'ok  ' : 'FAIL';
+                    process.stderr.write(
+                      `${verdict} ${r.id} [${r.flavor}] (${(r.durationMs / 1000).toFixed(1)} s)\n`,
+                    );
+                  }
+                },
+              }),
+            );
+          } finally {
+            await driver.stop();
+          }
+        }
+        const report = mergeReports(reports);
         writeFileSync(f.report, `${JSON.stringify(report, null, 2)}\n`);
         if (f.output === 'json') console.log(JSON.stringify(report, null, 2));
         else console.log(formatReport(report, f.report));
         setExitCode(report.failed === 0 ? 0 : 1);
       } finally {
-        await driver.stop();
         // grpc-js's file_watcher certificate providers keep an interval running when a channel
         // closes before releasing them (seen with grpc-js 1.14), which would keep this one-shot
         // command alive after its work is done; the exit code is already set.

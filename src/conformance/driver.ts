@@ -7,6 +7,15 @@
  */
 import type { KubeManifest, Workloads } from './schema';
 
+/**
+ * The data plane a driver runs the workloads on: `grpc`, proxyless gRPC workloads (grpc-js-xds
+ * makes every decision); `envoy`, Envoy sidecars as Weft's injector makes them, in front of apps
+ * that know nothing of the mesh.
+ */
+export type Flavor = 'grpc' | 'envoy';
+/** Every {@link Flavor}, in the order a run of both takes them. */
+export const FLAVORS: readonly Flavor[] = ['grpc', 'envoy'];
+
 /** One call's outcome: the backend that answered, or the gRPC status code name it failed with. */
 export type CallOutcome = { ok: true; backend: string } | { ok: false; code: string; message: string };
 
@@ -71,6 +80,8 @@ export function reportedCondition(c: ReportedCondition): ReportedCondition {
 export interface Driver {
   /** A short name for reports (`local`, `cluster`). */
   readonly name: string;
+  /** The data plane its workloads run on (default `grpc`). */
+  readonly flavor?: Flavor;
   /** Brings up the cluster, Weft and the workloads; resolves when calls can be made. */
   start(workloads: Workloads): Promise<void>;
   /** Applies objects (server-side, as kubectl would). */

@@ -7,7 +7,7 @@
  * Between scenarios the runner deletes what the scenario applied and waits until the first client
  * is denied again, so no scenario starts from another one's policy.
  */
-import type { CallOutcome, CallSpec, Driver, ProxyConfigs, ReportedCondition } from './driver';
+import type { CallOutcome, CallSpec, Driver, Flavor, ProxyConfigs, ReportedCondition } from './driver';
 import type {
   Api,
   ConditionsExpectation,
@@ -37,10 +37,14 @@ export interface AssertionResult {
   config?: ProxyConfigs;
 }
 
-/** One scenario's results. */
+/** One scenario's results on one flavor. */
 export interface ScenarioResult {
   id: string;
   api: Api;
+  /** The data plane it ran on. */
+  flavor: Flavor;
+  /** Why it was not run on this flavor (the scenario's `skip`); it then has no assertions. */
+  skipped?: string;
   name: string;
   description: string;
   /** The known bug the scenario exposes, when it declares one. */
@@ -53,9 +57,19 @@ export interface ScenarioResult {
   error?: string;
 }
 
-/** The whole run. */
+/** What one flavor of a run came to. */
+export interface FlavorSummary {
+  flavor: Flavor;
+  durationMs: number;
+  passed: number;
+  failed: number;
+}
+
+/** The whole run: one flavor, or several merged by {@link mergeReports}. */
 export interface Report {
   driver: string;
+  /** The flavors that ran, each with its own figures. */
+  flavors: FlavorSummary[];
   startedAt: string;
   durationMs: number;
   passed: number;
@@ -349,6 +363,23 @@ const key = (m: KubeManifest): string =>
 
 /** Runs one scenario; never throws (a step that fails is the scenario's error). */
 export async function runScenario(driver: Driver, w: Workloads, s: Scenario): Promise<ScenarioResult> {
+  const flavor = driver.flavor ?? 'grpc';
+  const skipped = s.skip?.[flavor];
+  if (skipped !== undefined) {
+    return {
+      id: s.id,
+      api: s.api,
+      flavor,
+      skipped,
+      name: s.name,
+      description: s.description,
+      ...(s.knownIssue ? { knownIssue: s.knownIssue } : {}),
+      file: s.file,
+      passed: false,
+      durationMs: 0,
+      assertions: [],
+    };
+  }
   const started = Date.now();
   const assertions: AssertionResult[] = [];
   const applied = new Map<string, KubeManifest>();
@@ -415,6 +446,7 @@ export async function runScenario(driver: Driver, w: Workloads, s: Scenario): Pr
   return {
     id: s.id,
     api: s.api,
+    flavor,
     name: s.name,
     description: s.description,
     ...(s.knownIssue ? { knownIssue: s.knownIssue } : {}),
@@ -459,6 +491,11 @@ export async function runSuite(driver: Driver, suite: Suite, o: RunOptions = {})
   const results: ScenarioResult[] = [];
   for (const s of suite.scenarios) {
     const r = await runScenario(driver, suite.workloads, s);
+    if (r.skipped !== undefined) {
+      results.push(r);
+      o.onScenario?.(r);
+      continue;
+    }
     if (!(await settle(driver, suite.workloads, o.settleMs ?? 10_000))) {
       r.passed = false;
       r.error ??=
@@ -469,12 +506,30 @@ export async function runSuite(driver: Driver, suite: Suite, o: RunOptions = {})
   }
   const all = results.flatMap((r) => r.assertions);
   const errored = results.filter((r) => r.error !== undefined).length;
+  const passed = all.filter((a) => a.passed).length;
+  const failed = all.filter((a) => !a.passed).length + errored;
+  const durationMs = Date.now() - started;
   return {
     driver: driver.name,
+    flavors: [{ flavor: driver.flavor ?? 'grpc', durationMs, passed, failed }],
     startedAt: new Date(started).toISOString(),
-    durationMs: Date.now() - started,
-    passed: all.filter((a) => a.passed).length,
-    failed: all.filter((a) => !a.passed).length + errored,
+    durationMs,
+    passed,
+    failed,
     scenarios: results,
+  };
+}
+
+/** One report of several runs (one per flavor): every scenario result, the counts summed. */
+export function mergeReports(reports: readonly Report[]): Report {
+  if (reports.length === 0) throw new Error('internal: no report to merge');
+  return {
+    driver: [...new Set(reports.map((r) => r.driver))].join(', '),
+    flavors: reports.flatMap((r) => r.flavors),
+    startedAt: reports[0]!.startedAt,
+    durationMs: reports.reduce((a, r) => a + r.durationMs, 0),
+    passed: reports.reduce((a, r) => a + r.passed, 0),
+    failed: reports.reduce((a, r) => a + r.failed, 0),
+    scenarios: reports.flatMap((r) => r.scenarios),
   };
 }

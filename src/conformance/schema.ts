@@ -150,6 +150,15 @@ const scenarioSchema = z
      * runs and counts as failed; the test suite checks it keeps failing until the bug is fixed.
      */
     knownIssue: z.string().min(1).optional(),
+    /**
+     * Flavors the scenario cannot apply to, each with the reason (shown in the report): e.g. what
+     * a sidecar does not carry. The scenario is not run there, and says so rather than vanishing.
+     */
+    skip: z
+      .object({ grpc: z.string().min(1), envoy: z.string().min(1) })
+      .partial()
+      .strict()
+      .optional(),
     steps: z.array(stepSchema).min(1),
   })
   .strict();
@@ -202,6 +211,8 @@ export interface Scenario {
   description: string;
   /** See the schema: a known bug that makes this scenario fail. */
   knownIssue?: string;
+  /** Flavors it does not apply to, with the reason (see the schema). */
+  skip?: Partial<Record<'grpc' | 'envoy', string>>;
   /** The file it came from. */
   file: string;
   steps: Step[];
@@ -284,6 +295,7 @@ export function loadScenario(file: string, namespace: string, display = file): S
     name: r.data.name,
     description: r.data.description,
     ...(r.data.knownIssue ? { knownIssue: r.data.knownIssue } : {}),
+    ...(r.data.skip && Object.keys(r.data.skip).length > 0 ? { skip: r.data.skip } : {}),
     file,
     steps,
   };

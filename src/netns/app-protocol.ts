@@ -50,7 +50,17 @@ export type AppRequest =
       connection?: string;
       timeoutMs?: number;
     }
-  | { op: 'grpc'; host: string; port: number; path?: string; n?: number; timeoutMs?: number }
+  | {
+      op: 'grpc';
+      host: string;
+      port: number;
+      /** The method's path (default {@link GRPC_ECHO_PATH}). */
+      path?: string;
+      /** Request metadata (HTTP/2 headers the sidecars see and route or authorize on). */
+      metadata?: Record<string, string>;
+      n?: number;
+      timeoutMs?: number;
+    }
   | { op: 'tcp'; host: string; port: number; message?: string; n?: number; timeoutMs?: number }
   | { op: 'close'; connection: string };
 
@@ -84,6 +94,8 @@ export type AppResponseLine = { id: number; result: CallOutcome[] } | { id: numb
 export interface AppHello {
   ready: true;
   pod: string;
-  /** The ports it serves, by protocol. */
+  /** The ports it serves, by protocol (gRPC: the first of {@link AppHello.grpcPorts}). */
   serving: Partial<Record<AppProtocol, number>>;
+  /** Every port the gRPC server listens on (`--grpc` may be given more than once). */
+  grpcPorts?: number[];
 }

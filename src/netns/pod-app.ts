@@ -4,10 +4,13 @@
  * sidecars' uid), so its outgoing calls are captured and go through the pod's Envoy, and its
  * servers are reached through Envoy's inbound listener.
  *
- * `node pod-app.js [--name POD] [--http1 PORT] [--h2c PORT] [--grpc PORT] [--tcp PORT]`
+ * `node pod-app.js [--name POD] [--http1 PORT] [--h2c PORT] [--grpc PORT]... [--grpc-path PATH]...
+ *  [--tcp PORT]`
  * - `--http1`: HTTP/1.1 (node:http), `--h2c`: HTTP/2 cleartext with prior knowledge only (no
  *   HTTP/1.1 fallback, so a proxy that downgrades is seen), `--grpc`: plain @grpc/grpc-js without
- *   xDS (the sidecar does the mesh), `--tcp`: a line echo. Each listens on 0.0.0.0 and answers an
+ *   xDS (the sidecar does the mesh) on every `--grpc` port, serving {@link GRPC_ECHO_PATH} and each
+ *   `--grpc-path` (`/<service>/<method>`, so a suite can call the method names its policies
+ *   match), `--tcp`: a line echo. Each listens on 0.0.0.0 and answers an
  *   {@link AppAnswer}. The name defaults to `$HOSTNAME`, which the pod host sets to the pod's.
  * - Commands arrive on stdin and answers leave on stdout, one JSON line each (app-protocol.ts);
  *   logs go to stderr.
@@ -64,7 +67,11 @@ function listen(
   });
 }
 
-async function serve(pod: string, ports: Partial<Record<AppProtocol, number>>): Promise<void> {
+async function serve(
+  pod: string,
+  ports: Partial<Record<AppProtocol, number>>,
+  grpc: { ports: readonly number[]; paths: readonly string[] },
+): Promise<void> {
   if (ports.http1 !== undefined) {
     const s = createHttpServer((req, res) => {
       const answer: AppAnswer = {
@@ -98,37 +105,50 @@ async function serve(pod: string, ports: Partial<Record<AppProtocol, number>>): 
     });
     await listen(s, ports.h2c);
   }
-  if (ports.grpc !== undefined) {
+  if (grpc.ports.length > 0) {
     const server = new GrpcServer();
-    server.addService(
-      {
-        Get: {
-          path: GRPC_ECHO_PATH,
+    const answer = (call: ServerUnaryCall<unknown, AppAnswer>, done: sendUnaryData<AppAnswer>): void => {
+      const xfcc = call.metadata.get('x-forwarded-client-cert')[0];
+      done(null, {
+        pod,
+        protocol: 'grpc',
+        path: call.getPath(),
+        ...(typeof xfcc === 'string' ? { xfcc } : {}),
+      });
+    };
+    // One service definition per gRPC service name, each method answering the same way.
+    const services = new Map<string, Record<string, string>>();
+    for (const path of new Set([GRPC_ECHO_PATH, ...grpc.paths])) {
+      const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
+      if (!m) throw new Error(`--grpc-path ${path}: must be /<service>/<method>`);
+      const methods = services.get(m[1]!) ?? {};
+      methods[m[2]!] = path;
+      services.set(m[1]!, methods);
+    }
+    for (const methods of services.values()) {
+      const definition: Record<string, unknown> = {};
+      const handlers: Record<string, typeof answer> = {};
+      for (const [method, path] of Object.entries(methods)) {
+        definition[method] = {
+          path,
           requestStream: false,
           responseStream: false,
           requestSerialize: json,
           requestDeserialize: unjson,
           responseSerialize: json,
           responseDeserialize: unjson,
-        },
-      },
-      {
-        Get: (call: ServerUnaryCall<unknown, AppAnswer>, done: sendUnaryData<AppAnswer>) => {
-          const xfcc = call.metadata.get('x-forwarded-client-cert')[0];
-          done(null, {
-            pod,
-            protocol: 'grpc',
-            path: call.getPath(),
-            ...(typeof xfcc === 'string' ? { xfcc } : {}),
-          });
-        },
-      },
-    );
-    await new Promise<void>((resolve, reject) =>
-      server.bindAsync(`0.0.0.0:${ports.grpc}`, ServerCredentials.createInsecure(), (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
+        };
+        handlers[method] = answer;
+      }
+      server.addService(definition as Parameters<GrpcServer['addService']>[0], handlers);
+    }
+    for (const port of grpc.ports) {
+      await new Promise<void>((resolve, reject) =>
+        server.bindAsync(`0.0.0.0:${port}`, ServerCredentials.createInsecure(), (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      );
+    }
   }
   if (ports.tcp !== undefined) {
     const s = createTcpServer((sock) => {
@@ -182,7 +202,7 @@ class Caller {
     } else if (r.op === 'grpc') {
       const client = new GrpcClient(`${r.host}:${r.port}`, grpcCredentials.createInsecure());
       for (let i = 0; i < n; i++)
-        out.push(await this.grpc(client, r.path ?? GRPC_ECHO_PATH, r.timeoutMs ?? 5000));
+        out.push(await this.grpc(client, r.path ?? GRPC_ECHO_PATH, r.metadata ?? {}, r.timeoutMs ?? 5000));
       client.close();
     } else {
       for (let i = 0; i < n; i++)
@@ -252,14 +272,21 @@ class Caller {
     });
   }
 
-  private grpc(client: GrpcClient, path: string, timeoutMs: number): Promise<CallOutcome> {
+  private grpc(
+    client: GrpcClient,
+    path: string,
+    headers: Record<string, string>,
+    timeoutMs: number,
+  ): Promise<CallOutcome> {
+    const metadata = new Metadata();
+    for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
     return new Promise((resolve) => {
       client.makeUnaryRequest(
         path,
         json,
         unjson,
         {},
-        new Metadata(),
+        metadata,
         { deadline: Date.now() + timeoutMs },
         (err: ServiceError | null, value?: unknown) =>
           resolve(err ? fail(err) : { ok: true, body: JSON.stringify(value) }),
@@ -299,20 +326,23 @@ async function main(): Promise<void> {
       name: { type: 'string' },
       http1: { type: 'string' },
       h2c: { type: 'string' },
-      grpc: { type: 'string' },
+      grpc: { type: 'string', multiple: true },
+      'grpc-path': { type: 'string', multiple: true },
       tcp: { type: 'string' },
     },
   });
   const pod = values.name ?? process.env.HOSTNAME ?? 'unknown';
   const serving: Partial<Record<AppProtocol, number>> = {};
-  for (const p of ['http1', 'h2c', 'grpc', 'tcp'] as const)
+  for (const p of ['http1', 'h2c', 'tcp'] as const)
     if (values[p] !== undefined) serving[p] = Number(values[p]);
-  await serve(pod, serving);
+  const grpcPorts = (values.grpc ?? []).map(Number);
+  if (grpcPorts[0] !== undefined) serving.grpc = grpcPorts[0];
+  await serve(pod, serving, { ports: grpcPorts, paths: values['grpc-path'] ?? [] });
   const caller = new Caller();
   const write = (v: AppResponseLine | AppHello): void => {
     process.stdout.write(`${JSON.stringify(v)}\n`);
   };
-  write({ ready: true, pod, serving });
+  write({ ready: true, pod, serving, ...(grpcPorts.length > 0 ? { grpcPorts } : {}) });
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
     let r: AppRequestLine;

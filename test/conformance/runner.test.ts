@@ -12,11 +12,12 @@ import type {
   CallOutcome,
   CallSpec,
   Driver,
+  Flavor,
   ProxyConfigs,
   ReportedCondition,
 } from '../../src/conformance/driver';
 import { formatReport } from '../../src/conformance/report';
-import { judge, runSuite } from '../../src/conformance/runner';
+import { judge, mergeReports, runSuite } from '../../src/conformance/runner';
 import { type Expectation, loadSuite, ScenarioError } from '../../src/conformance/schema';
 
 const WORKLOADS = `namespace: t
@@ -29,6 +30,7 @@ services: [{ name: echo, selector: { app: echo } }]
 /** Answers every call from `echo-v1` once anything is applied, and fails them before. */
 class FakeDriver implements Driver {
   readonly name = 'fake';
+  constructor(readonly flavor: Flavor = 'grpc') {}
   applied = 0;
   closed: string[] = [];
   configAsked: string[][] = [];
@@ -151,6 +153,47 @@ steps:
     assert.equal(get!.passed, false);
     assert.match(get!.got, /^echo-v1: 3 \(100\.0%\), failed: 0/);
     assert.equal(report.scenarios[0]!.passed, false);
+  });
+
+  it('runs on each flavor: a scenario that does not apply to one says why, and the counts add up', async () => {
+    const root = suiteDir({
+      'access/allow.yaml': `name: allow
+description: Get is allowed once the target exists
+steps:
+  - apply:
+      - ${TT}
+  - expect: { from: caller, to: echo, calls: 2, allowed: true }
+`,
+      'specs/udp.yaml': `name: udp
+description: not for sidecars
+skip: { envoy: "the sidecar does not carry UDP" }
+steps:
+  - expect: { from: caller, to: echo, calls: 2, denied: true }
+`,
+    });
+    const suite = loadSuite(root);
+    const grpc = await runSuite(new FakeDriver('grpc'), suite, { settleMs: 200 });
+    const envoyDriver = new FakeDriver('envoy');
+    const envoy = await runSuite(envoyDriver, suite, { settleMs: 200 });
+    const skipped = envoy.scenarios.find((s) => s.id === 'specs/udp')!;
+    assert.equal(skipped.skipped, 'the sidecar does not carry UDP');
+    assert.deepEqual(skipped.assertions, []);
+    const report = mergeReports([grpc, envoy]);
+    assert.deepEqual(
+      report.flavors.map((f) => [f.flavor, f.passed, f.failed]),
+      [
+        ['grpc', 2, 0],
+        ['envoy', 1, 0],
+      ],
+    );
+    assert.equal(report.passed, 3);
+    const text = formatReport(report);
+    assert.match(text, /access\/allow +grpc +caller → echo Get: allowed +pass/);
+    assert.match(text, /access\/allow +envoy +caller → echo Get: allowed +pass/);
+    assert.match(text, /specs\/udp +envoy +not run: the sidecar does not carry UDP +skipped/);
+    assert.match(text, /\n {2}specs\/udp \(envoy\): the sidecar does not carry UDP\n/);
+    assert.match(text, /\nenvoy: 1 passed, 0 failed;/);
+    assert.ok(text.endsWith('\n3 passed, 0 failed'), text);
   });
 
   it('judges distributions by share and tolerance, and counts anything unexpected as a failure', () => {

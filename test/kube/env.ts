@@ -162,8 +162,18 @@ function stopProc(p: ChildProcess | undefined): Promise<void> {
   });
 }
 
+/** Options of {@link startKubeEnv}. */
+export interface KubeEnvOptions {
+  /**
+   * `--service-cluster-ip-range` (default 10.96.0.0/12). A suite whose pods really send to
+   * ClusterIPs gives one inside its own pod network, so that no address it could reach is
+   * anybody else's.
+   */
+  serviceClusterIpRange?: string;
+}
+
 /** Starts etcd and kube-apiserver; resolves once /readyz answers. */
-export async function startKubeEnv(): Promise<KubeEnv> {
+export async function startKubeEnv(o: KubeEnvOptions = {}): Promise<KubeEnv> {
   const bin = kubeBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'weft-kube-'));
   makeCerts(dir);
@@ -200,7 +210,7 @@ export async function startKubeEnv(): Promise<KubeEnv> {
     `--tls-private-key-file=${join(dir, 'serving.key')}`,
     `--client-ca-file=${join(dir, 'ca.crt')}`,
     '--authorization-mode=RBAC',
-    '--service-cluster-ip-range=10.96.0.0/12',
+    `--service-cluster-ip-range=${o.serviceClusterIpRange ?? '10.96.0.0/12'}`,
     '--service-account-issuer=https://kubernetes.default.svc',
     `--service-account-key-file=${join(dir, 'sa.pub')}`,
     `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
