@@ -142,6 +142,12 @@ export const registerDemo: CommandRegistrar = (program: Command, setExitCode) =>
         return;
       }
       process.stdout.write(mesh.banner);
+      // The workloads take their config from Weft over xDS first; counting before bookbuyer's
+      // first call goes through would only show start-up, so wait for it (bounded).
+      const readyBy = Date.now() + 60_000;
+      while (Date.now() < readyBy && Object.keys((await mesh.tick(1)).bookbuyer).length === 0) {
+        await new Promise((r) => setTimeout(r, 250));
+      }
       let stopped = false;
       const stop = (): void => {
         stopped = true;

@@ -40,7 +40,7 @@ import {
   type ReportedCondition,
   reportedCondition,
 } from './driver';
-import { toKubectlInput } from './local-driver';
+import { toKubectlInput } from './local-kube';
 import type { KubeManifest, Workloads } from './schema';
 
 /** Runs kubectl with the user's binary, kubeconfig and context. */

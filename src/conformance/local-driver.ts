@@ -19,12 +19,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ChannelCredentials, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from '../../test/kube/env';
-import { allCrdsYaml } from '../crds/render';
-import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../identity/tls';
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { freePort } from '../net';
-import { type RunningKubeServe, startKubeServe } from '../serve';
+import { startKubeServe } from '../serve';
 import { EchoClient, type EchoServer, proxylessBootstrap, startEchoServer } from '../workload/echo';
 import {
   type Sidecar,
@@ -32,16 +29,9 @@ import {
   xdsChannelCredentials,
   xdsServerCredentials,
 } from '../workload/mesh-peer';
-import { fetchProxyConfigs } from './csds';
-import {
-  type CallOutcome,
-  type CallSpec,
-  type Driver,
-  type ProxyConfigs,
-  type ReportedCondition,
-  reportedCondition,
-} from './driver';
-import type { KubeManifest, Workloads } from './schema';
+import type { CallOutcome, CallSpec, Driver } from './driver';
+import { LocalKubeDriver, TRUST_DOMAIN, toKubectlInput } from './local-kube';
+import type { Workloads } from './schema';
 
 /** Options of {@link LocalDriver}. */
 export interface LocalDriverOptions {
@@ -53,17 +43,6 @@ export interface LocalDriverOptions {
   concurrency?: number;
   /** Mutual TLS between the workloads and on xDS (default true); false runs everything plaintext. */
   mtls?: boolean;
-}
-
-/** The trust domain of the local mesh. */
-const TRUST_DOMAIN = 'cluster.local';
-
-/**
- * Objects as one JSON `List` for kubectl. JSON, not YAML: kubectl reads YAML 1.1, where an
- * unquoted `yes` or `on` a YAML 1.2 writer emits would turn into a boolean.
- */
-export function toKubectlInput(objects: readonly unknown[]): string {
-  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
 }
 
 /** The Kubernetes objects of the workloads: namespaces, accounts, Services and Pods (no status). */
@@ -114,23 +93,15 @@ export function workloadManifests(
   ];
 }
 
-/** The status a kubelet would report for a running, ready Pod with one IP. */
-function readyStatus(ip: string): Record<string, unknown> {
-  return { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] };
-}
-
 function codeName(code: number | undefined): string {
   if (code === undefined) return 'UNKNOWN';
   return (grpcStatus as unknown as Record<number, string>)[code] ?? String(code);
 }
 
 /** See the file comment. */
-export class LocalDriver implements Driver {
+export class LocalDriver extends LocalKubeDriver implements Driver {
   readonly name = 'local';
-  private env: KubeEnv | undefined;
-  private weft: RunningKubeServe | undefined;
   private servers: EchoServer[] = [];
-  private csdsCredentials: Promise<ChannelCredentials | undefined> | undefined;
   private readonly clients = new Map<string, EchoClient>();
   private workloads: Workloads | undefined;
   private readonly net: number;
@@ -142,36 +113,24 @@ export class LocalDriver implements Driver {
   private tmp: string | undefined;
 
   constructor(o: LocalDriverOptions = {}) {
+    super();
     this.mtls = o.mtls ?? true;
     this.net = o.net ?? 88;
     this.deadline = o.callDeadlineMs ?? 1500;
     this.concurrency = o.concurrency ?? 10;
   }
 
-  /** The kubeconfig of the running API server (for tests that also drive kubectl). */
-  get kubeEnv(): KubeEnv {
-    if (!this.env) throw new Error('the local driver is not started');
-    return this.env;
+  protected describe(): string {
+    return 'local driver';
   }
 
-  /** The running Weft. */
-  get serve(): RunningKubeServe {
-    if (!this.weft) throw new Error('the local driver is not started');
-    return this.weft;
-  }
-
-  private async kubectl(args: string[], stdin?: string): Promise<string> {
-    const r = await this.kubeEnv.kubectl(args, stdin);
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
-    return r.stdout;
+  protected xdsTarget(): string {
+    return `127.0.0.1:${this.serve.port}`;
   }
 
   async start(w: Workloads): Promise<void> {
     this.workloads = w;
-    this.env = await startKubeEnv();
-    await this.kubectl(['apply', '-f', '-'], allCrdsYaml());
-    await this.kubectl([...WAIT_FOR_WEFT_CRDS]);
-    await this.kubectl(['create', 'namespace', 'weft-system']);
+    await this.startApiServer();
     const ports = new Map<string, Record<string, number>>();
     for (const s of w.servers) {
       const byName: Record<string, number> = {};
@@ -182,23 +141,9 @@ export class LocalDriver implements Driver {
     const ips = new Map<string, string>();
     for (const [i, s] of w.servers.entries()) ips.set(s.name, `127.${this.net}.0.${11 + i}`);
     for (const [i, c] of w.clients.entries()) ips.set(c.name, `127.${this.net}.0.${101 + i}`);
-    await Promise.all(
-      [...ips].map(([pod, ip]) =>
-        this.kubectl([
-          'patch',
-          'pod',
-          pod,
-          '-n',
-          w.namespace,
-          '--subresource=status',
-          '--type=merge',
-          '-p',
-          JSON.stringify({ status: readyStatus(ip) }),
-        ]),
-      ),
-    );
+    await this.markPodsReady(w.namespace, ips);
     this.weft = await startKubeServe({
-      kubeconfig: this.env.kubeconfigPath,
+      kubeconfig: this.kubeEnv.kubeconfigPath,
       replica: 'conformance',
       xdsAddress: '127.0.0.1:0',
       ...(this.mtls
@@ -260,14 +205,6 @@ export class LocalDriver implements Driver {
     });
   }
 
-  async apply(objects: readonly KubeManifest[]): Promise<void> {
-    await this.kubectl(['apply', '-f', '-'], toKubectlInput(objects));
-  }
-
-  async delete(objects: readonly KubeManifest[]): Promise<void> {
-    await this.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], toKubectlInput(objects));
-  }
-
   private client(channel: string, from: string, service: string, port: number): EchoClient {
     const w = this.workloads!;
     const key = `${channel}|${from}|${service}:${port}`;
@@ -311,30 +248,6 @@ export class LocalDriver implements Driver {
     }
   }
 
-  async proxyConfig(nodeIds: readonly string[]): Promise<ProxyConfigs> {
-    // CSDS over mTLS shows every proxy only to Weft's own identity (a workload sees its own
-    // proxies), so the driver asks as an operator's tool would: with a control-plane certificate.
-    this.csdsCredentials ??= this.controlPlaneCredentials();
-    return fetchProxyConfigs(`127.0.0.1:${this.serve.port}`, nodeIds, await this.csdsCredentials);
-  }
-
-  private async controlPlaneCredentials(): Promise<ChannelCredentials | undefined> {
-    const ca = this.serve.identity.running.ca;
-    if (!ca) return undefined;
-    const id = controlPlaneIdentity(TRUST_DOMAIN);
-    const issued = await ca.issueWithNewKey(id);
-    return controlPlaneChannelCredentials({
-      bundlePem: ca.bundlePem(),
-      serverIdentity: id,
-      certPem: issued.chainPem,
-      keyPem: issued.keyPem,
-    });
-  }
-
-  async conditions(): Promise<ReportedCondition[]> {
-    return this.serve.controller.currentConditions().map(reportedCondition);
-  }
-
   async stop(): Promise<void> {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
@@ -344,9 +257,6 @@ export class LocalDriver implements Driver {
     this.sidecars.clear();
     if (this.tmp) rmSync(this.tmp, { recursive: true, force: true });
     this.tmp = undefined;
-    await this.weft?.stop();
-    this.weft = undefined;
-    await this.env?.stop();
-    this.env = undefined;
+    await this.stopWeftAndApiServer();
   }
 }

@@ -24,11 +24,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChannelCredentials } from '@grpc/grpc-js';
-import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from '../../test/kube/env';
-import { allCrdsYaml } from '../crds/render';
 import { findEnvoy, NO_ENVOY } from '../envoy/binary';
-import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../identity/tls';
 import { BUNDLE_CONFIGMAP } from '../inject/mutate';
 import type { KubeObject } from '../kube/client';
 import { PodApp } from '../netns/app-client';
@@ -37,18 +33,11 @@ import { POD_APP_IMAGE } from '../netns/mesh';
 import { PodNetwork } from '../netns/network';
 import { POD_APP_ENTRYPOINT, PodHost, type RunningPod, WEFT_ENTRYPOINT } from '../netns/pod';
 import { netnsUnavailable } from '../netns/system';
-import { DEFAULT_PROXY_IMAGE, DEFAULT_WEFT_IMAGE, type RunningKubeServe, startKubeServe } from '../serve';
-import { fetchProxyConfigs } from './csds';
-import {
-  type CallOutcome,
-  type CallSpec,
-  type Driver,
-  type ProxyConfigs,
-  type ReportedCondition,
-  reportedCondition,
-} from './driver';
-import { toKubectlInput, workloadManifests } from './local-driver';
-import { type KubeManifest, METHODS, type Workloads } from './schema';
+import { DEFAULT_PROXY_IMAGE, DEFAULT_WEFT_IMAGE, startKubeServe } from '../serve';
+import type { CallOutcome, CallSpec, Driver } from './driver';
+import { workloadManifests } from './local-driver';
+import { LocalKubeDriver, TRUST_DOMAIN, toKubectlInput } from './local-kube';
+import { METHODS, type Workloads } from './schema';
 
 /** Options of {@link LocalEnvoyDriver}. */
 export interface LocalEnvoyDriverOptions {
@@ -66,8 +55,6 @@ export interface LocalEnvoyDriverOptions {
   keepWorkDir?: boolean;
 }
 
-/** The trust domain of the local mesh. */
-const TRUST_DOMAIN = 'cluster.local';
 /** The gRPC service of the scenarios' echo methods (`/weft.echo.Echo/Get`, ...). */
 const ECHO_SERVICE = 'weft.echo.Echo';
 /**
@@ -90,10 +77,6 @@ export function envoyFlavorUnavailable(envoyBinary?: string): string | undefined
 /** The service range inside a /24 pod subnet: its top /27, above the pods' addresses. */
 function serviceRangeOf(subnet: string): string {
   return subnet.replace(/\.0\/24$/, '.224/27');
-}
-
-function readyStatus(ip: string): Record<string, unknown> {
-  return { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] };
 }
 
 /** Runs `f` over `items`, at most `n` at a time. */
@@ -137,40 +120,28 @@ function asPodApp(m: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** See the file comment. */
-export class LocalEnvoyDriver implements Driver {
+export class LocalEnvoyDriver extends LocalKubeDriver implements Driver {
   readonly name = 'local';
   readonly flavor = 'envoy';
-  private env: KubeEnv | undefined;
-  private weft: RunningKubeServe | undefined;
   private network: PodNetwork | undefined;
   private host: PodHost | undefined;
   private workDir: string | undefined;
-  private csdsCredentials: Promise<ChannelCredentials | undefined> | undefined;
   private readonly pods = new Map<string, { pod: RunningPod; app: PodApp }>();
   /** Each Service's ClusterIP, from the API server. */
   private readonly clusterIPs = new Map<string, string>();
   private readonly deadline: number;
 
   constructor(private readonly o: LocalEnvoyDriverOptions = {}) {
+    super();
     this.deadline = o.callDeadlineMs ?? 1500;
   }
 
-  /** The API server (for tests that also drive kubectl). */
-  get kubeEnv(): KubeEnv {
-    if (!this.env) throw new Error('the local Envoy driver is not started');
-    return this.env;
+  protected describe(): string {
+    return 'local Envoy driver';
   }
 
-  /** The running Weft. */
-  get serve(): RunningKubeServe {
-    if (!this.weft) throw new Error('the local Envoy driver is not started');
-    return this.weft;
-  }
-
-  private async kubectl(args: string[], stdin?: string): Promise<string> {
-    const r = await this.kubeEnv.kubectl(args, stdin);
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
-    return r.stdout;
+  protected xdsTarget(): string {
+    return `${this.network!.hostAddress}:${this.serve.port}`;
   }
 
   async start(w: Workloads): Promise<void> {
@@ -181,10 +152,7 @@ export class LocalEnvoyDriver implements Driver {
     this.workDir = mkdtempSync(join(tmpdir(), 'weft-conformance-envoy-'));
     this.network = await PodNetwork.create({ name: this.o.network ?? 'cf', subnet });
     const network = this.network;
-    this.env = await startKubeEnv({ serviceClusterIpRange: serviceRangeOf(subnet) });
-    await this.kubectl(['apply', '-f', '-'], allCrdsYaml());
-    await this.kubectl([...WAIT_FOR_WEFT_CRDS]);
-    await this.kubectl(['create', 'namespace', 'weft-system']);
+    await this.startApiServer({ serviceClusterIpRange: serviceRangeOf(subnet) });
     await this.kubectl(
       ['apply', '-f', '-'],
       toKubectlInput([
@@ -202,21 +170,7 @@ export class LocalEnvoyDriver implements Driver {
     await this.kubectl(['apply', '-f', '-'], toKubectlInput(workloadManifests(w, ports).map(asPodApp)));
     const ips = new Map<string, string>();
     for (const p of [...w.servers, ...w.clients]) ips.set(p.name, network.podAddress());
-    await Promise.all(
-      [...ips].map(([pod, ip]) =>
-        this.kubectl([
-          'patch',
-          'pod',
-          pod,
-          '-n',
-          w.namespace,
-          '--subresource=status',
-          '--type=merge',
-          '-p',
-          JSON.stringify({ status: readyStatus(ip) }),
-        ]),
-      ),
-    );
+    await this.markPodsReady(w.namespace, ips);
     for (const s of w.services) {
       const ip = (
         await this.kubectl(['get', 'service', s.name, '-n', w.namespace, '-o', 'jsonpath={.spec.clusterIP}'])
@@ -225,7 +179,7 @@ export class LocalEnvoyDriver implements Driver {
     }
     const host = network.hostAddress;
     this.weft = await startKubeServe({
-      kubeconfig: this.env.kubeconfigPath,
+      kubeconfig: this.kubeEnv.kubeconfigPath,
       replica: 'conformance-envoy',
       xdsAddress: `${host}:0`,
       caAddress: `${host}:0`,
@@ -282,14 +236,6 @@ export class LocalEnvoyDriver implements Driver {
     });
   }
 
-  async apply(objects: readonly KubeManifest[]): Promise<void> {
-    await this.kubectl(['apply', '-f', '-'], toKubectlInput(objects));
-  }
-
-  async delete(objects: readonly KubeManifest[]): Promise<void> {
-    await this.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], toKubectlInput(objects));
-  }
-
   async call(spec: CallSpec, n: number): Promise<CallOutcome[]> {
     const caller = this.pods.get(spec.from);
     if (!caller) throw new Error(`no pod ${spec.from}`);
@@ -324,32 +270,6 @@ export class LocalEnvoyDriver implements Driver {
     // Each batch of calls has its own channel in the caller's pod, closed when the batch ends.
   }
 
-  async proxyConfig(nodeIds: readonly string[]): Promise<ProxyConfigs> {
-    this.csdsCredentials ??= this.controlPlaneCredentials();
-    return fetchProxyConfigs(
-      `${this.network!.hostAddress}:${this.serve.port}`,
-      nodeIds,
-      await this.csdsCredentials,
-    );
-  }
-
-  private async controlPlaneCredentials(): Promise<ChannelCredentials | undefined> {
-    const ca = this.serve.identity.running.ca;
-    if (!ca) return undefined;
-    const id = controlPlaneIdentity(TRUST_DOMAIN);
-    const issued = await ca.issueWithNewKey(id);
-    return controlPlaneChannelCredentials({
-      bundlePem: ca.bundlePem(),
-      serverIdentity: id,
-      certPem: issued.chainPem,
-      keyPem: issued.keyPem,
-    });
-  }
-
-  async conditions(): Promise<ReportedCondition[]> {
-    return this.serve.controller.currentConditions().map(reportedCondition);
-  }
-
   /** A pod's folder (volumes, every container's log), for a failure's diagnosis. */
   podDir(name: string): string | undefined {
     return this.pods.get(name)?.pod.dir;
@@ -359,12 +279,9 @@ export class LocalEnvoyDriver implements Driver {
     await this.host?.stopAll();
     this.host = undefined;
     this.pods.clear();
-    await this.weft?.stop();
-    this.weft = undefined;
+    await this.stopWeftAndApiServer();
     await this.network?.destroy();
     this.network = undefined;
-    await this.env?.stop();
-    this.env = undefined;
     if (this.workDir && !this.o.keepWorkDir) rmSync(this.workDir, { recursive: true, force: true });
     this.workDir = undefined;
   }

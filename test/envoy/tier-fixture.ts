@@ -176,9 +176,17 @@ kind: TrafficTarget
 metadata: { name: buyer-to-store, namespace: shop }
 spec:
   destination: { kind: ServiceAccount, name: store, namespace: shop }
-  rules:
-    - { kind: HTTPRouteGroup, name: store-paths, matches: [${matches.join(', ')}] }
-    - { kind: TCPRoute, name: store-tcp }
+  rules: [{ kind: HTTPRouteGroup, name: store-paths, matches: [${matches.join(', ')}] }]
+  sources: [{ kind: ServiceAccount, name: buyer, namespace: shop }]
+---
+# A TrafficTarget of its own: next to HTTP rules, a TCPRoute rule would narrow them to its ports
+# (the SMI spec's L7 example), not open the TCP port beside them.
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: buyer-to-store-tcp, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: store, namespace: shop }
+  rules: [{ kind: TCPRoute, name: store-tcp }]
   sources: [{ kind: ServiceAccount, name: buyer, namespace: shop }]
 `;
 }

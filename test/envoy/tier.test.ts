@@ -217,6 +217,20 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
       // Set by store's sidecar from the certificate buyer's sidecar presented.
       assert.match(a.xfcc ?? '', new RegExp(`URI=${BUYER.replace(/[/.]/g, '\\$&')}`));
     }
+    // Envoy's own count of the TLS versions it accepted on the inbound listener: 1.3 only.
+    const stats = await admin('store-v1', '/stats?filter=ssl.versions');
+    const versions = Object.fromEntries(
+      [...stats.matchAll(/^listener\.0\.0\.0\.0_15003\.ssl\.versions\.(TLSv[\d.]+): (\d+)$/gm)].map((m) => [
+        m[1],
+        Number(m[2]),
+      ]),
+    );
+    assert.ok((versions['TLSv1.3'] ?? 0) > 0, `TLS 1.3 handshakes on store-v1's inbound: ${stats}`);
+    assert.deepEqual(
+      Object.entries(versions).filter(([v, n]) => v !== 'TLSv1.3' && n > 0),
+      [],
+      'no other TLS version',
+    );
   });
 
   it('(c) a caller no TrafficTarget allows is denied with 403; a plaintext caller from outside the mesh gets nothing', async () => {

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { MeshCompiler } from '../../src/mesh/compiler';
 import { resolveProxy } from '../../src/mesh/proxies';
+import { rejectedResources } from '../../src/mesh/wiring';
 import type { Condition } from '../../src/smi/model';
 import { outboundCluster } from '../../src/translate/names';
 import { SnapshotCache } from '../../src/xds/cache/cache';
@@ -113,6 +114,11 @@ describe('compiler EnvoyPatch conditions', () => {
     assert.match(programmed?.message ?? '', /proxy shop\/buyer/);
     assert.match(programmed?.message ?? '', /unsupported lb_policy RING_HASH/);
     assert.deepEqual(compiler.groupsPatchedBy('shop/ring'), [], 'the group no longer carries the patch');
+    // Still selected by the patch: Applied says it was rolled back, not that it selects nothing.
+    const applied = cond(compiler, 'EnvoyPatch/shop/ring', 'Applied');
+    assert.equal(applied?.status, 'False');
+    assert.equal(applied?.reason, 'RolledBack');
+    assert.match(applied?.message ?? '', /rolled back on all 1 proxy groups it selects/);
 
     // The same inputs again: still rolled back (a NACKed version is never resent in a loop).
     compiler.update(objects(workloads(A), BUYER_MAY_CALL, RING));
@@ -123,5 +129,33 @@ describe('compiler EnvoyPatch conditions', () => {
     compiler.update(objects(workloads(A), BUYER_MAY_CALL, RING.replace('RING_HASH', 'RANDOM')));
     assert.equal(cond(compiler, 'EnvoyPatch/shop/ring', 'Programmed'), undefined);
     assert.deepEqual(compiler.groupsPatchedBy('shop/ring'), [group]);
+  });
+});
+
+describe('which resources a NACK is about', () => {
+  const sent = ['inbound', 'outbound', 'route|80|shop/api', 'inbound|8080'];
+  it("blames only the resources Envoy's error text names", () => {
+    assert.deepEqual(
+      rejectedResources(
+        "Error adding/updating listener(s) inbound: error adding listener '0.0.0.0:15003': no filter chains specified",
+        sent,
+      ),
+      ['inbound'],
+    );
+    assert.deepEqual(
+      rejectedResources(
+        'Only unique values for domains are permitted. Duplicate entry of domain a in route route|80|shop/api',
+        sent,
+      ),
+      ['route|80|shop/api'],
+    );
+  });
+  it('does not take a name for part of a longer one', () => {
+    assert.deepEqual(rejectedResources('Error adding/updating listener(s) inbound|8080: bad', sent), [
+      'inbound|8080',
+    ]);
+  });
+  it('blames every resource sent when the text names none of them', () => {
+    assert.deepEqual(rejectedResources('cluster store-v1: unsupported lb_policy RING_HASH', sent), sent);
   });
 });

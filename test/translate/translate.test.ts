@@ -379,3 +379,123 @@ spec:
     assert.notEqual(key(withDbTarget, 'db-1'), key(m, 'db-1'), 'db does');
   });
 });
+
+describe('Envoy flavor: what real Envoy needs', () => {
+  const chainsOf = (r: ProxyResources, listener: string): J =>
+    r.listeners.find((l) => l.name === listener) as J;
+  const tcpCluster = (chain: J): unknown =>
+    ((((chain.filters as J[])[0] as J).typed_config as J).cluster as string | undefined) ?? undefined;
+
+  it('a workload that serves and calls nothing still gets listeners Envoy accepts: default chains', () => {
+    const r = tr(mesh(BASE), 'db-1', 'envoy');
+    const outbound = chainsOf(r, 'outbound');
+    const inbound = chainsOf(r, 'inbound');
+    assert.deepEqual(outbound.filter_chains, []);
+    assert.equal((outbound.default_filter_chain as J).name, 'passthrough');
+    assert.equal(tcpCluster(outbound.default_filter_chain as J), 'passthrough');
+    assert.equal(r.clusters.find((c) => c.name === 'passthrough')?.type, 'ORIGINAL_DST');
+    assert.equal((inbound.default_filter_chain as J).name, 'refuse');
+    assert.equal(tcpCluster(inbound.default_filter_chain as J), 'blackhole');
+    assert.deepEqual(checkConsistency(r), []);
+  });
+
+  it('MeshConfig outboundPassthrough: false refuses destinations outside the mesh', () => {
+    const off = `${BASE}---
+apiVersion: weft.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { outboundPassthrough: false }
+`;
+    const r = tr(mesh(off), 'web-1', 'envoy');
+    const outbound = chainsOf(r, 'outbound');
+    assert.equal((outbound.default_filter_chain as J).name, 'refuse');
+    assert.equal(tcpCluster(outbound.default_filter_chain as J), 'blackhole');
+    assert.equal(
+      r.clusters.some((c) => c.name === 'passthrough'),
+      false,
+    );
+  });
+
+  it('HTTP access rules live in the inbound route, and the listener RBAC itself allows nothing', () => {
+    const r = tr(mesh(BASE + WEB_TO_API), 'api-1', 'envoy');
+    const chain = (chainsOf(r, 'inbound').filter_chains as J[]).find((c) => c.name === 'inbound|8080') as J;
+    const hcm = ((chain.filters as J[])[0] as J).typed_config as J;
+    const rbac = (hcm.http_filters as J[]).find((f) => f.name === 'envoy.filters.http.rbac') as J;
+    assert.deepEqual((rbac.typed_config as J).rules, { action: 'ALLOW' });
+    const vhost = ((r.routes.find((x) => x.name === 'inbound|8080') as J).virtual_hosts as J[])[0] as J;
+    const perRoute = (vhost.typed_per_filter_config as J)['envoy.filters.http.rbac'] as J;
+    const policies = ((perRoute.rbac as J).rules as J).policies as J;
+    assert.deepEqual(Object.keys(policies), ['shop/web-api|HTTPRouteGroup/api-routes']);
+  });
+
+  it('the local app cluster speaks HTTP/2 to gRPC and h2c ports, the caller protocol to http', () => {
+    const ports = `${BASE}---
+apiVersion: v1
+kind: Service
+metadata: { name: multi, namespace: shop }
+spec:
+  clusterIP: 10.0.0.30
+  selector: { app: db }
+  ports:
+    - { name: grpc, port: 9090, appProtocol: grpc }
+    - { name: h2c-api, port: 8081 }
+    - { name: http, port: 8082 }
+`;
+    const r = tr(mesh(ports), 'db-1', 'envoy');
+    const options = (name: string): J =>
+      ((r.clusters.find((c) => c.name === name) as J).typed_extension_protocol_options as J)[
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions'
+      ] as J;
+    assert.ok(options('inbound|9090').explicit_http_config);
+    assert.ok(options('inbound|8081').explicit_http_config);
+    assert.ok(options('inbound|8082').use_downstream_protocol_config);
+  });
+
+  it('a headless Service routes to the pod dialed (ORIGINAL_DST), matching each endpoint IP', () => {
+    const headless = `${BASE}---
+apiVersion: v1
+kind: Service
+metadata: { name: api-set, namespace: shop }
+spec: { clusterIP: None, selector: { app: api }, ports: [{ name: http, port: 8080 }] }
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: web-api-all, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: api, namespace: shop }
+  rules: [{ kind: HTTPRouteGroup, name: api-routes }]
+  sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
+`;
+    const r = tr(mesh(headless), 'web-1', 'envoy');
+    const chain = (chainsOf(r, 'outbound').filter_chains as J[]).find(
+      (c) => c.name === 'outbound|8080|shop/api-set',
+    ) as J;
+    const match = chain.filter_chain_match as J;
+    assert.deepEqual(
+      (match.prefix_ranges as J[]).map((p) => p.address_prefix),
+      ['10.1.0.3', '10.1.0.4', '10.1.0.5'],
+    );
+    const cluster = r.clusters.find((c) => c.name === 'outbound|8080|shop/api-set') as J;
+    assert.equal(cluster.type, 'ORIGINAL_DST');
+    assert.equal(cluster.lb_policy, 'CLUSTER_PROVIDED');
+    assert.ok(cluster.transport_socket, 'over mTLS');
+    assert.equal(
+      r.endpoints.some((e) => e.cluster_name === 'outbound|8080|shop/api-set'),
+      false,
+    );
+    assert.deepEqual(checkConsistency(r), []);
+  });
+
+  it('stat prefixes and alt_stat_names are Prometheus-safe, and sidecars speak TLS 1.3 only', () => {
+    const r = tr(mesh(BASE + WEB_TO_API), 'web-1', 'envoy');
+    const text = JSON.stringify(r);
+    for (const m of text.matchAll(/"(?:stat_prefix|alt_stat_name)":"([^"]*)"/g))
+      assert.match(m[1]!, /^[a-zA-Z0-9_-]+$/, `stat name ${m[1]}`);
+    const cluster = r.clusters.find((c) => c.name === 'outbound|80|shop/api') as J;
+    const tls = ((cluster.transport_socket as J).typed_config as J).common_tls_context as J;
+    assert.deepEqual(tls.tls_params, {
+      tls_minimum_protocol_version: 'TLSv1_3',
+      tls_maximum_protocol_version: 'TLSv1_3',
+    });
+  });
+});
