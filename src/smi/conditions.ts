@@ -38,6 +38,10 @@ export const REASONS = {
   // Reading objects.
   YamlParseError: { ...A_OUT, effect: 'a YAML document could not be parsed and is left out' },
   InvalidObject: { ...A_OUT, effect: 'not a Kubernetes object (apiVersion, kind, metadata.name); left out' },
+  FileUnreadable: {
+    ...A_OUT,
+    effect: 'a file or folder of the config folder cannot be read; what it last held keeps serving',
+  },
   UnknownKind: { ...A_IGNORED, effect: 'a kind Weft does not read; ignored' },
   UnsupportedVersion: { ...A_OUT, effect: 'a kind Weft reads, in a version it does not serve; left out' },
   InvalidSpec: { ...A_OUT, effect: 'does not match its schema; left out' },
