@@ -12,11 +12,27 @@ import { RE2 } from 're2-wasm';
 const cache = new Map<string, string | null>();
 
 /**
+ * Longest regular expression accepted, in characters. RE2 in WebAssembly runs out of memory on
+ * patterns of a few hundred kilobytes and says so in Emscripten's words, not the user's; and a
+ * pattern this long is a mistake, not a route. Checked before RE2 ever sees the pattern.
+ */
+export const MAX_REGEX_LENGTH = 4096;
+
+/** The problem with a regex's size, or null; phrased to end `<field> ...`. */
+export function regexSizeProblem(pattern: string): string | null {
+  return pattern.length > MAX_REGEX_LENGTH
+    ? `is ${pattern.length} characters long; regular expressions are limited to ${MAX_REGEX_LENGTH} characters`
+    : null;
+}
+
+/**
  * Checks `pattern` against RE2's syntax. Returns null when it is valid, or a short, lower-case
  * description of the problem (to end a sentence such as `... is not a valid RE2 regular
  * expression: <problem>`).
  */
 export function re2Problem(pattern: string): string | null {
+  // Callers check the size first with a clearer message; this keeps RE2 safe from any caller.
+  if (pattern.length > MAX_REGEX_LENGTH) return `longer than ${MAX_REGEX_LENGTH} characters`;
   const known = cache.get(pattern);
   if (known !== undefined) return known;
   let problem: string | null = null;
