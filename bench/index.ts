@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: prints Weft's performance figures. Figures depend on the machine; the README
- * notes the machine they were measured on. `--only xds` (or `compile`) runs one part;
+ * notes the machine they were measured on. `--only xds` (or `compile`, `big-group`) runs one part;
  * `--quick` runs small sizes only.
  */
 import { cpus, totalmem } from 'node:os';
 import { setLogLevel } from '../src/log';
+import { runBigGroupRender, runBigGroupServe } from './big-group';
 import { runCompileBench } from './compile';
 import { runXdsScenario, type XdsFigures } from './xds';
 
@@ -51,6 +52,23 @@ function compile(): void {
   }
 }
 
+async function bigGroup(): Promise<void> {
+  const r = runBigGroupRender(10_000);
+  const s = await runBigGroupServe(10_000);
+  console.log('\n## One HTTPRouteGroup with 10,000 matches (used by a TrafficTarget and a split)');
+  console.log('| step | ms | notes |');
+  console.log('|---|---|---|');
+  console.log(
+    `| render (weft render: parse, model, both flavors, JSON) | ${fmt(r.renderMs, 0)} | heap +${fmt(r.heapMB, 0)} MB, ${fmt(r.outputMB, 1)} MB of JSON |`,
+  );
+  console.log(`| model and snapshots (compiler, no proxies) | ${fmt(r.modelMs, 0)} | |`);
+  console.log(`| serve: re-parse the changed file | ${fmt(s.parseMs, 0)} | |`);
+  console.log(`| serve: compile the change, 8 proxies connected | ${fmt(s.compileMs, 0)} | |`);
+  console.log(
+    `| serve: event loop's worst delay meanwhile | ${fmt(s.maxLoopDelayMs, 0)} | monitorEventLoopDelay |`,
+  );
+}
+
 async function main(): Promise<void> {
   setLogLevel('warn');
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
@@ -59,6 +77,7 @@ async function main(): Promise<void> {
     `# Weft benchmarks (node ${process.version}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB)`,
   );
   if (!only || only === 'compile') compile();
+  if (!only || only === 'big-group') await bigGroup();
   if (!only || only === 'xds') await xds(quick);
 }
 

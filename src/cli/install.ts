@@ -27,7 +27,8 @@ export const registerInstall: CommandRegistrar = (program: Command, setExitCode)
         'weft install --apply                              the same, without kubectl\n' +
         'weft install --crds | kubectl apply -f -          only the SMI and Weft CRDs\n\n' +
         '--apply uses server-side apply (field manager weft-install): running it again changes\n' +
-        'nothing, and it takes back fields someone else changed on these objects.',
+        'nothing, and it takes back fields someone else changed on these objects, except the\n' +
+        'MeshConfig: it is created when missing and otherwise left as you set it.',
     )
     .option('--crds', 'only the CustomResourceDefinitions')
     .option('--apply', 'apply to the cluster (server-side apply) instead of printing')

@@ -10,16 +10,18 @@ export const registerUninstall: CommandRegistrar = (program: Command, setExitCod
     .command('uninstall')
     .description(
       'Remove what weft install created: the weft Deployment, Service, PodDisruptionBudget,\n' +
-        'ServiceAccount and RBAC, the MeshConfig and the weft-sidecar-injector webhook.\n\n' +
-        'Your objects stay: TrafficSplits, TrafficTargets, routes and EnvoyPatches, and the CRDs that\n' +
+        'ServiceAccount and RBAC and the weft-sidecar-injector webhook.\n\n' +
+        'Your objects stay: the MeshConfig with your mesh settings (unless --delete-config),\n' +
+        'TrafficSplits, TrafficTargets, routes and EnvoyPatches, and the CRDs that\n' +
         'hold them (unless --crds). The weft-system namespace stays too, with what Weft created in it\n' +
         'at run time (the weft-ca Secret holding the mesh CA, the weft-leader Lease), and so do the\n' +
         'weft-ca-bundle ConfigMaps in mesh namespaces; delete them with kubectl once you are sure.\n' +
         'Pods already injected keep their sidecars until they are re-created.',
     )
     .option('--crds', 'also delete the CRDs, and with them every SMI object in the cluster')
+    .option('--delete-config', 'also delete the MeshConfig weft-system/mesh (your mesh settings)')
     .option('--kubeconfig <file>', 'kubeconfig of the cluster (default: KUBECONFIG, ~/.kube/config)')
-    .action(async (opts: { crds?: boolean; kubeconfig?: string }) => {
+    .action(async (opts: { crds?: boolean; deleteConfig?: boolean; kubeconfig?: string }) => {
       if (opts.crds)
         process.stderr.write(
           'weft uninstall: warning: --crds deletes the SMI and Weft CRDs, and the API server then deletes ' +
@@ -29,10 +31,13 @@ export const registerUninstall: CommandRegistrar = (program: Command, setExitCod
       try {
         await uninstall(loadKubeConfig(opts.kubeconfig), installObjects(), {
           crds: opts.crds,
+          deleteConfig: opts.deleteConfig,
           report: (line) => process.stdout.write(`${line}\n`),
         });
+        const keptConfig =
+          opts.deleteConfig || opts.crds ? '' : ', the MeshConfig (--delete-config deletes it)';
         process.stdout.write(
-          'kept: namespace weft-system (kubectl delete namespace weft-system removes it and all in it)' +
+          `kept: namespace weft-system (kubectl delete namespace weft-system removes it and all in it)${keptConfig}` +
             (opts.crds ? '\n' : ', and the CRDs with your SMI objects (--crds deletes them)\n'),
         );
         setExitCode(0);

@@ -4,15 +4,19 @@
  * good objects, so a half-saved file never tears down config; the parse error is a condition and
  * is logged once, where it is (file, document, line, column) and why. An object edited into a
  * version that does not match its schema keeps its last good version too (see `last-good.ts`).
+ * A file or folder that cannot be read (a symbolic link loop, no permission) is a condition and a
+ * log line, never the end of the process; a file keeps what it last held. The folder is watched
+ * by `watch.ts`, which follows files saved by rename and folders moved in and out.
  */
 import { EventEmitter } from 'node:events';
-import { type FSWatcher, watch } from 'node:fs';
+import { relative } from 'node:path';
 import { Batcher } from '../kube/batch';
 import { type Logger, logger } from '../log';
-import { parseYamlObjects, type YamlParseError } from '../smi/load';
+import { fileCondition, parseYamlObjects, type YamlParseError } from '../smi/load';
 import type { Condition } from '../smi/model';
-import { readManifests } from './folder';
+import { readManifestTree } from './folder';
 import { LastGoodObjects } from './last-good';
+import { TreeWatcher } from './watch';
 
 const log: Logger = logger('folder');
 
@@ -21,11 +25,13 @@ const KEPT = "the file's last good version keeps serving;";
 
 /** Current objects and parse conditions of a folder. Emits `change` after each settled reload. */
 export class FolderSource extends EventEmitter {
-  private watcher: FSWatcher | undefined;
+  private watcher: TreeWatcher | undefined;
   private readonly batcher: Batcher;
   private lastGood = new Map<string, unknown[]>();
   /** Per file, the parse failure last logged: a reload that finds it again stays quiet. */
   private reported = new Map<string, string>();
+  /** Filesystem errors last logged (path and code): one that persists is logged once. */
+  private fsReported = new Set<string>();
   /** Per object, its last version that matched its schema (an edit that breaks it is refused). */
   private readonly objectsKept = new LastGoodObjects();
   private current: { objects: unknown[]; conditions: Condition[] } = { objects: [], conditions: [] };
@@ -34,6 +40,8 @@ export class FolderSource extends EventEmitter {
     private readonly dir: string,
     quietMs = 100,
     maxDelayMs = 1000,
+    /** How often the folder's fingerprint is checked as a backstop to change events (0: never). */
+    private readonly pollMs = 2000,
   ) {
     super();
     this.batcher = new Batcher(quietMs, maxDelayMs, () => this.reload());
@@ -42,7 +50,18 @@ export class FolderSource extends EventEmitter {
   /** Reads the folder once and starts watching it. */
   async start(): Promise<void> {
     await this.reload();
-    this.watcher = watch(this.dir, { recursive: true }, () => this.batcher.trigger());
+    this.watcher = new TreeWatcher(this.dir, {
+      onChange: () => this.batcher.trigger(),
+      onError: (path, err) => {
+        const source = relative(this.dir, path) || path;
+        const key = `${source}\0${err.code ?? ''}`;
+        if (this.fsReported.has(key)) return;
+        this.fsReported.add(key);
+        this.logFsError(source, err.code ?? '', err.message);
+      },
+      pollMs: this.pollMs,
+    });
+    await this.watcher.start();
   }
 
   /** Objects and conditions as of the last reload. */
@@ -52,9 +71,10 @@ export class FolderSource extends EventEmitter {
 
   /** Re-reads every file now. */
   async reload(): Promise<void> {
-    let files: Awaited<ReturnType<typeof readManifests>>;
+    let files: Awaited<ReturnType<typeof readManifestTree>>['files'];
+    let unreadable: Awaited<ReturnType<typeof readManifestTree>>['unreadable'];
     try {
-      files = await readManifests([this.dir]);
+      ({ files, unreadable } = await readManifestTree(this.dir));
     } catch (err) {
       log.error('cannot read the config folder; keeping the last good inputs', {
         dir: this.dir,
@@ -66,6 +86,29 @@ export class FolderSource extends EventEmitter {
     const conditions: Condition[] = [];
     const good = new Map<string, unknown[]>();
     const reported = new Map<string, string>();
+    const fsReported = new Set<string>();
+    for (const u of unreadable) {
+      // What the file last held keeps serving: a link loop made by mistake must not drop config.
+      const kept = this.lastGood.get(u.source);
+      if (kept) {
+        good.set(u.source, kept);
+        objects.push(...kept);
+      }
+      const key = `${u.source}\0${u.code}`;
+      fsReported.add(key);
+      if (!this.fsReported.has(key)) this.logFsError(u.source, u.code, u.message);
+      conditions.push(
+        fileCondition(
+          u.source,
+          'FileUnreadable',
+          `cannot be read (${u.code || u.message}${u.code === 'ELOOP' ? ': a symbolic link loop' : ''}); ${
+            kept ? "the file's last good version keeps serving" : 'nothing in it is served'
+          }; fix or remove it`,
+          'file',
+        ),
+      );
+    }
+    this.fsReported = fsReported;
     for (const f of files) {
       const r = parseYamlObjects(f.text, f.source);
       const broken = r.conditions.some((c) => c.reason === 'YamlParseError');
@@ -99,6 +142,15 @@ export class FolderSource extends EventEmitter {
     this.emit('change');
   }
 
+  /** Logs a filesystem error under the folder (once per path and code, by the callers). */
+  private logFsError(source: string, code: string, message: string): void {
+    log.error('cannot read part of the config folder; it is skipped and the rest keeps serving', {
+      path: source,
+      code,
+      error: message,
+    });
+  }
+
   /** Logs a file's new parse failure: each broken document with its line, column and reason. */
   private logFailure(file: string, errors: readonly YamlParseError[], kept: boolean): void {
     const outcome = kept ? 'keeping its last good version' : 'its broken documents are left out';
@@ -116,6 +168,6 @@ export class FolderSource extends EventEmitter {
   /** Stops watching. */
   stop(): void {
     this.batcher.stop();
-    this.watcher?.close();
+    this.watcher?.stop();
   }
 }

@@ -7,6 +7,7 @@
  * so each report reaches the cluster once.
  */
 import type { Metrics } from '../admin/metrics';
+import { LastGoodObjects } from '../inputs/last-good';
 import { type Logger, logger } from '../log';
 import type { MeshCompiler } from '../mesh/compiler';
 import { afterCompile, rollBackPatchesOnNack } from '../mesh/wiring';
@@ -59,6 +60,8 @@ export class KubeController {
   private waiters: (() => void)[] = [];
   private reporting: Promise<void> = Promise.resolve();
   private takeover = false;
+  /** Per object, its last version that matched its schema (an edit that breaks it is refused). */
+  private readonly objectsKept = new LastGoodObjects();
 
   constructor(private readonly o: KubeControllerOptions) {
     this.source = new KubeSource(o.client, {
@@ -175,7 +178,11 @@ export class KubeController {
 
   private compile(): void {
     const objects = this.source.objects();
-    const r = this.o.compiler.update(objects);
+    // The API server checks an SMI object only against its CRD's loose schema; one Weft refuses
+    // (a weight beyond any integer it can serve) keeps its last good version serving, as in
+    // folder mode, instead of dropping out of the mesh.
+    const kept = this.objectsKept.apply(objects);
+    const r = this.o.compiler.update(kept.objects, kept.conditions);
     this.compiles++;
     this.conditions = r.conditions;
     this.compiledOnce = true;

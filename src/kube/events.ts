@@ -30,13 +30,15 @@ export class EventWriter {
 
   /**
    * Reports the conditions that are new since the last call. Conditions with status `True` for a
-   * positive type (`Accepted`, `ResolvedRefs`) are not problems and are not reported.
+   * positive type (`Accepted`, `ResolvedRefs`) are not problems and are not reported, except with
+   * severity `Error` (the object is used with a part, or its newest version, refused).
    */
   async publish(conditions: readonly Condition[], lookup: ObjectLookup): Promise<void> {
     const current = new Set<string>();
     for (const c of conditions) {
-      // A positive condition holding (Accepted=True, Applied=True) is not a problem to report.
-      const problem = !(c.status === 'True' && c.type !== 'Conflicted');
+      // A positive condition holding (Accepted=True, Applied=True) is not a problem to report,
+      // unless part of the object is refused (LastGoodKept, a port not served): severity Error.
+      const problem = !(c.status === 'True' && c.type !== 'Conflicted') || c.severity === 'Error';
       if (!problem) continue;
       const fp = fingerprint(c);
       current.add(fp);

@@ -23,6 +23,17 @@ export const INSTALL_MANIFESTS = join('deploy', 'manifests', 'weft.yaml');
 
 const CRD_KIND = 'CustomResourceDefinition';
 
+/**
+ * Kinds the install creates once and then leaves to the user: the MeshConfig is where users switch
+ * permissive mode and set the trust domain, so a second `weft install --apply` must not reset it,
+ * and `weft uninstall` keeps it unless asked.
+ */
+const USER_OWNED_KINDS: ReadonlySet<string> = new Set(['MeshConfig']);
+
+function isUserOwned(o: KubernetesObject): boolean {
+  return USER_OWNED_KINDS.has(o.kind ?? '');
+}
+
 /** The text of `deploy/manifests/weft.yaml`, as shipped with this copy of Weft. */
 export function installManifestsText(): string {
   // This file is dist/src/kube/install.js at run time: the package root is three levels up.
@@ -93,6 +104,13 @@ export async function applyInstall(
   const apply = async (obj: KubernetesObject, retryNotServed: boolean): Promise<void> => {
     for (;;) {
       try {
+        if (isUserOwned(obj)) {
+          // Created when absent, never re-applied: server-side apply would take back the fields
+          // the user changed (permissive: true back to false).
+          await api.create(obj, undefined, undefined, INSTALL_FIELD_MANAGER);
+          o.report?.(`${describeObject(obj)} created`);
+          return;
+        }
         await api.patch(
           obj,
           undefined,
@@ -105,6 +123,10 @@ export async function applyInstall(
         return;
       } catch (err) {
         const e = apiError(err);
+        if (isUserOwned(obj) && e.code === 409) {
+          o.report?.(`${describeObject(obj)} kept (it exists; yours to edit)`);
+          return;
+        }
         // A kind whose CRD was just created is not in discovery yet: 404, or no such resource.
         const notServed = e.code === 404 || /Unrecognized API version and kind/.test(e.message);
         if (retryNotServed && notServed && Date.now() < deadline) {
@@ -146,12 +168,15 @@ async function waitEstablished(
 export interface UninstallOptions extends InstallOptions {
   /** Delete the CRDs too, and with them every SMI, MeshConfig and EnvoyPatch object. */
   crds?: boolean;
+  /** Delete the MeshConfig too (kept by default: it holds the user's mesh settings). */
+  deleteConfig?: boolean;
 }
 
 /**
  * Deletes the objects of the install manifests, newest first, except the Namespace (it may hold
- * the user's own objects, such as mesh-wide EnvoyPatches) and, unless `crds`, the CRDs (deleting
- * a CRD deletes every object of its kind). Objects already gone are reported, not errors.
+ * the user's own objects, such as mesh-wide EnvoyPatches), unless `deleteConfig` the MeshConfig
+ * (the user's settings), and unless `crds` the CRDs (deleting a CRD deletes every object of its
+ * kind). Objects already gone are reported, not errors.
  */
 export async function uninstall(
   kc: KubeConfig,
@@ -162,6 +187,8 @@ export async function uninstall(
   const doomed = [...objects]
     .reverse()
     .filter((obj) => obj.kind !== 'Namespace' && (o.crds || !isCrd(obj)))
+    // With --crds the API server deletes the MeshConfig along with its CRD anyway.
+    .filter((obj) => o.deleteConfig || o.crds || !isUserOwned(obj))
     // CRDs last, so Weft's own objects of those kinds (the MeshConfig) go through their own delete.
     .sort((a, b) => Number(isCrd(a)) - Number(isCrd(b)));
   for (const obj of doomed) {

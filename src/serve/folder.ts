@@ -159,10 +159,17 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
     const seen = new Set<string>();
     const recompile = (): void => {
       const { objects, conditions } = source.snapshot();
-      const r = c.update(objects, conditions);
-      identity.checkModel(c.currentModel);
-      afterCompile(metrics, server, r, objects.length);
-      describeConditions(r.conditions, seen);
+      try {
+        const r = c.update(objects, conditions);
+        identity.checkModel(c.currentModel);
+        afterCompile(metrics, server, r, objects.length);
+        describeConditions(r.conditions, seen);
+      } catch (err) {
+        // Whatever the inputs hold, serving goes on: proxies keep the snapshots they have.
+        log.error('compiling the config folder failed; proxies keep their last config', {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
       compiled();
     };
     source.on('change', recompile);

@@ -34,6 +34,7 @@ import {
   type WorkloadModel,
   type WorkloadRef,
 } from './model';
+import { displayName, nameProblem } from './names';
 import {
   CLUSTER_SCOPED_KINDS,
   type Deployment,
@@ -190,6 +191,29 @@ function resourceVersionRank(o: Normalized): number {
   return rv !== null && /^\d{1,15}$/.test(rv) ? Number(rv) : -1;
 }
 
+/**
+ * Says which of several copies of one object is used, by what actually decided it (the copies are
+ * sorted best first): the newest API version, else the highest resourceVersion, else content. A
+ * copy is never named by a version or resourceVersion it shares with the copies it beat.
+ */
+function whichCopy(list: readonly { object: Normalized; raw: unknown }[]): string {
+  const winner = list[0]!;
+  const second = list[1]!;
+  const version = winner.object.apiVersion;
+  const rv = winner.object.meta.resourceVersion;
+  if (versionRank(version) > versionRank(second.object.apiVersion)) {
+    return `the ${version} copy${rv ? ` with resourceVersion ${rv}` : ''} (the newest version)`;
+  }
+  const all = list.every((c) => c.object.apiVersion === version) ? 'all' : 'the newest';
+  if (resourceVersionRank(winner.object) > resourceVersionRank(second.object)) {
+    return `${all} copies are ${version}; the one with resourceVersion ${rv} (the newest)`;
+  }
+  if (canonicalJson(winner.raw) === canonicalJson(second.raw)) {
+    return `${all} copies are ${version} and the same; either one`;
+  }
+  return `${all} copies are ${version} with nothing to tell which is newer; the one whose content sorts first`;
+}
+
 /** Age order: older first; objects without a timestamp count as newest; ties broken by name. */
 function compareAge(a: Normalized, b: Normalized): number {
   const ta = a.meta.creationTimestamp ?? Number.POSITIVE_INFINITY;
@@ -319,7 +343,14 @@ function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): 
     });
     return null;
   }
-  const id = rawIdentity(raw);
+  const rawId = rawIdentity(raw);
+  // Conditions name the object with control characters escaped and huge names cut, so a hostile
+  // name can neither forge text in a log nor blow up every message that mentions it.
+  const id = {
+    kind: displayName(rawId.kind),
+    namespace: displayName(rawId.namespace),
+    name: displayName(rawId.name),
+  };
   const missing =
     typeof raw.apiVersion !== 'string' || raw.apiVersion === ''
       ? 'apiVersion'
@@ -342,7 +373,7 @@ function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): 
   const apiVersion = raw.apiVersion as string;
   const kind = raw.kind as string;
   const result = normalizeObject(raw, apiVersion, kind);
-  if (result === null || isProblem(result)) rejected.add(`${kind}/${id.namespace}/${id.name}`);
+  if (result === null || isProblem(result)) rejected.add(`${kind}/${rawId.namespace}/${rawId.name}`);
   if (result === null) {
     const versions = servedVersions(kind);
     conditions.push(
@@ -350,15 +381,28 @@ function readOne(raw: unknown, conditions: Condition[], rejected: Set<string>): 
         ? condition(
             id,
             'UnsupportedVersion',
-            `apiVersion ${apiVersion} is not served for ${kind}; the object is left out; use ${versions.length === 1 ? versions[0] : `one of ${versions.join(', ')}`}`,
+            `apiVersion ${displayName(apiVersion)} is not served for ${kind}; the object is left out; use ${versions.length === 1 ? versions[0] : `one of ${versions.join(', ')}`}`,
             'apiVersion',
           )
         : condition(
             id,
             'UnknownKind',
-            `kind ${kind} (${apiVersion}) is not read by Weft and is ignored; remove it from the input if it was meant for the mesh`,
+            `kind ${id.kind} (${displayName(apiVersion)}) is not read by Weft and is ignored; remove it from the input if it was meant for the mesh`,
             'kind',
           ),
+    );
+    return null;
+  }
+  const badName = nameProblem(kind, rawId.name, isRecord(raw.metadata) ? raw.metadata.namespace : undefined);
+  if (badName !== null) {
+    rejected.add(`${kind}/${rawId.namespace}/${rawId.name}`);
+    conditions.push(
+      condition(
+        id,
+        'InvalidName',
+        `${badName.field} ${badName.problem}; the object is left out; rename it`,
+        badName.field,
+      ),
     );
     return null;
   }
@@ -414,7 +458,7 @@ function readObjects(
         condition(
           subjectOf(winner.object),
           'DuplicateObject',
-          `given ${list.length} times (${versions.join(', ')}); the ${winner.object.apiVersion} copy${winner.object.meta.resourceVersion ? ` with resourceVersion ${winner.object.meta.resourceVersion}` : ''} is used; remove the other copies`,
+          `given ${list.length} times (${versions.join(', ')}); ${whichCopy(list)} is used; remove the other copies`,
         ),
       );
     }
@@ -1115,6 +1159,7 @@ function buildSplits(splits: readonly Split[], ctx: SplitContext): SplitModel[] 
     byRoot.set(k, list);
   }
   const out: SplitModel[] = [];
+  const sources = new Map<SplitModel, Split>();
   for (const list of byRoot.values()) {
     list.sort((a, b) => compareAge(a.split, b.split));
     const winner = list[0]!;
@@ -1129,9 +1174,124 @@ function buildSplits(splits: readonly Split[], ctx: SplitContext): SplitModel[] 
       );
     }
     const model = buildSplit(winner.split, winner.root, ctx);
-    if (model) out.push(model);
+    if (model) {
+      out.push(model);
+      sources.set(model, winner.split);
+    }
   }
-  return out.sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.rootService, b.rootService));
+  out.sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.rootService, b.rootService));
+  reportSplitCycles(out, sources, ctx.conditions);
+  return out;
+}
+
+/**
+ * Splits do not chain: a call to a split's root goes straight to its backends' endpoints, never
+ * through another split whose root is that backend. A cycle (b splits to c, c splits to b) is
+ * therefore served as written, which swaps traffic rather than dividing it, and is almost surely a
+ * mistake; each split on the cycle gets a `SplitCycle` warning naming the whole loop. Linear in
+ * the number of splits and backends (Tarjan's strongly connected components).
+ */
+function reportSplitCycles(
+  splits: readonly SplitModel[],
+  sources: ReadonlyMap<SplitModel, Split>,
+  conditions: Condition[],
+): void {
+  const byRoot = new Map<string, SplitModel>();
+  for (const sp of splits) byRoot.set(key(sp.namespace, sp.rootService), sp);
+  const next = (sp: SplitModel): SplitModel[] => {
+    const out: SplitModel[] = [];
+    for (const b of sp.backends) {
+      if (b.service === sp.rootService) continue;
+      const to = byRoot.get(key(sp.namespace, b.service));
+      if (to) out.push(to);
+    }
+    return out;
+  };
+  // Tarjan, iteratively: a hostile input may chain thousands of splits.
+  const index = new Map<SplitModel, number>();
+  const low = new Map<SplitModel, number>();
+  const onStack = new Set<SplitModel>();
+  const stack: SplitModel[] = [];
+  const component = new Map<SplitModel, number>();
+  let counter = 0;
+  let components = 0;
+  for (const start of splits) {
+    if (index.has(start)) continue;
+    const work: { node: SplitModel; edges: SplitModel[]; i: number }[] = [];
+    const enter = (n: SplitModel): void => {
+      index.set(n, counter);
+      low.set(n, counter);
+      counter++;
+      stack.push(n);
+      onStack.add(n);
+      work.push({ node: n, edges: next(n), i: 0 });
+    };
+    enter(start);
+    while (work.length > 0) {
+      const top = work[work.length - 1]!;
+      if (top.i < top.edges.length) {
+        const to = top.edges[top.i++]!;
+        if (!index.has(to)) enter(to);
+        else if (onStack.has(to)) low.set(top.node, Math.min(low.get(top.node)!, index.get(to)!));
+        continue;
+      }
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent) low.set(parent.node, Math.min(low.get(parent.node)!, low.get(top.node)!));
+      if (low.get(top.node) === index.get(top.node)) {
+        for (;;) {
+          const n = stack.pop()!;
+          onStack.delete(n);
+          component.set(n, components);
+          if (n === top.node) break;
+        }
+        components++;
+      }
+    }
+  }
+  const sizes = new Map<number, number>();
+  for (const c of component.values()) sizes.set(c, (sizes.get(c) ?? 0) + 1);
+  for (const sp of splits) {
+    const c = component.get(sp)!;
+    if ((sizes.get(c) ?? 0) < 2) continue;
+    const split = sources.get(sp)!;
+    // The loop through this split: its first backend on the cycle, then back to its root.
+    const path = cyclePath(sp, (n) => next(n).filter((x) => component.get(x) === c));
+    const first = path[1]!;
+    const at = split.backends.findIndex((b) => b.service === first.rootService);
+    const loop = path.map((x) => x.rootService).join(' → ');
+    conditions.push(
+      condition(
+        subjectOf(split),
+        'SplitCycle',
+        `spec.backends[${at}].service ${JSON.stringify(first.rootService)} is itself the root of TrafficSplit ${first.namespace}/${first.name}, and the splits loop back here (${loop}); splits do not chain, so calls to ${sp.rootService} go straight to the endpoints of its backends and the loop swaps traffic between these services; split each root only to Services that select one version`,
+        `spec.backends[${at}].service`,
+      ),
+    );
+  }
+}
+
+/** Shortest path from `from` back to itself along `edges` (breadth first), endpoints included. */
+function cyclePath(from: SplitModel, edges: (n: SplitModel) => SplitModel[]): SplitModel[] {
+  const parent = new Map<SplitModel, SplitModel>();
+  const queue: SplitModel[] = [from];
+  for (let i = 0; i < queue.length; i++) {
+    const n = queue[i]!;
+    for (const to of edges(n)) {
+      if (to === from) {
+        const path = [from];
+        for (let x: SplitModel | undefined = n; x !== undefined && x !== from; x = parent.get(x))
+          path.splice(1, 0, x);
+        path.push(from);
+        return path;
+      }
+      if (!parent.has(to)) {
+        parent.set(to, n);
+        queue.push(to);
+      }
+    }
+  }
+  return [from, from];
 }
 
 // ---------------------------------------------------------------- access

@@ -38,8 +38,16 @@ export const REASONS = {
   // Reading objects.
   YamlParseError: { ...A_OUT, effect: 'a YAML document could not be parsed and is left out' },
   InvalidObject: { ...A_OUT, effect: 'not a Kubernetes object (apiVersion, kind, metadata.name); left out' },
+  FileUnreadable: {
+    ...A_OUT,
+    effect: 'a file or folder of the config folder cannot be read; what it last held keeps serving',
+  },
   UnknownKind: { ...A_IGNORED, effect: 'a kind Weft does not read; ignored' },
   UnsupportedVersion: { ...A_OUT, effect: 'a kind Weft reads, in a version it does not serve; left out' },
+  InvalidName: {
+    ...A_OUT,
+    effect: 'metadata.name or metadata.namespace breaks the Kubernetes name rules for its kind; left out',
+  },
   InvalidSpec: { ...A_OUT, effect: 'does not match its schema; left out' },
   LastGoodKept: {
     ...A_PART,
@@ -69,6 +77,10 @@ export const REASONS = {
   // TrafficSplits.
   CrossNamespaceService: { ...REF_ERR, effect: 'a split names a Service in another namespace; not used' },
   RootServiceNotFound: { ...REF_ERR, effect: 'the root service is not a Service; the split is left out' },
+  SplitCycle: {
+    ...A_WARN,
+    effect: 'split backends loop back to this root; splits do not chain, so the loop swaps traffic',
+  },
   SplitConflict: { ...CONFLICT, effect: 'another split on the same root is older; this one is left out' },
   BackendNotFound: { ...REF_ERR, effect: 'a backend is not a Service; it is left out' },
   DuplicateBackend: { ...A_WARN, effect: 'a backend listed twice; the weights are added' },

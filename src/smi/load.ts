@@ -43,7 +43,8 @@ function startOf(doc: {
   return doc.contents?.range?.[0] ?? doc.range[0] ?? 0;
 }
 
-function fileCondition(sourceName: string, reason: string, message: string, field: string): Condition {
+/** A condition on a file of the inputs (object `File//<name>`), leaving its content out. */
+export function fileCondition(sourceName: string, reason: string, message: string, field: string): Condition {
   return {
     object: `File//${sourceName}`,
     type: 'Accepted',

@@ -9,7 +9,7 @@
 import { isIP } from 'node:net';
 import type { z } from 'zod';
 import { fitWeights, parseQuantity, toRelativeIntegers } from './quantity';
-import { re2Problem } from './regex';
+import { re2Problem, regexSizeProblem } from './regex';
 import {
   DeploymentV1,
   describeIssue,
@@ -433,6 +433,8 @@ function invalidMatch(m: HttpMatchIn, index: number, matchesPath: string): Inval
     fix,
   });
   if (m.pathRegex) {
+    const size = regexSizeProblem(m.pathRegex);
+    if (size !== null) return bad(`${at}.pathRegex`, size, 'use a shorter regular expression');
     const problem = re2Problem(m.pathRegex);
     if (problem !== null) {
       return bad(
@@ -458,6 +460,8 @@ function invalidMatch(m: HttpMatchIn, index: number, matchesPath: string): Inval
         // Proxies need a non-empty regex; guessing "any value" would allow more than was written.
         return bad(field, 'is an empty regular expression', 'use .* to match any value');
       }
+      const size = regexSizeProblem(value);
+      if (size !== null) return bad(field, size, 'use a shorter regular expression');
       const problem = re2Problem(value);
       if (problem !== null) {
         return bad(

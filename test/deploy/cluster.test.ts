@@ -200,6 +200,30 @@ describe('deploy manifests on a real kube-apiserver', () => {
     assert.equal(live, caBundle);
   });
 
+  it('weft install --apply again keeps the MeshConfig as the user set it', async () => {
+    await kubectl([
+      'patch',
+      'meshconfig.weft.dev/mesh',
+      '-n',
+      'weft-system',
+      '--type=merge',
+      '-p',
+      '{"spec":{"permissive":true}}',
+    ]);
+    const r = await weftCli(['install', '--apply']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /MeshConfig\/weft-system\/mesh kept \(it exists; yours to edit\)/);
+    const permissive = await kubectl([
+      'get',
+      'meshconfig.weft.dev/mesh',
+      '-n',
+      'weft-system',
+      '-o',
+      'jsonpath={.spec.permissive}',
+    ]);
+    assert.equal(permissive, 'true');
+  });
+
   it("weft uninstall removes what install created and leaves the user's objects", async () => {
     await kubectl(['create', 'namespace', 'bookstore']);
     await kubectl(['apply', '-f', join(ROOT, 'examples', 'bookstore', '20-split.yaml')]);
@@ -221,9 +245,25 @@ spec:
     const kept = Object.entries(live)
       .filter(([, v]) => v !== 'absent')
       .map(([k]) => k.split('/')[0]);
-    assert.deepEqual([...new Set(kept)].sort(), ['CustomResourceDefinition', 'Namespace']);
+    assert.deepEqual([...new Set(kept)].sort(), ['CustomResourceDefinition', 'MeshConfig', 'Namespace']);
+    assert.match(r.stdout, /kept: .*the MeshConfig \(--delete-config deletes it\)/);
     await kubectl(['get', 'trafficsplit.split.smi-spec.io/bookstore-split', '-n', 'bookstore']);
     await kubectl(['get', 'envoypatch.weft.dev/mesh-wide', '-n', 'weft-system']);
+    const permissive = await kubectl([
+      'get',
+      'meshconfig.weft.dev/mesh',
+      '-n',
+      'weft-system',
+      '-o',
+      'jsonpath={.spec.permissive}',
+    ]);
+    assert.equal(permissive, 'true', "the user's MeshConfig is untouched");
+
+    const config = await weftCli(['uninstall', '--delete-config']);
+    assert.equal(config.code, 0, config.stderr);
+    assert.match(config.stdout, /MeshConfig\/weft-system\/mesh deleted/);
+    const gone = await env.kubectl(['get', 'meshconfig.weft.dev/mesh', '-n', 'weft-system']);
+    assert.match(gone.stderr, /NotFound/);
 
     const again = await weftCli(['uninstall']);
     assert.equal(again.code, 0, again.stderr);

@@ -136,6 +136,33 @@ describe('weft serve --kubernetes on a real kube-apiserver', () => {
     assert.deepEqual(counts, { v2: 100 });
   });
 
+  it('keeps the last good version of a TrafficSplit edited into one Weft refuses, and says why', async () => {
+    // The CRD accepts any int64 weight; Weft refuses one beyond 2^53, which it cannot hold exactly. The edit must not
+    // take the split out of the mesh (traffic would fall back to the root service).
+    await kubectl(['apply', '-f', '-'], split(1, 100).replace('weight: 1 ', 'weight: 1152921504606846976 '));
+    const kept = () =>
+      replicas[0]!.controller
+        .currentConditions()
+        .find((c) => c.reason === 'LastGoodKept' && c.object === 'TrafficSplit/shop/store-split');
+    await eventually('a LastGoodKept condition on shop/store-split', () => kept() !== undefined);
+    assert.match(kept()!.message, /spec\.backends\[0\]\.weight/);
+    assert.equal(kept()!.field, 'spec.backends[0].weight');
+    const { counts, failed } = await tally(buyer, 50);
+    assert.equal(failed, 0);
+    assert.deepEqual(counts, { v2: 50 }, 'the last good 0/100 split keeps serving');
+    await eventually('an Event saying so', async () =>
+      (
+        JSON.parse(
+          await kubectl(
+            'get events -n shop --field-selector involvedObject.name=store-split -o json'.split(' '),
+          ),
+        ) as { items: { reason: string }[] }
+      ).items.some((e) => e.reason === 'LastGoodKept'),
+    );
+    await kubectl(['apply', '-f', '-'], split(0, 100));
+    await eventually('the condition clears once the split is fixed', () => kept() === undefined);
+  });
+
   it('reports an invalid object as an Event on it, and breaks nothing else', async () => {
     await kubectl(
       ['apply', '-f', '-'],

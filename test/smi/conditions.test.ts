@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { FolderSource } from '../../src/inputs/folder-source';
 import { LastGoodObjects } from '../../src/inputs/last-good';
+import { captureLogs } from '../../src/log';
 import { buildModel, type Condition, parseYamlObjects, REASONS } from '../../src/smi';
 import { translateProxy } from '../../src/translate';
 import {
@@ -315,7 +320,7 @@ describe('conditions: reading objects', () => {
           'Warning',
           'DuplicateObject',
           undefined,
-          'ServiceAccount default/a: given 2 times (v1, v1); the v1 copy with resourceVersion 7 is used; remove the other copies',
+          'ServiceAccount default/a: given 2 times (v1, v1); all copies are v1; the one with resourceVersion 7 (the newest) is used; remove the other copies',
         ],
         [
           'TrafficSplit/default/s',
@@ -324,11 +329,28 @@ describe('conditions: reading objects', () => {
           'Warning',
           'DuplicateObject',
           undefined,
-          'TrafficSplit default/s: given 2 times (split.smi-spec.io/v1alpha2, split.smi-spec.io/v1alpha4); the split.smi-spec.io/v1alpha4 copy is used; remove the other copies',
+          'TrafficSplit default/s: given 2 times (split.smi-spec.io/v1alpha2, split.smi-spec.io/v1alpha4); the split.smi-spec.io/v1alpha4 copy (the newest version) is used; remove the other copies',
         ],
       ),
     );
     assert.equal(r.model.splits[0]!.backends[0]!.weight, 2);
+  });
+
+  it('DuplicateObject: copies of the same version are not told apart by that version', () => {
+    const r = buildModel([
+      split('s', 'web', [{ service: 'web', weight: 1 }]),
+      split('s', 'web', [{ service: 'web', weight: 2 }]),
+      split('t', 'web', [{ service: 'web', weight: 1 }]),
+      split('t', 'web', [{ service: 'web', weight: 1 }]),
+      service('web'),
+    ]);
+    const messages = record(r.conditions)
+      .filter((c) => c.reason === 'DuplicateObject')
+      .map((c) => c.message);
+    assert.deepEqual(messages, [
+      'TrafficSplit default/s: given 2 times (split.smi-spec.io/v1alpha4, split.smi-spec.io/v1alpha4); all copies are split.smi-spec.io/v1alpha4 with nothing to tell which is newer; the one whose content sorts first is used; remove the other copies',
+      'TrafficSplit default/t: given 2 times (split.smi-spec.io/v1alpha4, split.smi-spec.io/v1alpha4); all copies are split.smi-spec.io/v1alpha4 and the same; either one is used; remove the other copies',
+    ]);
   });
 
   it('MeshConfigConflict: the oldest MeshConfig is used', () => {
@@ -1145,6 +1167,156 @@ describe('conditions: edits refused', () => {
       r.conditions[0]!.message,
       /^TrafficSplit default\/ab: the new version is refused: spec\.backends\[0\]\.weight /,
     );
+  });
+});
+
+describe('conditions: names and sizes', () => {
+  it('InvalidName: Kubernetes name rules per kind, control characters and huge names', () => {
+    const big = 'x'.repeat(1 << 20);
+    const r = conditionsFor(
+      [
+        serviceAccount(big),
+        serviceAccount('a\u202eb'),
+        serviceAccount('nul\u0000'),
+        serviceAccount('ok', 'Bad_NS'),
+        service('1st'),
+        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'has.dot' } },
+        serviceAccount('dots.are.fine'),
+      ],
+      'InvalidName',
+    );
+    assert.deepEqual(
+      r.map((c) => [c.object, c.field, c.message]),
+      [
+        [
+          'Namespace//has.dot',
+          'metadata.name',
+          'Namespace has.dot: metadata.name must be an RFC 1123 label: lower-case letters, digits and -, starting and ending with a letter or digit; the object is left out; rename it',
+        ],
+        [
+          'Service/default/1st',
+          'metadata.name',
+          'Service default/1st: metadata.name must be an RFC 1035 label: lower-case letters, digits and -, starting with a letter and ending with a letter or digit; the object is left out; rename it',
+        ],
+        [
+          'ServiceAccount/Bad_NS/ok',
+          'metadata.namespace',
+          'ServiceAccount Bad_NS/ok: metadata.namespace must be an RFC 1123 label: lower-case letters, digits and -, starting and ending with a letter or digit; the object is left out; rename it',
+        ],
+        [
+          'ServiceAccount/default/a\\u202eb',
+          'metadata.name',
+          'ServiceAccount default/a\\u202eb: metadata.name contains a bidirectional control character (U+202E); it must be an RFC 1123 subdomain: lower-case letters, digits, - and ., each dot-separated part starting and ending with a letter or digit; the object is left out; rename it',
+        ],
+        [
+          'ServiceAccount/default/nul\\u0000',
+          'metadata.name',
+          'ServiceAccount default/nul\\u0000: metadata.name contains a control character (U+0000); it must be an RFC 1123 subdomain: lower-case letters, digits, - and ., each dot-separated part starting and ending with a letter or digit; the object is left out; rename it',
+        ],
+        [
+          `ServiceAccount/default/${'x'.repeat(60)}...(1048576 characters)`,
+          'metadata.name',
+          `ServiceAccount default/${'x'.repeat(60)}...(1048576 characters): metadata.name is 1048576 characters long; it must be an RFC 1123 subdomain, at most 253 characters; the object is left out; rename it`,
+        ],
+      ],
+    );
+  });
+
+  it('InvalidMatch: a megabyte pathRegex is refused by its size, before RE2', () => {
+    const r = conditionsFor(
+      [
+        routeGroup('g', [
+          { name: 'big', pathRegex: 'a'.repeat(1 << 20) },
+          { name: 'ok', pathRegex: '/api' },
+        ]),
+      ],
+      'InvalidMatch',
+    );
+    assert.deepEqual(
+      r.map((c) => [c.field, c.message]),
+      [
+        [
+          'spec.matches[0].pathRegex',
+          'HTTPRouteGroup default/g: spec.matches[0].pathRegex is 1048576 characters long; regular expressions are limited to 4096 characters, so match "big" is left out and allows or splits nothing; use a shorter regular expression',
+        ],
+      ],
+    );
+  });
+
+  it("SplitCycle: two splits whose backends are each other's roots", () => {
+    const r = conditionsFor(
+      [
+        service('a'),
+        service('b'),
+        service('c'),
+        split('to-c', 'b', [{ service: 'c', weight: 1 }]),
+        service('d'),
+        split('to-b', 'c', [
+          { service: 'd', weight: 1 },
+          { service: 'b', weight: 1 },
+        ]),
+        // Leads into the loop without being on it: no warning.
+        split('fine', 'a', [{ service: 'c', weight: 1 }]),
+      ],
+      'SplitCycle',
+    );
+    assert.deepEqual(
+      r.map((c) => [c.object, c.severity, c.field, c.message]),
+      [
+        [
+          'TrafficSplit/default/to-b',
+          'Warning',
+          'spec.backends[1].service',
+          'TrafficSplit default/to-b: spec.backends[1].service "b" is itself the root of TrafficSplit default/to-c, and the splits loop back here (c → b → c); splits do not chain, so calls to c go straight to the endpoints of its backends and the loop swaps traffic between these services; split each root only to Services that select one version',
+        ],
+        [
+          'TrafficSplit/default/to-c',
+          'Warning',
+          'spec.backends[0].service',
+          'TrafficSplit default/to-c: spec.backends[0].service "c" is itself the root of TrafficSplit default/to-b, and the splits loop back here (b → c → b); splits do not chain, so calls to b go straight to the endpoints of its backends and the loop swaps traffic between these services; split each root only to Services that select one version',
+        ],
+      ],
+    );
+  });
+});
+
+describe('conditions: files', () => {
+  it('FileUnreadable: a symbolic link loop in a config folder names the file and leaves the rest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-cond-'));
+    const release = captureLogs(() => {});
+    try {
+      symlinkSync('loop.yaml', join(dir, 'loop.yaml'));
+      writeFileSync(join(dir, 'ns.yaml'), 'apiVersion: v1\nkind: Namespace\nmetadata: { name: app }\n');
+      const source = new FolderSource(dir);
+      await source.reload();
+      const snap = source.snapshot();
+      assert.equal(snap.objects.length, 1);
+      assert.deepEqual(
+        record(snap.conditions).map((c) => [
+          c.object,
+          c.type,
+          c.status,
+          c.severity,
+          c.reason,
+          c.field,
+          c.message,
+        ]),
+        [
+          [
+            'File//loop.yaml',
+            'Accepted',
+            'False',
+            'Error',
+            'FileUnreadable',
+            'file',
+            'File loop.yaml: cannot be read (ELOOP: a symbolic link loop); nothing in it is served; fix or remove it',
+          ],
+        ],
+      );
+    } finally {
+      release();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ReceivedResponse } from '../../src/xds/client';
 import type { NackRecord } from '../../src/xds/proxy-state';
-import { CLUSTER, ENDPOINT } from '../../src/xds/resource-types';
+import { CLUSTER, ENDPOINT, LISTENER } from '../../src/xds/resource-types';
 import { cluster, endpoints, startAds, type TestAds, waitUntil } from './util';
 
 describe('delta ADS over real gRPC', () => {
@@ -120,6 +120,29 @@ describe('delta ADS over real gRPC', () => {
     await c.waitFor(() => c.resources(CLUSTER).has('good'));
     assert.equal(seen.length, 3, 'initial, rejected, fixed: no resend in between');
     assert.deepEqual(seen[2]?.removed, ['bad']);
+  });
+
+  it('answers a wildcard subscription of an empty type at once with an empty response', async () => {
+    // Without an answer Envoy holds its initialization until its initial fetch timeout (15 s).
+    ads.set('d6', { [ENDPOINT]: [endpoints('x', [1])] });
+    const c = ads.client({ nodeId: 'dp6', cluster: 'd6', mode: 'delta' });
+    const seen: ReceivedResponse[] = [];
+    c.on('response', (r: ReceivedResponse) => seen.push(r));
+    c.subscribe(CLUSTER, []);
+    c.subscribe(LISTENER, ['*']);
+    await c.waitFor(() => seen.length === 2);
+    for (const typeUrl of [CLUSTER, LISTENER]) {
+      const r = seen.find((x) => x.typeUrl === typeUrl);
+      assert.ok(r, `a response for ${typeUrl}`);
+      assert.deepEqual(r.resources, []);
+      assert.deepEqual(r.removed, []);
+      assert.notEqual(r.nonce, '', 'a fresh nonce');
+      assert.notEqual(r.version, '', 'a system version');
+    }
+    // Once answered, an unchanged empty type is not answered again; new content still arrives.
+    ads.set('d6', { [ENDPOINT]: [endpoints('x', [1])], [CLUSTER]: [cluster('x')] });
+    await c.waitFor(() => c.resources(CLUSTER).has('x'));
+    assert.equal(seen.filter((x) => x.typeUrl === LISTENER).length, 1, 'no repeated empty listener response');
   });
 
   it('resends endpoints after a cluster update (warming)', async () => {

@@ -69,6 +69,8 @@ interface DeltaTypeState {
   dirty: boolean;
   /** Responses sent and not yet answered, by nonce (bounded by the transport's window). */
   inflight: Map<string, { version: string; names: string[] }>;
+  /** Has this type's subscription had any response yet? */
+  answered: boolean;
 }
 
 /** Bound on remembered in-flight nonces per type; older ones are treated as stale. */
@@ -100,7 +102,15 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
       // Legacy wildcard: a first Listener or Cluster request naming nothing means "everything".
       const wildcard =
         req.subscribe.includes('*') || (req.subscribe.length === 0 && FULL_STATE_TYPES.has(typeUrl));
-      st = { wildcard, names: internNames([]), known, forced: new Set(), dirty: true, inflight: new Map() };
+      st = {
+        wildcard,
+        names: internNames([]),
+        known,
+        forced: new Set(),
+        dirty: true,
+        inflight: new Map(),
+        answered: false,
+      };
       this.state.set(typeUrl, st);
     }
     if (req.responseNonce !== '') {
@@ -231,7 +241,14 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
       st.known.resetTo(type);
       for (const n of st.names) if (!type.resources.has(n)) st.known.set(n, ABSENT);
     }
-    if (updates.length === 0 && removed.length === 0) return true;
+    if (updates.length === 0 && removed.length === 0) {
+      // A wildcard subscriber of an empty type would otherwise hear nothing, and Envoy holds its
+      // initialization (listeners and clusters both) until its initial fetch timeout, 15 s by
+      // default. An empty response tells it "there is none" at once.
+      const emptyFirst = st.wildcard && !st.answered && type.resources.size === 0;
+      if (!emptyFirst) return true;
+    }
+    st.answered = true;
     const nonce = this.nonce();
     const bytes = encodeDeltaDiscoveryResponse(type.version, typeUrl, nonce, updates, removed);
     if (!covers) {

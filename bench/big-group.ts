@@ -1,0 +1,158 @@
+/**
+ * Big-group benchmark: one HTTPRouteGroup with 10,000 matches, used by a TrafficTarget and by a
+ * TrafficSplit's `matches`. Measures a render of it (model, translation, snapshots) and, in
+ * `weft serve --config-dir`, the event loop's worst delay while that compile runs.
+ */
+import { writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { stringify } from 'yaml';
+import { MeshCompiler } from '../src/mesh/compiler';
+import { renderMesh } from '../src/mesh/render';
+import { parseYamlObjects } from '../src/smi/load';
+import { SnapshotCache } from '../src/xds/cache/cache';
+import { envoyResourceEncoder } from '../src/xds/encoder';
+
+/** A small mesh whose one HTTPRouteGroup has `matches` matches. */
+export function bigGroupInputs(matches: number): unknown[] {
+  const ns = 'big';
+  const objs: unknown[] = [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }];
+  for (const [i, name] of ['client', 'api', 'api-v1', 'api-v2'].entries()) {
+    objs.push({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns } });
+    objs.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: ns },
+      spec: {
+        clusterIP: `10.96.0.${10 + i}`,
+        selector: name === 'api' ? { app: 'api' } : { app: 'api', version: name },
+        ports: [{ name: 'http', port: 8080 }],
+      },
+    });
+    objs.push({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: `${name}-0`,
+        namespace: ns,
+        labels: name === 'client' ? { app: 'client' } : { app: 'api', version: name },
+      },
+      spec: { serviceAccountName: name },
+      status: { podIP: `10.244.0.${10 + i}`, phase: 'Running' },
+    });
+  }
+  objs.push({
+    apiVersion: 'specs.smi-spec.io/v1alpha4',
+    kind: 'HTTPRouteGroup',
+    metadata: { name: 'routes', namespace: ns },
+    spec: {
+      matches: Array.from({ length: matches }, (_, r) => ({
+        name: `m${r}`,
+        pathRegex: `/api/v${r % 7}/items/${r}(/.*)?`,
+        methods: r % 2 === 0 ? ['GET'] : ['GET', 'POST'],
+        ...(r % 3 === 0 ? { headers: [{ 'x-tenant': `t${r}` }] } : {}),
+      })),
+    },
+  });
+  objs.push({
+    apiVersion: 'access.smi-spec.io/v1alpha3',
+    kind: 'TrafficTarget',
+    metadata: { name: 'client-to-api', namespace: ns },
+    spec: {
+      destination: { kind: 'ServiceAccount', name: 'api', namespace: ns },
+      rules: [{ kind: 'HTTPRouteGroup', name: 'routes' }],
+      sources: [{ kind: 'ServiceAccount', name: 'client', namespace: ns }],
+    },
+  });
+  objs.push({
+    apiVersion: 'split.smi-spec.io/v1alpha4',
+    kind: 'TrafficSplit',
+    metadata: { name: 'api-split', namespace: ns },
+    spec: {
+      service: 'api',
+      matches: [{ kind: 'HTTPRouteGroup', name: 'routes' }],
+      backends: [
+        { service: 'api-v1', weight: 90 },
+        { service: 'api-v2', weight: 10 },
+      ],
+    },
+  });
+  return objs;
+}
+
+/** Figures of the big-group benchmark. */
+export interface BigGroupFigures {
+  matches: number;
+  renderMs: number;
+  modelMs: number;
+  heapMB: number;
+  outputMB: number;
+}
+
+/** Renders the big group from its YAML as `weft render` does (parse, model, every proxy, JSON). */
+export function runBigGroupRender(matches = 10_000): BigGroupFigures {
+  const yaml = bigGroupYaml(matches);
+  globalThis.gc?.();
+  const heap0 = process.memoryUsage().heapUsed;
+  const t0 = performance.now();
+  const out = renderMesh([{ source: 'big.yaml', text: yaml }], { flavors: ['envoy', 'grpc'] });
+  const json = JSON.stringify(out);
+  const renderMs = performance.now() - t0;
+  const heapMB = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
+  const m0 = performance.now();
+  new MeshCompiler(new SnapshotCache(), envoyResourceEncoder(), { mtls: true }).update(
+    bigGroupInputs(matches),
+  );
+  const modelMs = performance.now() - m0;
+  return { matches, renderMs, modelMs, heapMB, outputMB: json.length / 2 ** 20 };
+}
+
+/** What one change costs `weft serve --config-dir` with the big group, on its event loop. */
+export interface BigGroupServeFigures {
+  /** Re-reading the file (YAML parse), ms. */
+  parseMs: number;
+  /** Compiling the change with every workload's proxy connected (both flavors), ms. */
+  compileMs: number;
+  /** The event loop's worst delay while that ran (perf_hooks monitorEventLoopDelay), ms. */
+  maxLoopDelayMs: number;
+}
+
+/**
+ * Replays what serve does when the big group's file changes: parse the file, then compile with
+ * every workload's proxies connected, while a histogram records the event loop's delays.
+ */
+export async function runBigGroupServe(matches = 10_000): Promise<BigGroupServeFigures> {
+  const compiler = new MeshCompiler(new SnapshotCache(), envoyResourceEncoder(), { mtls: true });
+  compiler.update(bigGroupInputs(matches));
+  for (const w of compiler.currentModel.workloads)
+    for (const flavor of ['envoy', 'grpc'] as const) compiler.activate({ workload: w, flavor });
+  const yaml = bigGroupYaml(matches).replace('weight: 90', 'weight: 80');
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  // Let the histogram take a few quiet samples before the work starts.
+  await new Promise((r) => setTimeout(r, 50));
+  const t0 = performance.now();
+  const parsed = parseYamlObjects(yaml, 'big.yaml');
+  const parseMs = performance.now() - t0;
+  await new Promise((r) => setImmediate(r));
+  const t1 = performance.now();
+  compiler.update(parsed.objects);
+  const compileMs = performance.now() - t1;
+  await new Promise((r) => setTimeout(r, 50));
+  h.disable();
+  return { parseMs, compileMs, maxLoopDelayMs: h.max / 1e6 };
+}
+
+/** The big group's inputs as one multi-document YAML file. */
+export function bigGroupYaml(matches: number): string {
+  return bigGroupInputs(matches)
+    .map((o) => stringify(o))
+    .join('---\n');
+}
+
+if (require.main === module) {
+  const n = Number(process.argv[2] ?? 10_000);
+  const f = runBigGroupRender(n);
+  console.log(JSON.stringify(f));
+  void runBigGroupServe(n).then((x) => console.log(JSON.stringify(x)));
+  if (process.argv[3]) writeFileSync(process.argv[3], bigGroupYaml(n));
+}
