@@ -23,6 +23,8 @@ import { MESH_LABEL, MESH_LABEL_VALUE } from '../kube/source';
 import { KubeTokenReviewer } from '../kube/token-review';
 import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
+import { admitPatch } from '../mesh/patch-admission';
+import { judgeFor } from '../patch/envoy-judge';
 import { envoyResourceEncoder } from '../xds/encoder';
 import { AdsServer } from '../xds/server/ads-server';
 import {
@@ -48,6 +50,8 @@ export interface KubeServeOptions extends ServeIdentityOptions {
   adminAddress?: string;
   /** Compile with mutual TLS between proxies (default true). */
   mtls?: boolean;
+  /** `--envoy`: Envoy binary judging patched config (see judgeFor); false: none. */
+  envoy?: string | boolean;
   /** Batching window and longest delay of a change, in ms. */
   quietMs?: number;
   maxDelayMs?: number;
@@ -109,7 +113,12 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
       (group) => (compiler ? envoyGroupIdentity(compiler.currentModel, group) : undefined),
     ),
   );
-  compiler = new MeshCompiler(server.cache, encoder, { mtls: o.mtls ?? true, meshNamespace });
+  const judge = judgeFor(o.envoy);
+  compiler = new MeshCompiler(server.cache, encoder, {
+    mtls: o.mtls ?? true,
+    meshNamespace,
+    ...(judge ? { judge } : {}),
+  });
   const ca = identity.running.ca;
   const bundles = ca ? new CaBundlePublisher(client, () => ca.bundlePem()) : undefined;
   const c = compiler;
@@ -177,6 +186,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
       client,
       meshNamespace,
       injector: { trustDomain: ca.trustDomain, ...(o.injector ?? defaultInjector()) },
+      validatePatch: (patch, budgetMs) => admitPatch(c, patch, budgetMs),
       ...(o.webhookDnsNames ? { extraDnsNames: o.webhookDnsNames } : {}),
       ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
     });
