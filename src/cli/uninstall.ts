@@ -10,7 +10,7 @@ export const registerUninstall: CommandRegistrar = (program: Command, setExitCod
     .command('uninstall')
     .description(
       'Remove what weft install created: the weft Deployment, Service, PodDisruptionBudget,\n' +
-        'ServiceAccount and RBAC, the MeshConfig and the weft-sidecar-injector webhook.\n\n' +
+        'ServiceAccount and RBAC, the MeshConfig, the weft-sidecar-injector and weft-envoypatch-validator webhooks.\n\n' +
         'Your objects stay: TrafficSplits, TrafficTargets, routes and EnvoyPatches, and the CRDs that\n' +
         'hold them (unless --crds). The weft-system namespace stays too, with what Weft created in it\n' +
         'at run time (the weft-ca Secret holding the mesh CA, the weft-leader Lease), and so do the\n' +
