@@ -160,13 +160,13 @@ function boundAddress(a: Json): string | undefined {
 function listenerRules(listeners: readonly JsonObject[]): string[] {
   const problems: string[] = [];
   // Envoy's `ListenerManagerImpl::addOrUpdateListener` (source/common/listener_manager/
-  // listener_manager_impl.cc, `hasListenerWithDuplicatedAddress`): two listeners that bind the
-  // same address cannot both be added. Listeners that do not bind (api_listener, bind_to_port:
-  // false) are not compared.
+  // listener_manager_impl.cc, `hasListenerWithDuplicatedAddress`): two listeners with the same
+  // address cannot both be added, even with bind_to_port: false (Envoy 1.40 refuses that too);
+  // port 0 (any free port) never collides, and an api_listener has no address.
   const bound = new Map<string, string>();
   for (const l of listeners) {
     const name = String(l.name);
-    if (!l.api_listener && l.bind_to_port !== false) {
+    if (!l.api_listener) {
       const addresses = [l.address, ...list(l.additional_addresses).map((a) => a.address)];
       for (const a of addresses) {
         const at = boundAddress(a);
