@@ -300,12 +300,16 @@ function compileCost(services: number, changes: number) {
   };
   const checker = new EnvoyChecker();
   const judge = new PatchJudge(checker);
-  // Alternate, so drifting load hits both alike.
+  // ABBA order with a collection before each run, so neither the order nor the previous run's
+  // garbage favours one side.
+  const gc = (globalThis as { gc?: () => void }).gc;
   const without: number[] = [];
   const withJudge: number[] = [];
-  for (let r = 0; r < 3; r++) {
-    without.push(run(undefined));
-    withJudge.push(run(judge));
+  for (let r = 0; r < 4; r++) {
+    for (const side of r % 2 === 0 ? [false, true] : [true, false]) {
+      gc?.();
+      (side ? withJudge : without).push(run(side ? judge : undefined));
+    }
   }
   return {
     without: median(without),

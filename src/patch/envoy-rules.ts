@@ -127,23 +127,39 @@ function terminalFilters(
   filters: readonly JsonObject[],
   chainType: 'http' | 'network',
   where: string,
-): string[] {
-  const problems: string[] = [];
+): { where: string; what: string }[] {
+  const problems: { where: string; what: string }[] = [];
   filters.forEach((f, i) => {
     const type = isObject(f.typed_config) ? String(f.typed_config['@type'] ?? '') : '';
     const terminal = TERMINAL[type];
     const last = i === filters.length - 1;
     if (terminal && !last) {
-      problems.push(
-        `${where}[${i}]: terminal filter named ${String(f.name)} of type ${terminal} must be the last filter in a ${chainType} filter chain.`,
-      );
+      problems.push({
+        where: `${where}[${i}]`,
+        what: `terminal filter named ${String(f.name)} of type ${terminal} must be the last filter in a ${chainType} filter chain.`,
+      });
     } else if (!terminal && last && type !== '') {
-      problems.push(
-        `${where}[${i}]: non-terminal filter named ${String(f.name)} of type ${FACTORY[type] ?? type.split('/').pop()} is the last filter in a ${chainType} filter chain.`,
-      );
+      problems.push({
+        where: `${where}[${i}]`,
+        what: `non-terminal filter named ${String(f.name)} of type ${FACTORY[type] ?? type.split('/').pop()} is the last filter in a ${chainType} filter chain.`,
+      });
     }
   });
-  return problems;
+  // Envoy stops at the first: a router moved off the end is one mistake, not two.
+  return problems.slice(0, 1);
+}
+
+/**
+ * One problem per distinct text with the places it was found: a patch that breaks every filter
+ * chain of a listener the same way reads once, `... (and in N more places)`.
+ */
+function collapse(found: readonly { where: string; what: string }[]): string[] {
+  const byWhat = new Map<string, string[]>();
+  for (const f of found) byWhat.set(f.what, [...(byWhat.get(f.what) ?? []), f.where]);
+  return [...byWhat].map(
+    ([what, where]) =>
+      `${where[0]}: ${what}${where.length > 1 ? ` (and in ${where.length - 1} more places)` : ''}`,
+  );
 }
 
 /** `address:port` as Envoy prints a socket address, or undefined when the listener binds nothing. */
@@ -192,18 +208,17 @@ function listenerRules(listeners: readonly JsonObject[]): string[] {
         );
       } else seen.set(key, label);
     });
-    for (const { chain, path } of chains(l)) {
-      for (const p of terminalFilters(list(chain.filters), 'network', `${path}.filters`))
-        problems.push(`listeners/${name}: ${p}`);
-    }
+    const terminal: { where: string; what: string }[] = [];
+    for (const { chain, path } of chains(l))
+      terminal.push(...terminalFilters(list(chain.filters), 'network', `${path}.filters`));
     for (const { hcm, path } of connectionManagers(l)) {
-      for (const p of terminalFilters(list(hcm.http_filters), 'http', `${path}.http_filters`))
-        problems.push(`listeners/${name}: ${p}`);
+      terminal.push(...terminalFilters(list(hcm.http_filters), 'http', `${path}.http_filters`));
       if (isObject(hcm.route_config)) {
         for (const p of routeConfigRules(hcm.route_config))
           problems.push(`listeners/${name}: ${path}.route_config.${p}`);
       }
     }
+    for (const p of collapse(terminal)) problems.push(`listeners/${name}: ${p}`);
   }
   return problems;
 }

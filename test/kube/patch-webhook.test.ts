@@ -103,12 +103,13 @@ describe('EnvoyPatch validation on a real kube-apiserver', () => {
   });
 
   for (const h of HOSTILE) {
-    it(`kubectl apply refuses ${h.name}, saying why`, async () => {
+    it(`kubectl apply refuses ${h.name}, saying why`, async (t) => {
       const r = await env.kubectl(['apply', '-f', '-'], patchYaml(h.name, h.patches));
       assert.notEqual(r.code, 0, `stored: ${r.stdout}`);
       assert.match(r.stderr, /admission webhook "envoypatch\.weft\.dev" denied the request/);
       assert.ok(r.stderr.includes(`EnvoyPatch bookbuyer/${h.name} is applied nowhere`), r.stderr);
       assert.ok(r.stderr.includes(h.native), `${r.stderr}\n  should say: ${h.native}`);
+      if (h.name === 'router-not-last') t.diagnostic(`kubectl says: ${r.stderr.trim()}`);
       const get = await env.kubectl(['get', 'envoypatch', h.name, '-n', 'bookbuyer']);
       assert.notEqual(get.code, 0, 'nothing was stored');
     });
