@@ -127,6 +127,9 @@ export class PatchJudge {
     if (running) return running;
     const started = performance.now();
     const p = this.run(input)
+      // A judgement that fails (a bug, not Envoy's verdict) must not be asked again on every
+      // recompile: it counts as unchecked, as when Envoy gives no verdict.
+      .catch((err: unknown): Judgement => ({ accepted: true, unchecked: String(err) }))
       .then((j) => {
         this.judged++;
         if (!j.accepted) this.refused++;
