@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: prints Weft's performance figures. Figures depend on the machine; the README
- * notes the machine they were measured on. `--only xds` (or `compile`, `big-group`) runs one part;
+ * notes the machine they were measured on. `--only xds` (or `compile`, `big-group`, `patch-judge`) runs one part;
  * `--quick` runs small sizes only.
  */
 import { cpus, totalmem } from 'node:os';
 import { setLogLevel } from '../src/log';
 import { runBigGroupRender, runBigGroupServe } from './big-group';
 import { runCompileBench } from './compile';
+import { runPatchJudgeBench } from './patch-judge';
 import { runXdsScenario, type XdsFigures } from './xds';
 
 function fmt(n: number, digits = 1): string {
@@ -69,6 +70,26 @@ async function bigGroup(): Promise<void> {
   );
 }
 
+async function patchJudge(quick: boolean): Promise<void> {
+  const f = await runPatchJudgeBench(quick ? 5 : 20);
+  console.log('\n## EnvoyPatch judged by Envoy: the bookstore bookbuyer proxy, distinct patched sets');
+  if (!f) {
+    console.log('(skipped: no Envoy binary; see scripts/setup-envoy.sh)');
+    return;
+  }
+  console.log('| how | accepted p50 ms | p99 ms | refused p50 ms | p99 ms |');
+  console.log('|---|---|---|---|---|');
+  console.log(
+    `| envoy --mode validate, one at a time (refused: blame included, ${fmt(f.runsPerRefusal)} runs each) | ${fmt(f.acceptP50, 0)} | ${fmt(f.acceptP99, 0)} | ${fmt(f.refuseP50, 0)} | ${fmt(f.refuseP99, 0)} |`,
+  );
+  console.log(
+    `| long-lived Envoy over delta ADS, set → ACK / NACK | ${fmt(f.xdsAckP50, 0)} | ${fmt(f.xdsAckP99, 0)} | ${fmt(f.xdsNackP50, 0)} | ${fmt(f.xdsNackP99, 0)} |`,
+  );
+  console.log(
+    `Compile with nothing patched (300 proxies, one split change, median): ${fmt(f.compileWithout)} ms without a judge, ${fmt(f.compileWith)} ms with one; Envoy runs: ${f.compileEnvoyRuns}`,
+  );
+}
+
 async function main(): Promise<void> {
   setLogLevel('warn');
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
@@ -78,6 +99,7 @@ async function main(): Promise<void> {
   );
   if (!only || only === 'compile') compile();
   if (!only || only === 'big-group') await bigGroup();
+  if (!only || only === 'patch-judge') await patchJudge(quick);
   if (!only || only === 'xds') await xds(quick);
 }
 

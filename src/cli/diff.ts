@@ -6,8 +6,9 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { readManifests } from '../inputs/folder';
-import { type RenderedProxy, renderMesh } from '../mesh/render';
+import { type RenderedProxy, renderMesh, renderMeshJudged } from '../mesh/render';
 import { diffJson, unifiedDiff } from '../patch/diff';
+import { judgeFor } from '../patch/envoy-judge';
 import type { JsonPatchOp } from '../patch/json-patch';
 import type { CommandRegistrar } from './index';
 
@@ -17,6 +18,7 @@ interface DiffFlags {
   flavor: string;
   output: string;
   mtls: boolean;
+  envoy: string | boolean;
 }
 
 /** The changes to one resource of one proxy. */
@@ -143,6 +145,11 @@ export const registerDiff: CommandRegistrar = (program: Command, setExitCode) =>
     .option('--flavor <flavor>', 'envoy, grpc or both', 'envoy')
     .option('-o, --output <format>', 'text or json', 'text')
     .option('--no-mtls', 'compile without mutual TLS (plaintext development mode)')
+    .option(
+      '--envoy <path>',
+      'Envoy binary judging patched proxies (default: WEFT_ENVOY_BIN, the setup cache, then PATH)',
+    )
+    .option('--no-envoy', "judge patches with Weft's own checks only")
     .action(async (flags: DiffFlags) => {
       const fail = (msg: string): void => {
         process.stderr.write(`weft diff: ${msg}\n`);
@@ -162,8 +169,11 @@ export const registerDiff: CommandRegistrar = (program: Command, setExitCode) =>
         const after = two
           ? await readManifests([flags.file[1]!])
           : [...before, ...(await readManifests(flags.patch!))];
-        const a = renderMesh(before, opts);
-        const b = renderMesh(after, opts);
+        const judge = judgeFor(flags.envoy);
+        const render = (files: typeof before) =>
+          judge ? renderMeshJudged(files, opts, judge) : Promise.resolve(renderMesh(files, opts));
+        const a = await render(before);
+        const b = await render(after);
         const diffs = diffRenders(a.proxies, b.proxies);
         // Patch failures the change introduces are errors: the diff alone would read "no change".
         const isError = (c: { object: string; status: string; severity: string }): boolean =>

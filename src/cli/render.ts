@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { readManifests } from '../inputs/folder';
-import { renderMesh } from '../mesh/render';
+import { renderMesh, renderMeshJudged } from '../mesh/render';
+import { judgeFor } from '../patch/envoy-judge';
 import type { CommandRegistrar } from './index';
 
 interface RenderFlags {
@@ -15,6 +16,7 @@ interface RenderFlags {
   flavor: string;
   output: string;
   mtls: boolean;
+  envoy: string | boolean;
 }
 
 /** Registers `weft render`. */
@@ -25,7 +27,7 @@ export const registerRender: CommandRegistrar = (program: Command, setExitCode) 
       'Compile SMI manifests offline and print the Envoy configuration of every proxy.\n\n' +
         'Reads YAML/JSON files or folders (recursively), builds the mesh exactly as `weft serve` does,\n' +
         'and prints {"proxies": [{name, identity, flavor, resources}], "conditions": [...]}. EnvoyPatch\n' +
-        'objects in the input are applied. Exit status: 0 no error conditions, 1 error conditions, 2 bad arguments.',
+        'objects in the input are applied, each patched proxy judged by Envoy when a binary is found. Exit status: 0 no error conditions, 1 error conditions, 2 bad arguments.',
     )
     .requiredOption(
       '-f, --file <path>',
@@ -36,6 +38,11 @@ export const registerRender: CommandRegistrar = (program: Command, setExitCode) 
     .option('--flavor <flavor>', 'envoy, grpc or both', 'envoy')
     .option('-o, --output <format>', 'json or yaml', 'json')
     .option('--no-mtls', 'compile without mutual TLS (plaintext development mode)')
+    .option(
+      '--envoy <path>',
+      'Envoy binary judging patched proxies (default: WEFT_ENVOY_BIN, the setup cache, then PATH)',
+    )
+    .option('--no-envoy', "judge patches with Weft's own checks only")
     .action(async (flags: RenderFlags) => {
       const flavors: string[] = flags.flavor === 'both' ? ['envoy', 'grpc'] : [flags.flavor];
       if (!flavors.every((f) => f === 'envoy' || f === 'grpc')) {
@@ -56,11 +63,9 @@ export const registerRender: CommandRegistrar = (program: Command, setExitCode) 
       let out: ReturnType<typeof renderMesh>;
       try {
         const files = await readManifests(flags.file);
-        out = renderMesh(files, {
-          proxy: flags.proxy,
-          flavors: flavors as ('envoy' | 'grpc')[],
-          mtls: flags.mtls,
-        });
+        const opts = { proxy: flags.proxy, flavors: flavors as ('envoy' | 'grpc')[], mtls: flags.mtls };
+        const judge = judgeFor(flags.envoy);
+        out = judge ? await renderMeshJudged(files, opts, judge) : renderMesh(files, opts);
       } catch (err) {
         process.stderr.write(`weft render: ${err instanceof Error ? err.message : String(err)}\n`);
         setExitCode(2);

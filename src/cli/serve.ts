@@ -61,6 +61,11 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
     )
     .option('--no-mtls', 'compile without mutual TLS between proxies (plaintext development mode)')
     .option(
+      '--envoy <path>',
+      "Envoy binary that judges every patched proxy config before it is served (default: WEFT_ENVOY_BIN, the setup cache, then PATH; none found: Weft's own checks only)",
+    )
+    .option('--no-envoy', "judge EnvoyPatches with Weft's own checks only")
+    .option(
       '--kubernetes',
       'read inputs from the Kubernetes API server (in-cluster credentials, or KUBECONFIG / ~/.kube/config)',
     )

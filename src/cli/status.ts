@@ -14,7 +14,8 @@ import { KubeSource } from '../kube/source';
 import type { StatusCondition } from '../kube/status';
 import { STATUS_KINDS } from '../kube/status';
 import { setLogLevel } from '../log';
-import { type RenderedCondition, renderMesh } from '../mesh/render';
+import { type RenderedCondition, renderMesh, renderMeshJudged } from '../mesh/render';
+import { judgeFor } from '../patch/envoy-judge';
 import type { NackRecord } from '../xds/proxy-state';
 import type { CommandRegistrar } from './index';
 
@@ -26,6 +27,7 @@ interface StatusFlags {
   meshNamespace: string;
   output: string;
   all?: boolean;
+  envoy: string | boolean;
 }
 
 /** One row of `weft status`. */
@@ -142,6 +144,11 @@ export const registerStatus: CommandRegistrar = (program: Command, setExitCode) 
     .option('--mesh-namespace <ns>', "Weft's own namespace", 'weft-system')
     .option('-o, --output <format>', 'table, json or yaml', 'table')
     .option('--all', 'also list conditions that hold (Accepted=True and the like)')
+    .option(
+      '--envoy <path>',
+      'offline and cluster sources: Envoy binary judging patched proxies (default: WEFT_ENVOY_BIN, the setup cache, then PATH)',
+    )
+    .option('--no-envoy', "judge patches with Weft's own checks only")
     .action(async (flags: StatusFlags) => {
       const sources = [flags.file?.length, flags.kubernetes || flags.kubeconfig, flags.adminUrl].filter(
         Boolean,
@@ -173,7 +180,9 @@ export const registerStatus: CommandRegistrar = (program: Command, setExitCode) 
             files = [{ source: 'cluster', text: objects.map((o) => JSON.stringify(o)).join('\n---\n') }];
             extra = statusRows(objects);
           }
-          const out = renderMesh(files, { flavors: ['envoy'], meshNamespace: flags.meshNamespace });
+          const opts = { flavors: ['envoy' as const], meshNamespace: flags.meshNamespace };
+          const judge = judgeFor(flags.envoy);
+          const out = judge ? await renderMeshJudged(files, opts, judge) : renderMesh(files, opts);
           rows = [...out.conditions.map((c) => ({ ...c })), ...extra];
         }
       } catch (err) {

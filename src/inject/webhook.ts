@@ -11,6 +11,10 @@
  * - It never blocks a pod: a pod it cannot handle is admitted unchanged, with an AdmissionReview
  *   warning (shown by kubectl) and a Warning Event naming the pod and the reason. The webhook
  *   configuration's failurePolicy Ignore does the same when Weft cannot be reached at all.
+ * - The same server validates EnvoyPatches (`/validate-envoypatch`, the
+ *   `weft-envoypatch-validator` ValidatingWebhookConfiguration): a patch that would apply nowhere
+ *   is refused with the reason, so `kubectl apply` prints it. What it checks is the caller's
+ *   (`validatePatch`, src/mesh/patch-admission.ts); its caBundle is kept like the injector's.
  */
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -27,6 +31,22 @@ const log = logger('inject');
 export const WEBHOOK_CONFIGURATION = 'weft-sidecar-injector';
 /** The path the API server posts AdmissionReviews to. */
 export const INJECT_PATH = '/inject';
+/** The ValidatingWebhookConfiguration of EnvoyPatches, whose caBundle Weft keeps too. */
+export const PATCH_WEBHOOK_CONFIGURATION = 'weft-envoypatch-validator';
+/** Where the API server posts EnvoyPatch AdmissionReviews. */
+export const VALIDATE_PATCH_PATH = '/validate-envoypatch';
+/**
+ * How long a patch check may take before the patch is admitted with a warning: under the chart's
+ * default timeoutSeconds (5), leaving time for the round trip.
+ */
+export const PATCH_CHECK_BUDGET_MS = 3500;
+
+/** The answer of an EnvoyPatch check (see src/mesh/patch-admission.ts). */
+export interface PatchCheck {
+  readonly allowed: boolean;
+  readonly message?: string;
+  readonly warnings?: readonly string[];
+}
 
 /** Options of {@link InjectionWebhook.start}. */
 export interface WebhookOptions {
@@ -43,6 +63,13 @@ export interface WebhookOptions {
   extraIpAddresses?: readonly string[];
   /** The configuration to keep the caBundle of (default weft-sidecar-injector). */
   configuration?: string;
+  /**
+   * Checks an EnvoyPatch (the object of a CREATE or UPDATE) within `budgetMs`; without it,
+   * `/validate-envoypatch` admits everything.
+   */
+  validatePatch?: (patch: KubeObject, budgetMs: number) => Promise<PatchCheck>;
+  /** The validating configuration to keep the caBundle of (default weft-envoypatch-validator). */
+  patchConfiguration?: string;
 }
 
 interface AdmissionRequest {
@@ -57,7 +84,8 @@ interface AdmissionRequest {
 
 interface AdmissionResponse {
   uid: string;
-  allowed: true;
+  allowed: boolean;
+  status?: { code: number; reason: string; message: string };
   patchType?: 'JSONPatch';
   patch?: string;
   warnings?: string[];
@@ -69,11 +97,21 @@ export interface WebhookStats {
   skipped: number;
   failed: number;
   bundlePatches: number;
+  /** EnvoyPatches checked, and of which refused. */
+  patchesChecked: number;
+  patchesRefused: number;
 }
 
 /** A running sidecar injector. */
 export class InjectionWebhook {
-  readonly stats: WebhookStats = { injected: 0, skipped: 0, failed: 0, bundlePatches: 0 };
+  readonly stats: WebhookStats = {
+    injected: 0,
+    skipped: 0,
+    failed: 0,
+    bundlePatches: 0,
+    patchesChecked: 0,
+    patchesRefused: 0,
+  };
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly onCaChange = (): void => {
@@ -110,6 +148,19 @@ export class InjectionWebhook {
         apiVersion: 'admission.k8s.io/v1',
         kind: 'AdmissionReview',
         response: self!.review(review.request),
+      };
+    });
+    app.post(VALIDATE_PATCH_PATH, async (req, reply) => {
+      const review = req.body as { apiVersion?: string; request?: AdmissionRequest } | undefined;
+      if (!review?.request?.uid) {
+        return reply
+          .code(400)
+          .send({ error: 'expected an admission.k8s.io/v1 AdmissionReview with a request' });
+      }
+      return {
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        response: await self!.validatePatch(review.request),
       };
     });
     const i = o.address.lastIndexOf(':');
@@ -174,6 +225,51 @@ export class InjectionWebhook {
     return { uid: r.uid, allowed: true, warnings: [warning] };
   }
 
+  /**
+   * Answers one EnvoyPatch admission request: refused, with the reason, when the patch would apply
+   * nowhere. A check that fails to run admits the patch (Weft still checks it before serving).
+   */
+  async validatePatch(r: AdmissionRequest): Promise<AdmissionResponse> {
+    const check = this.o.validatePatch;
+    if (!check || r.kind?.kind !== 'EnvoyPatch' || !r.object || r.operation === 'DELETE') {
+      return { uid: r.uid, allowed: true };
+    }
+    this.stats.patchesChecked++;
+    // The object in a CREATE request may have no namespace yet: the request carries it.
+    const patch: KubeObject = {
+      ...r.object,
+      metadata: { ...r.object.metadata, namespace: r.object.metadata?.namespace ?? r.namespace },
+    };
+    let verdict: PatchCheck;
+    try {
+      verdict = await check(patch, PATCH_CHECK_BUDGET_MS);
+    } catch (err) {
+      log.warn('EnvoyPatch check failed; admitted', {
+        namespace: r.namespace,
+        name: r.name,
+        error: messageOf(err),
+      });
+      return {
+        uid: r.uid,
+        allowed: true,
+        warnings: [`Weft could not check this EnvoyPatch: ${messageOf(err)}`],
+      };
+    }
+    if (verdict.allowed) {
+      return {
+        uid: r.uid,
+        allowed: true,
+        ...(verdict.warnings?.length ? { warnings: [...verdict.warnings] } : {}),
+      };
+    }
+    this.stats.patchesRefused++;
+    return {
+      uid: r.uid,
+      allowed: false,
+      status: { code: 422, reason: 'Invalid', message: verdict.message ?? 'refused by Weft' },
+    };
+  }
+
   private async event(pod: KubeObject, message: string): Promise<void> {
     const client = this.o.client;
     if (!client) return;
@@ -206,10 +302,22 @@ export class InjectionWebhook {
    * each webhook's name, so a configuration edited in between is not patched at the wrong index.
    */
   async patchBundle(): Promise<boolean> {
+    const injector = await this.patchBundleOf(
+      'mutatingwebhookconfigurations',
+      this.o.configuration ?? WEBHOOK_CONFIGURATION,
+    );
+    if (!this.o.validatePatch) return injector;
+    const validator = await this.patchBundleOf(
+      'validatingwebhookconfigurations',
+      this.o.patchConfiguration ?? PATCH_WEBHOOK_CONFIGURATION,
+    );
+    return injector && validator;
+  }
+
+  private async patchBundleOf(resource: string, name: string): Promise<boolean> {
     const client = this.o.client;
     if (!client || this.closed) return false;
-    const name = this.o.configuration ?? WEBHOOK_CONFIGURATION;
-    const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${name}`;
+    const path = `/apis/admissionregistration.k8s.io/v1/${resource}/${name}`;
     const bundle = Buffer.from(this.o.ca.bundlePem()).toString('base64');
     try {
       const cfg = await client.request<{
@@ -230,7 +338,7 @@ export class InjectionWebhook {
     } catch (err) {
       const why =
         err instanceof KubeApiError && err.status === 404
-          ? `MutatingWebhookConfiguration ${name} does not exist; apply deploy/manifests/weft.yaml (weft install --apply)`
+          ? `${resource === 'mutatingwebhookconfigurations' ? 'MutatingWebhookConfiguration' : 'ValidatingWebhookConfiguration'} ${name} does not exist; apply deploy/manifests/weft.yaml (weft install --apply)`
           : messageOf(err);
       log.error(
         'cannot write the CA bundle into the webhook configuration: the API server will not trust the injector',

@@ -91,6 +91,11 @@ export class KubeController {
       o.metrics.set('weft_leader', 'Whether this replica is the leader.', 0);
     });
     rollBackPatchesOnNack(o.server, o.compiler);
+    // Envoy's judgement of a patched set lands after the compile that asked for it: report it.
+    o.compiler.onJudged(() => {
+      this.conditions = o.compiler.currentConditions;
+      this.report();
+    });
     // ACKs change EnvoyPatch `Programmed`; report them shortly after they settle.
     let ackTimer: NodeJS.Timeout | undefined;
     o.server.registry.on('ack', () => {

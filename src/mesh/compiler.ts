@@ -12,11 +12,19 @@
  *   on every change).
  * - Patches apply to the groups they select, all or nothing across the mesh; a patch that a proxy
  *   NACKs is rolled back for that proxy's group (see {@link MeshCompiler.rollBack}).
+ * - With a {@link PatchJudge} (an Envoy binary at hand), every patched Envoy group's set is judged by
+ *   Envoy before it is served. Compiling stays synchronous: a set not judged yet is judged in the
+ *   background while the group keeps what it served (its last judged patched config, when that
+ *   carried no patch that is now gone or changed, else the unpatched config); once Envoy has
+ *   spoken the compiler recompiles and swaps it in, or withdraws the refused patch everywhere
+ *   (`Applied=False` with Envoy's text and the operation). Judgements are cached by content, so
+ *   an unchanged set is never judged twice, and groups no patch selects are never judged.
  */
 import { createHash } from 'node:crypto';
 import { type Logger, logger } from '../log';
 import type { PatchableResources } from '../patch/apply';
-import { extractPatches, patchMesh } from '../patch/mesh';
+import { type Judgement, type PatchJudge, refusalError, setKey } from '../patch/envoy-judge';
+import { extractPatches, type MeshProxy, patchMesh } from '../patch/mesh';
 import { type EnvoyPatch, selectsPatch } from '../patch/select';
 import { ModelBuilder } from '../smi/build';
 import type { Condition, MeshModel, WorkloadModel } from '../smi/model';
@@ -36,6 +44,10 @@ export interface MeshCompilerOptions {
   mtls?: boolean;
   /** Namespace of mesh-wide settings and patches (default weft-system). */
   meshNamespace?: string;
+  /** Envoy as the judge of patched sets (see the module comment); none: Weft's own checks only. */
+  judge?: PatchJudge;
+  /** See `applyPatches` (default true); off only to show Envoy refusing on its own. */
+  nativeRules?: boolean;
 }
 
 /** What one update did, for logs, metrics and the benchmark. */
@@ -52,6 +64,8 @@ export interface UpdateResult {
   readonly changed: number;
   /** Active groups in all. */
   readonly groups: number;
+  /** Patched groups whose set Envoy is judging; they serve what they served until it has. */
+  readonly judging?: number;
   /** Milliseconds spent. */
   readonly ms: number;
   /** Of which building the model. */
@@ -66,6 +80,14 @@ interface RollBack {
   readonly message: string;
   /** `JSON.stringify(spec)` of the patch it rejected. */
   readonly spec: string;
+}
+
+/** What a patched group served last after Envoy accepted it. */
+interface Served {
+  readonly snapshot: Snapshot;
+  /** `<namespace>/<name>` and spec of each patch it carries. */
+  readonly patches: ReadonlySet<string>;
+  readonly touched: Map<string, readonly string[]>;
 }
 
 interface ActiveGroup {
@@ -124,6 +146,14 @@ export class MeshCompiler {
   private patchedResources = new Map<string, Map<string, readonly string[]>>();
   /** Proxies refused because their certificate contradicts what they claim. */
   identityMismatches = 0;
+  private readonly judge: PatchJudge | undefined;
+  private readonly nativeRules: boolean;
+  /** Each patched group's last served set that Envoy accepted. */
+  private readonly served = new Map<string, Served>();
+  /** Judgements this compiler is waiting for. */
+  private readonly waiting = new Set<Promise<unknown>>();
+  private recompileScheduled: Promise<void> | undefined;
+  private readonly judgedListeners: (() => void)[] = [];
 
   constructor(
     private readonly cache: SnapshotCache,
@@ -132,7 +162,62 @@ export class MeshCompiler {
   ) {
     this.mtls = opts.mtls ?? true;
     this.meshNamespace = opts.meshNamespace ?? 'weft-system';
+    this.judge = opts.judge;
+    this.nativeRules = opts.nativeRules ?? true;
     this.model = this.builder.build([]).model;
+  }
+
+  /** The Envoy judge of patched sets, if any. */
+  get envoyJudge(): PatchJudge | undefined {
+    return this.judge;
+  }
+
+  /** The parsed EnvoyPatches of the current inputs. */
+  get currentPatches(): readonly EnvoyPatch[] {
+    return this.patches;
+  }
+
+  /** Whether proxies are compiled for mutual TLS. */
+  get mutualTls(): boolean {
+    return this.mtls;
+  }
+
+  /** The mesh namespace. */
+  get meshNs(): string {
+    return this.meshNamespace;
+  }
+
+  /** Targets of the active groups (connected proxies). */
+  activeTargets(): ProxyTarget[] {
+    return [...this.active.values()].map((g) => g.target);
+  }
+
+  /**
+   * Calls `listener` after each recompile that an Envoy judgement caused (conditions and
+   * snapshots may have changed without new inputs).
+   */
+  onJudged(listener: () => void): void {
+    this.judgedListeners.push(listener);
+  }
+
+  /** Resolves once no judgement is pending and the recompile it caused has run. */
+  async whenJudged(): Promise<void> {
+    while (this.waiting.size > 0 || this.recompileScheduled) {
+      await Promise.allSettled([...this.waiting]);
+      await this.recompileScheduled;
+    }
+  }
+
+  /** After a judgement: recompile once (many judgements ending together cost one recompile). */
+  private judged(): void {
+    this.recompileScheduled ??= new Promise<void>((done) =>
+      setImmediate(() => {
+        this.recompileScheduled = undefined;
+        this.conditions = [...this.inputConditions, ...this.recompile().conditions];
+        for (const l of this.judgedListeners) l();
+        done();
+      }),
+    );
   }
 
   /** The current model. */
@@ -237,6 +322,7 @@ export class MeshCompiler {
     rekeyed: number;
     changed: number;
     groups: number;
+    judging: number;
   } {
     const next = new Map<string, GroupEntry>();
     const stats = { translated: 0, rekeyed: 0 };
@@ -246,6 +332,7 @@ export class MeshCompiler {
       w: WorkloadModel;
       target: ProxyTarget;
       resources: ProxyResources;
+      unpatched: Snapshot;
     }[] = [];
     const snapshots = new Map<string, Snapshot>();
     for (const [group, g] of this.active) {
@@ -259,9 +346,17 @@ export class MeshCompiler {
         flavor: g.target.flavor,
       };
       if (w && subject && this.patches.some((p) => selectsPatch(p, subject, this.meshNamespace))) {
-        patchable.push({ id: group, group, w, target: g.target, resources: entry.resources });
+        patchable.push({
+          id: group,
+          group,
+          w,
+          target: g.target,
+          resources: entry.resources,
+          unpatched: entry.snapshot,
+        });
       } else {
         snapshots.set(group, entry.snapshot);
+        this.served.delete(group);
       }
     }
     // What translating found about the inputs, once per object and reason whatever the groups.
@@ -273,31 +368,115 @@ export class MeshCompiler {
       conditionKey(a) < conditionKey(b) ? -1 : 1,
     );
     this.patchedResources = new Map();
+    let judging = 0;
     if (this.patches.length > 0) {
-      const r = patchMesh(
-        patchable.map((p) => ({
-          id: p.id,
-          subject: {
-            namespace: p.w.namespace,
-            labels: p.w.labels,
-            serviceAccount: p.w.serviceAccount,
-            flavor: p.target.flavor,
-          },
-          resources: p.resources,
-        })),
-        this.patches,
-        {
-          meshNamespace: this.meshNamespace,
-          resolve: serviceTargetResolver,
-          rolledBack: new Map([...this.rolledBack].map(([g, m]) => [g, new Set(m.keys())])),
+      const proxies: MeshProxy[] = patchable.map((p) => ({
+        id: p.id,
+        subject: {
+          namespace: p.w.namespace,
+          labels: p.w.labels,
+          serviceAccount: p.w.serviceAccount,
+          flavor: p.target.flavor,
         },
-      );
+        resources: p.resources,
+      }));
+      const refused = new Map<string, string[]>();
+      const opts = {
+        meshNamespace: this.meshNamespace,
+        resolve: serviceTargetResolver,
+        rolledBack: new Map([...this.rolledBack].map(([g, m]) => [g, new Set(m.keys())])),
+        refused,
+        nativeRules: this.nativeRules,
+      };
+      let r = patchMesh(proxies, this.patches, opts);
+      // Patched sets Envoy has not judged yet, by group.
+      const unjudged = new Map<string, { key: string; applied: Set<string> }>();
+      if (this.judge) {
+        // Known refusals withdraw their patch everywhere, which changes other sets: repeat until
+        // every patched set is either accepted or not judged yet (bounded: each pass withdraws one).
+        for (let pass = 0; pass <= this.patches.length; pass++) {
+          unjudged.clear();
+          const fresh = new Map<string, string[]>();
+          for (const p of proxies) {
+            const applied = new Set((r.results.get(p.id) ?? []).filter((x) => x.applied).map((x) => x.patch));
+            // Envoy judges what Envoy gets: proxyless gRPC clients read the same resources
+            // their own way (their NACKs still roll patches back).
+            if (applied.size === 0 || p.subject.flavor !== 'envoy') continue;
+            const key = setKey(r.resources.get(p.id) ?? p.resources);
+            const j: Judgement | undefined = this.judge.peek(key);
+            if (!j) unjudged.set(p.id, { key, applied });
+            else if (!j.accepted && !refused.has(j.patch))
+              fresh.set(j.patch, [...(fresh.get(j.patch) ?? []), refusalError(p.id, j)]);
+          }
+          if (fresh.size === 0) break;
+          for (const [k, v] of fresh) refused.set(k, v);
+          r = patchMesh(proxies, this.patches, opts);
+        }
+      }
       conditions = [...conditions, ...r.conditions];
-      for (const p of patchable) {
-        snapshots.set(p.group, this.encoder.snapshot(toInput(r.resources.get(p.id) ?? p.resources)));
+      const specOf = new Map(
+        this.patches.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, JSON.stringify(p.spec)]),
+      );
+      const specs = (ids: Iterable<string>): Set<string> =>
+        new Set([...ids].map((id) => `${id} ${specOf.get(id) ?? ''}`));
+      for (const [i, p] of patchable.entries()) {
+        const wait = unjudged.get(p.id);
+        if (wait && this.judge) {
+          judging++;
+          // Keep what the group served while Envoy judges, unless it carries a patch that is gone
+          // or changed (or refused now): then the unpatched config, which needs no judging.
+          const prev = this.served.get(p.group);
+          const proposed = specs(wait.applied);
+          if (prev && [...prev.patches].every((x) => proposed.has(x))) {
+            snapshots.set(p.group, prev.snapshot);
+            this.patchedResources.set(p.group, prev.touched);
+          } else {
+            snapshots.set(p.group, p.unpatched);
+            this.served.delete(p.group);
+          }
+          if (!this.judge.pending(wait.key)) {
+            const proxy = proxies[i]!;
+            const task = this.judge
+              .judge(
+                {
+                  resources: proxy.resources,
+                  subject: proxy.subject,
+                  patches: this.patches,
+                  applied: wait.applied,
+                  patched: r.resources.get(p.id) ?? p.resources,
+                  meshNamespace: this.meshNamespace,
+                  resolve: serviceTargetResolver,
+                  nativeRules: this.nativeRules,
+                },
+                wait.key,
+              )
+              .then(
+                (j) => {
+                  if (!j.accepted)
+                    log.warn('Envoy refused a patched config', {
+                      group: p.group,
+                      patch: j.patch,
+                      error: j.message,
+                    });
+                },
+                (err: unknown) =>
+                  log.error('judging a patched config failed', { group: p.group, error: String(err) }),
+              )
+              .finally(() => {
+                this.waiting.delete(task);
+                this.judged();
+              });
+            this.waiting.add(task);
+          }
+          continue;
+        }
+        const snapshot = this.encoder.snapshot(toInput(r.resources.get(p.id) ?? p.resources));
+        snapshots.set(p.group, snapshot);
         const touched = new Map<string, readonly string[]>();
         for (const res of r.results.get(p.id) ?? []) if (res.applied) touched.set(res.patch, res.touched);
         this.patchedResources.set(p.group, touched);
+        if (touched.size > 0) this.served.set(p.group, { snapshot, patches: specs(touched.keys()), touched });
+        else this.served.delete(p.group);
       }
       for (const [group, map] of this.rolledBack) {
         for (const [patch, r] of map) {
@@ -321,6 +500,7 @@ export class MeshCompiler {
       rekeyed: stats.rekeyed,
       changed,
       groups: this.active.size,
+      judging,
     };
   }
 

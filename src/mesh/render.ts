@@ -5,7 +5,8 @@
  */
 
 import type { ManifestFile } from '../inputs/folder';
-import { extractPatches, patchMesh } from '../patch/mesh';
+import { type PatchJudge, patchMeshJudged } from '../patch/envoy-judge';
+import { extractPatches, type MeshProxy, patchMesh } from '../patch/mesh';
 import { buildModel } from '../smi/build';
 import { parseYamlObjects } from '../smi/load';
 import type { Condition, MeshModel, WorkloadModel } from '../smi/model';
@@ -75,6 +76,27 @@ function selected(model: MeshModel, proxy: string | undefined): WorkloadModel[] 
 
 /** Compiles manifests offline. Throws only for unusable options (an unknown --proxy). */
 export function renderMesh(files: readonly ManifestFile[], opts: RenderOptions = {}): RenderOutput {
+  const parts = renderParts(files, opts);
+  return assemble(parts, patchMesh(parts.meshProxies, parts.patches, parts.patchOptions), opts);
+}
+
+/**
+ * {@link renderMesh} with Envoy as the judge of every patched proxy (see src/patch/envoy-judge.ts):
+ * a patch Envoy refuses applies nowhere, with Envoy's text, exactly as `weft serve` would refuse
+ * it. `weft render`, `weft diff` and `weft status -f` use this when an Envoy binary is at hand.
+ */
+export async function renderMeshJudged(
+  files: readonly ManifestFile[],
+  opts: RenderOptions,
+  judge: PatchJudge,
+): Promise<RenderOutput> {
+  const parts = renderParts(files, opts);
+  const patched = await patchMeshJudged(parts.meshProxies, parts.patches, parts.patchOptions, judge);
+  return assemble(parts, patched, opts);
+}
+
+/** Everything before patching: the model, each proxy's unpatched resources, the patches. */
+function renderParts(files: readonly ManifestFile[], opts: RenderOptions) {
   const parsed = parseManifests(files);
   const { patches, rest, conditions: patchConditions } = extractPatches(parsed.objects);
   const built = buildModel(rest);
@@ -95,21 +117,27 @@ export function renderMesh(files: readonly ManifestFile[], opts: RenderOptions =
       proxies.push({ id: `${flavor}/${w.namespace}/${w.name}`, w, flavor, resources: t.resources });
     }
   }
-  const patched = patchMesh(
-    proxies.map((p) => ({
-      id: p.id,
-      subject: {
-        namespace: p.w.namespace,
-        labels: p.w.labels,
-        serviceAccount: p.w.serviceAccount,
-        flavor: p.flavor,
-      },
-      resources: p.resources,
-    })),
-    patches,
-    { meshNamespace: opts.meshNamespace ?? 'weft-system', resolve: serviceTargetResolver },
-  );
-  conditions.push(...patched.conditions);
+  const meshProxies: MeshProxy[] = proxies.map((p) => ({
+    id: p.id,
+    subject: {
+      namespace: p.w.namespace,
+      labels: p.w.labels,
+      serviceAccount: p.w.serviceAccount,
+      flavor: p.flavor,
+    },
+    resources: p.resources,
+  }));
+  const patchOptions = { meshNamespace: opts.meshNamespace ?? 'weft-system', resolve: serviceTargetResolver };
+  return { model, conditions, proxies, patches, meshProxies, patchOptions };
+}
+
+function assemble(
+  parts: ReturnType<typeof renderParts>,
+  patched: ReturnType<typeof patchMesh>,
+  opts: RenderOptions,
+): RenderOutput {
+  const { model, proxies } = parts;
+  const conditions = [...parts.conditions, ...patched.conditions];
   return {
     ...(opts.includeModel ? { model } : {}),
     proxies: proxies.map((p) => ({

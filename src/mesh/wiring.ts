@@ -33,6 +33,8 @@ export function afterCompile(metrics: Metrics, server: AdsServer, r: UpdateResul
     translated: r.translated,
     changed: r.changed,
     ...(moved > 0 ? { regrouped: moved } : {}),
+    // Patched groups whose new config Envoy is still judging (they serve what they served).
+    ...(r.judging ? { judging: r.judging } : {}),
     ms: Math.round(r.ms),
   });
 }

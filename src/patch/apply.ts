@@ -6,7 +6,8 @@
  *   patch in the mesh namespace without a selector reaches every proxy. Nothing else: a patch can
  *   never touch another namespace's workloads.
  * - Each patch is applied to a copy; the resources it touched are decoded strictly and checked
- *   (unknown fields, types, Envoy's validation rules) before it is kept. A patch that fails keeps
+ *   (unknown fields, types, Envoy's validation rules), and the set with the consistency checks and
+ *   the rules Envoy enforces while building config (envoy-rules.ts), before it is kept. A patch that fails keeps
  *   nothing: the resources stay as they were before it, and later patches still apply.
  * - Guard-rails: a patch that changes a TLS context or an RBAC filter is refused unless it sets
  *   `allowSecurityOverride: true`.
@@ -15,6 +16,7 @@
 import { checkJson } from '../envoy/codec';
 import { validate as validateRules } from '../envoy/validate';
 import { checkReferences } from '../translate/consistency';
+import { checkEnvoyRules } from './envoy-rules';
 import { applyJsonPatch, type JsonPatchOp } from './json-patch';
 import { protoMerge } from './merge';
 import type { EnvoyPatch, PatchOperation, PatchResourceType } from './schema';
@@ -196,6 +198,7 @@ function applyOne(
   resources: PatchableResources,
   resolve: ServiceTargetResolver | undefined,
   validate: ResourceValidator | undefined,
+  nativeRules: boolean,
 ): { resources: PatchableResources; notFound: string[]; errors: string[]; touched: string[] } {
   const out = cloneResources(resources);
   const notFound: string[] = [];
@@ -309,11 +312,17 @@ function applyOne(
   // accepted by Envoy over RDS, then answers 503 on every call. Only problems the patch brought
   // count, blamed on the operations that touched the resource (all of them when it touched none,
   // say a cluster removed under a route).
+  // The same goes for what Envoy checks while building config (unique domains, the RE2 program
+  // size, the router last, ...; see envoy-rules.ts): each of those NACKs on every proxy.
   if (touched.size > 0) {
-    const existing = new Set(checkReferences(resources));
+    const setProblems = (r: PatchableResources): string[] => [
+      ...checkReferences(r),
+      ...(nativeRules ? checkEnvoyRules(r) : []),
+    ];
+    const existing = new Set(setProblems(resources));
     const typeOfKey = new Map(Object.entries(TYPE_INFO).map(([type, info]) => [info.key as string, type]));
     const all = patch.spec.patches.map((_, i) => `spec.patches[${i}]`).join(', ');
-    for (const problem of checkReferences(out)) {
+    for (const problem of setProblems(out)) {
       if (existing.has(problem)) continue;
       const colon = problem.indexOf(': ');
       const owner = problem.slice(0, colon);
@@ -336,6 +345,11 @@ export function applyPatches(
     resolve?: ServiceTargetResolver;
     validate?: ResourceValidator;
     skip?: ReadonlySet<string>;
+    /**
+     * Check the rules Envoy enforces while building config natively (envoy-rules.ts; default
+     * true). Off only to show Envoy itself refusing what those rules would have caught.
+     */
+    nativeRules?: boolean;
   },
 ): { resources: PatchableResources; results: PatchResult[] } {
   let current = resources;
@@ -347,7 +361,13 @@ export function applyPatches(
       continue;
     }
     // Envoy's own validation rules unless the caller brings another validator.
-    const r = applyOne(patch, current, opts.resolve, opts.validate ?? validateRules);
+    const r = applyOne(
+      patch,
+      current,
+      opts.resolve,
+      opts.validate ?? validateRules,
+      opts.nativeRules ?? true,
+    );
     const applied = r.errors.length === 0 && r.notFound.length === 0;
     if (applied) current = r.resources;
     results.push({

@@ -63,24 +63,37 @@ export function extractPatches(objects: readonly unknown[]): {
   return { patches, rest, conditions };
 }
 
+/** Options of {@link patchMesh}. */
+export interface PatchMeshOptions {
+  readonly meshNamespace: string;
+  readonly resolve?: ServiceTargetResolver;
+  readonly validate?: ResourceValidator;
+  /** See `applyPatches` (default true). */
+  readonly nativeRules?: boolean;
+  /** Patches rolled back per proxy after a NACK. */
+  readonly rolledBack?: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * Patches refused before this pass (Envoy refused a set they made), with why: they apply
+   * nowhere and their Applied condition carries these errors.
+   */
+  readonly refused?: ReadonlyMap<string, readonly string[]>;
+}
+
 /** Patches every proxy; returns the patched resources by proxy id and the patch conditions. */
 export function patchMesh(
   proxies: readonly MeshProxy[],
   patches: readonly EnvoyPatch[],
-  opts: {
-    meshNamespace: string;
-    resolve?: ServiceTargetResolver;
-    validate?: ResourceValidator;
-    rolledBack?: ReadonlyMap<string, ReadonlySet<string>>;
-  },
+  opts: PatchMeshOptions,
 ): {
   resources: Map<string, PatchableResources>;
   conditions: Condition[];
   results: Map<string, PatchResult[]>;
 } {
-  const failed = new Set<string>();
+  const failed = new Set<string>(opts.refused?.keys() ?? []);
   // Why each patch failed, kept from the pass that found it: later passes skip failed patches.
-  const failures = new Map<string, Set<string>>();
+  const failures = new Map<string, Set<string>>(
+    [...(opts.refused ?? [])].map(([patch, errors]) => [patch, new Set(errors)]),
+  );
   let out = new Map<string, PatchableResources>();
   let results = new Map<string, PatchResult[]>();
   for (let pass = 0; pass <= patches.length; pass++) {

@@ -19,6 +19,7 @@ import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
 import { afterCompile, rollBackPatchesOnNack } from '../mesh/wiring';
 import { listenOn } from '../net';
+import { judgeFor } from '../patch/envoy-judge';
 import type { Condition } from '../smi/model';
 import { readResourcesFile } from '../static/resources-file';
 import { watchFile } from '../static/watch';
@@ -42,6 +43,8 @@ export interface ServeOptions extends ServeIdentityOptions {
   adminAddress?: string;
   /** Compile with mutual TLS between proxies (default true). */
   mtls?: boolean;
+  /** `--envoy`: Envoy binary judging patched config (see judgeFor); false: none. */
+  envoy?: string | boolean;
   /** Read inputs from a Kubernetes API server (in-cluster credentials unless `kubeconfig`). */
   kubernetes?: boolean;
   /** kubeconfig file for Kubernetes mode (implies `kubernetes`). */
@@ -148,7 +151,8 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
         (group) => (c ? envoyGroupIdentity(c.currentModel, group) : undefined),
       ),
     );
-    c = new MeshCompiler(server.cache, encoder, { mtls: o.mtls ?? true });
+    const judge = judgeFor(o.envoy);
+    c = new MeshCompiler(server.cache, encoder, { mtls: o.mtls ?? true, ...(judge ? { judge } : {}) });
     if ((o.mtls ?? true) && !identity.running.ca) {
       log.warn(
         'proxies are compiled for mutual TLS but Weft has no CA (--ca-dir): they get no certificates, so calls between them fail; pass --ca-dir, or --no-mtls for plaintext development',
@@ -173,6 +177,10 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
       compiled();
     };
     source.on('change', recompile);
+    c.onJudged(() => {
+      describeConditions(c.currentConditions, seen);
+      compiled();
+    });
     rollBackPatchesOnNack(server, c);
     await source.start();
     stopSource = () => source.stop();

@@ -23,7 +23,9 @@ import { MESH_LABEL, MESH_LABEL_VALUE } from '../kube/source';
 import { KubeTokenReviewer } from '../kube/token-review';
 import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
+import { admitPatch } from '../mesh/patch-admission';
 import { listenOn } from '../net';
+import { judgeFor } from '../patch/envoy-judge';
 import { envoyResourceEncoder } from '../xds/encoder';
 import { AdsServer } from '../xds/server/ads-server';
 import {
@@ -49,6 +51,8 @@ export interface KubeServeOptions extends ServeIdentityOptions {
   adminAddress?: string;
   /** Compile with mutual TLS between proxies (default true). */
   mtls?: boolean;
+  /** `--envoy`: Envoy binary judging patched config (see judgeFor); false: none. */
+  envoy?: string | boolean;
   /** Batching window and longest delay of a change, in ms. */
   quietMs?: number;
   maxDelayMs?: number;
@@ -110,7 +114,12 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
       (group) => (compiler ? envoyGroupIdentity(compiler.currentModel, group) : undefined),
     ),
   );
-  compiler = new MeshCompiler(server.cache, encoder, { mtls: o.mtls ?? true, meshNamespace });
+  const judge = judgeFor(o.envoy);
+  compiler = new MeshCompiler(server.cache, encoder, {
+    mtls: o.mtls ?? true,
+    meshNamespace,
+    ...(judge ? { judge } : {}),
+  });
   const ca = identity.running.ca;
   const bundles = ca ? new CaBundlePublisher(client, () => ca.bundlePem()) : undefined;
   const c = compiler;
@@ -191,6 +200,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
       client,
       meshNamespace,
       injector: { trustDomain: ca.trustDomain, ...(o.injector ?? defaultInjector()) },
+      validatePatch: (patch, budgetMs) => admitPatch(c, patch, budgetMs),
       ...(o.webhookDnsNames ? { extraDnsNames: o.webhookDnsNames } : {}),
       ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
     });

@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import type { ResourceDiff } from '../../src/cli/diff';
 import { diffJson, unifiedDiff } from '../../src/patch/diff';
 import { applyJsonPatch } from '../../src/patch/json-patch';
+import { HOSTILE, patchManifest } from '../patch/hostile-fixture';
 
 const ROOT = join(__dirname, '..', '..', '..');
 
@@ -133,6 +134,18 @@ spec:
       r.err,
       /bookbuyer\/typo is applied nowhere: .*spec\.patches\[0\].*unknown field "connect_timout"/,
     );
+  });
+
+  it('exits 2 on a patch Envoy would refuse, with Envoy checking it or without', async () => {
+    const h = HOSTILE.find((x) => x.name === 'router-not-last')!;
+    const hostile = join(dir, 'hostile.yaml');
+    writeFileSync(hostile, patchManifest(h.name, h.patches).text);
+    for (const envoy of [[], ['--no-envoy']]) {
+      const r = await run(['-f', join(ROOT, 'examples', 'bookstore'), '--patch', hostile, ...envoy]);
+      assert.equal(r.code, 2, r.err);
+      assert.ok(r.err.includes(`bookbuyer/${h.name} is applied nowhere`), r.err);
+      assert.ok(r.err.includes(h.native), r.err);
+    }
   });
 
   it('exits 0 when nothing changes and 2 on unusable arguments', async () => {

@@ -23,6 +23,7 @@ const WEFT_SA = 'system:serviceaccount:weft-system:weft';
 const CA_SECRET = 'weft-ca';
 const CA_BUNDLE = 'weft-ca-bundle';
 const WEBHOOK = 'weft-sidecar-injector';
+const PATCH_WEBHOOK = 'weft-envoypatch-validator';
 
 interface Obj {
   apiVersion: string;
@@ -134,6 +135,8 @@ describe('deploy manifests on a real kube-apiserver', () => {
       ['create', 'tokenreviews.authentication.k8s.io'],
       ['get', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${WEBHOOK}`],
       ['patch', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${WEBHOOK}`],
+      ['get', `validatingwebhookconfigurations.admissionregistration.k8s.io/${PATCH_WEBHOOK}`],
+      ['patch', `validatingwebhookconfigurations.admissionregistration.k8s.io/${PATCH_WEBHOOK}`],
     );
     const answers = await ask(yes);
     assert.deepEqual(
@@ -155,6 +158,7 @@ describe('deploy manifests on a real kube-apiserver', () => {
       ['get', 'configmaps/app-config', '-n', 'bookstore'],
       ['delete', 'configmaps', '-n', 'bookstore'],
       ['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/other-webhook'],
+      ['patch', 'validatingwebhookconfigurations.admissionregistration.k8s.io/other-webhook'],
       ['delete', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${WEBHOOK}`],
       ['create', 'validatingwebhookconfigurations.admissionregistration.k8s.io'],
       ['create', 'pods', '-n', 'bookstore'],

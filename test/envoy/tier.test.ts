@@ -23,8 +23,10 @@ import { GRPC_ECHO_PATH } from '../../src/netns/app-protocol';
 import { EnvoyMesh, type MeshPod } from '../../src/netns/mesh';
 import { httpStatus } from '../../src/netns/pod';
 import { netnsUnavailable } from '../../src/netns/system';
+import { translateProxy } from '../../src/translate';
 import type { ProxyStatus } from '../../src/xds/proxy-state';
 import { ConfigDir } from '../mesh/mesh-fixture';
+import { type CaseTarget, hostileCases, validCases } from '../patch/hostile-fixture';
 import {
   buyerToStore,
   OTHER_TARGETS,
@@ -135,8 +137,9 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
     work = mkdtempSync(join(tmpdir(), 'weft-envoy-tier-'));
     config = new ConfigDir();
     mesh = await EnvoyMesh.create({
-      network: 'et',
-      subnet: '10.213.0.0/24',
+      // Another bridge and subnet let two runs share a machine.
+      network: process.env.WEFT_TIER_NETWORK ?? 'et',
+      subnet: process.env.WEFT_TIER_SUBNET ?? '10.213.0.0/24',
       configDir: config.path,
       workDir: work,
       serviceAccounts: TIER_SERVICE_ACCOUNTS,
@@ -379,6 +382,126 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
     assert.deepEqual(answered, Array(20).fill('web-0'));
     for (const o of out)
       assert.match(answerOf(o).xfcc ?? '', /URI=spiffe:\/\/cluster\.local\/ns\/shop\/sa\/buyer/);
+  });
+
+  it('(l) EnvoyPatches: hostile ones never reach a sidecar, accepted ones are ACKed with no NACK', async (t) => {
+    const compiler = mesh.weft.compiler!;
+    const w = compiler.currentModel.workloads.find((x) => x.namespace === 'shop' && x.name === 'buyer');
+    assert.ok(w, 'the buyer workload');
+    const set = translateProxy(compiler.currentModel, { workload: w, flavor: 'envoy', mtls: true }).resources;
+    const route = set.routes.find((r) => r.name === `route|${PORT.http1}|shop/store`) as
+      | { virtual_hosts: { name: string }[] }
+      | undefined;
+    const outbound = set.listeners.find((l) => l.name === 'outbound') as
+      | { filter_chains: { name: string }[] }
+      | undefined;
+    const cluster = set.clusters.find((c) =>
+      String(c.name).startsWith(`outbound|${PORT.http1}|shop/store-v1`),
+    );
+    assert.ok(
+      route && outbound && cluster,
+      'the buyer has the store route, the outbound listener, a store-v1 cluster',
+    );
+    const target: CaseTarget = {
+      service: { name: 'store', namespace: 'shop', port: PORT.http1 },
+      virtualHost: route.virtual_hosts[0]!.name,
+      cluster: String(cluster.name),
+      firstChain: outbound.filter_chains[0]!.name,
+    };
+    const hostile = hostileCases(target);
+    const valid = validCases(target);
+    const manifest = (name: string, patches: readonly Record<string, unknown>[]): string =>
+      JSON.stringify({
+        apiVersion: 'weft.dev/v1alpha1',
+        kind: 'EnvoyPatch',
+        metadata: { name, namespace: 'shop' },
+        spec: { selector: { matchLabels: { app: 'buyer' } }, patches },
+      });
+    const judge = compiler.envoyJudge;
+    assert.ok(judge, 'weft serve found Envoy and judges patched config with it');
+    const judgedBefore = judge.stats().judged;
+    const changedAt = Date.now();
+    const compiled = mesh.weft.nextCompile();
+    config.write(
+      '40-patches.yaml',
+      [...hostile, ...valid].map((c) => manifest(`tier-${c.name}`, c.patches)).join('\n---\n'),
+    );
+    await compiled;
+    await compiler.whenJudged();
+    const judgedAt = Date.now();
+    const applied = (name: string) =>
+      compiler.currentConditions.find(
+        (c) => c.object === `EnvoyPatch/shop/tier-${name}` && c.type === 'Applied',
+      );
+    for (const h of hostile) {
+      const c = applied(h.name);
+      assert.equal(c?.status, 'False', `${h.name}: ${c?.message}`);
+      assert.ok(c?.message.includes(h.native), `${h.name}: ${c?.message}`);
+    }
+    for (const v of valid)
+      assert.equal(applied(v.name)?.status, 'True', `${v.name}: ${applied(v.name)?.message}`);
+    // The buyer gets the patched config (the fault filter is in its listener) and ACKs all of it.
+    await until(
+      'buyer ACKs the patched config',
+      async () => {
+        const types = Object.values(proxyOf('buyer')?.types ?? {});
+        const settled =
+          types.length > 0 && types.every((x) => !x.awaiting && x.ackedVersion === x.sentVersion);
+        if (!settled) return undefined;
+        return (await admin('buyer', '/config_dump?resource=dynamic_listeners')).includes('custom.abort-some')
+          ? true
+          : undefined;
+      },
+      () => proxyOf('buyer')?.types,
+    );
+    const ackedAt = Date.now();
+    const dump = await admin('buyer', '/config_dump');
+    for (const absent of [
+      'another-outbound',
+      'late-fault',
+      'extra-provided',
+      'extra-odst',
+      'copy-of-bookstore',
+    ])
+      assert.ok(!dump.includes(absent), `a refused patch's ${absent} reached the buyer`);
+    assert.ok(dump.includes('"extra"'), 'the extra cluster reached the buyer');
+    const nacks = mesh.weft.server.registry.nacks();
+    assert.deepEqual(
+      nacks.map((n) => `${n.proxy} ${n.typeUrl}: ${n.message}`),
+      [],
+      'no sidecar NACKed anything',
+    );
+    // Calls still go through (the fault filter aborts 1 in 100: a few tries).
+    const out = await calls(
+      'buyer',
+      { op: 'http', protocol: 'http1', host: A.services['store-v1'], port: PORT.http1, path: '/open' },
+      3,
+    );
+    assert.ok(
+      out.some((o) => o.ok && o.status === 200),
+      out.map(describeOutcome).join('; '),
+    );
+    const stats = judge.stats();
+    t.diagnostic(
+      `patches: ${hostile.length} hostile refused, ${valid.length} applied; Envoy judged ${stats.judged - judgedBefore} patched set(s); judged ${judgedAt - changedAt} ms after the file changed, buyer ACKed ${ackedAt - changedAt} ms after; NACKs: ${nacks.length}`,
+    );
+    // Back to the unpatched config for the cases that follow.
+    const restored = mesh.weft.nextCompile();
+    config.drop('40-patches.yaml');
+    await restored;
+    await until(
+      'buyer ACKs the unpatched config',
+      async () => {
+        const types = Object.values(proxyOf('buyer')?.types ?? {});
+        const settled =
+          types.length > 0 && types.every((x) => !x.awaiting && x.ackedVersion === x.sentVersion);
+        if (!settled) return undefined;
+        return (await admin('buyer', '/config_dump?resource=dynamic_listeners')).includes('custom.abort-some')
+          ? undefined
+          : true;
+      },
+      () => proxyOf('buyer')?.types,
+    );
   });
 
   it('(j) revoking a path denies it on an already open HTTP/1.1 keep-alive connection within 2 s', async (t) => {

@@ -66,6 +66,34 @@ export function injectorWebhookByUrl(url: string): string {
   });
 }
 
+/** The chart's `weft-envoypatch-validator` webhook, registered by URL (see {@link injectorWebhookByUrl}). */
+export function patchValidatorByUrl(url: string): string {
+  return JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: { name: 'weft-envoypatch-validator' },
+    webhooks: [
+      {
+        name: 'envoypatch.weft.dev',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Ignore',
+        timeoutSeconds: 10,
+        rules: [
+          {
+            operations: ['CREATE', 'UPDATE'],
+            apiGroups: ['weft.dev'],
+            apiVersions: ['v1alpha1'],
+            resources: ['envoypatches'],
+            scope: 'Namespaced',
+          },
+        ],
+        clientConfig: { url },
+      },
+    ],
+  });
+}
+
 /** Finds the binaries: WEFT_KUBE_BIN, else the newest folder of the setup script's cache. */
 export function kubeBinDir(): string {
   if (process.env.WEFT_KUBE_BIN) return process.env.WEFT_KUBE_BIN;
