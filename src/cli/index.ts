@@ -14,6 +14,7 @@ import { registerConformance } from './conformance';
 import { registerDemo } from './demo';
 import { registerDiff } from './diff';
 import { registerInstall } from './install';
+import { registerProxy } from './proxy';
 import { registerRender } from './render';
 import { registerServe } from './serve';
 import { registerStatus } from './status';
@@ -27,6 +28,7 @@ const registrars: CommandRegistrar[] = [
   registerCa,
   registerAgent,
   registerStatus,
+  registerProxy,
   registerDemo,
   registerConformance,
   registerDiff,
