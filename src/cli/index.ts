@@ -13,6 +13,7 @@ import { registerCa } from './ca';
 import { registerConformance } from './conformance';
 import { registerDemo } from './demo';
 import { registerDiff } from './diff';
+import { registerExplain } from './explain';
 import { registerInstall } from './install';
 import { registerProxy } from './proxy';
 import { registerRender } from './render';
@@ -32,6 +33,7 @@ const registrars: CommandRegistrar[] = [
   registerDemo,
   registerConformance,
   registerDiff,
+  registerExplain,
 ];
 
 /** Builds the `weft` program with every registered subcommand. */
