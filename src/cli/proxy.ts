@@ -171,7 +171,11 @@ export function remoteFlags(c: Command): Command {
     .option('--trust-domain <domain>', 'trust domain of --cert-dir', 'cluster.local')
     .option('--kubernetes', 'reach Weft in the cluster of the current kubeconfig context (port-forward)')
     .option('--kubeconfig <file>', 'as --kubernetes, with this kubeconfig')
-    .option('-n, --namespace <ns>', "Weft's namespace in the cluster", 'weft-system');
+    .option('-n, --namespace <ns>', "Weft's namespace in the cluster", 'weft-system')
+    .option(
+      '--token <token>',
+      'bearer token for the debug views in a cluster (default: the kubeconfig user)',
+    );
 }
 
 function outputOk(o: string, allowed: readonly string[], cmd: string): void {

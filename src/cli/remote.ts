@@ -31,6 +31,8 @@ export interface RemoteFlags {
   kubernetes?: boolean;
   kubeconfig?: string;
   namespace?: string;
+  /** Bearer token for Weft's debug views in a cluster (default: the kubeconfig user's). */
+  token?: string;
 }
 
 /** A running Weft, reached one way or another. */
@@ -165,7 +167,13 @@ export async function connectRemote(f: RemoteFlags): Promise<Remote> {
     const pod = await findWeftPod(client, namespace);
     const fwd = await portForward(kc, namespace, pod, ADMIN_PORT);
     const base = `http://127.0.0.1:${fwd.localPort}`;
-    const auth = await kubeAuthorization(kc);
+    const auth = f.token ? `Bearer ${f.token}` : await kubeAuthorization(kc);
+    if (!auth) {
+      await fwd.stop();
+      throw new Error(
+        "your kubeconfig user has no bearer token (a client certificate, say), and Weft's debug views in a cluster take a token the API server vouches for: pass --token $(kubectl create token <service-account> -n <namespace>) of an account that may list pods in the mesh namespaces",
+      );
+    }
     return {
       where: `pod ${namespace}/${pod} (port-forward through ${client.serverUrl})`,
       admin: (path) => adminGet(base, path, auth),

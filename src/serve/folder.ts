@@ -32,6 +32,8 @@ import {
 import { DEFAULT_PROXY_IMAGE, DEFAULT_WEFT_IMAGE } from './kube';
 
 const log = logger('serve');
+// package.json sits three levels above dist/src/serve at run time.
+const WEFT_VERSION = (require('../../../package.json') as { version: string }).version;
 
 /** Options of `weft serve`. */
 export interface ServeOptions extends ServeIdentityOptions {
@@ -217,6 +219,7 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
       ready: () => ready,
       notReadyReason: () => 'inputs not loaded yet',
       conditions: () => compiler?.currentConditions ?? [],
+      version: WEFT_VERSION,
     });
     const i = o.adminAddress.lastIndexOf(':');
     adminUrl = await admin.listen({
