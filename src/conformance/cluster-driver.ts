@@ -660,7 +660,10 @@ export class ClusterDriver implements Driver {
     const res = await fetch(`${this.resolved.adminUrl}/debug/conditions`, {
       headers: { authorization: `Bearer ${token}` },
     });
-    if (!res.ok) throw new Error(`Weft's admin endpoint answered ${res.status} for /debug/conditions`);
+    if (!res.ok)
+      throw new Error(
+        `Weft's admin endpoint answered ${res.status} for /debug/conditions: ${await res.text()}`,
+      );
     return ((await res.json()) as ReportedCondition[]).map(reportedCondition);
   }
 
