@@ -3,9 +3,10 @@
  * what the control plane holds. It listens on its own port, separate from xDS, and is meant for
  * the cluster network or localhost only.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Condition } from '../smi/model';
-import type { ProxyRegistry } from '../xds/proxy-state';
+import { decodeClientStatusResponse } from '../xds/csds-view';
+import { type ProxyRegistry, type ProxyStatus, proxyFlavor } from '../xds/proxy-state';
 import { PUSH_ORDER, SHORT_NAME } from '../xds/resource-types';
 import type { AdsServer } from '../xds/server/ads-server';
 import type { Metrics } from './metrics';
@@ -20,6 +21,76 @@ export interface AdminSources {
   notReadyReason?: () => string;
   /** Current conditions of the mesh inputs. */
   conditions?: () => readonly Condition[];
+  /**
+   * Who may read `/debug/*`. Absent: everyone who reaches the port (folder mode, where the admin
+   * port is on loopback). Kubernetes mode checks the caller's bearer token (see `debug-access.ts`).
+   */
+  debugAccess?: DebugAccess;
+  /** Weft's version, shown by `/version`. */
+  version?: string;
+}
+
+/** What a debug caller may see: nothing (with the reason and HTTP status), or namespaces. */
+export type DebugGrant =
+  | { readonly allowed: false; readonly status: 401 | 403 | 503; readonly reason: string }
+  | {
+      readonly allowed: true;
+      /** The caller's name, for the log. */
+      readonly user: string;
+      /** `'*'` for every namespace, else the namespaces the caller may read. */
+      readonly namespaces: '*' | ReadonlySet<string>;
+    };
+
+/** Decides, per request, what a caller of `/debug/*` may read. */
+export type DebugAccess = (authorization: string | undefined) => Promise<DebugGrant>;
+
+/** The admin endpoints, as `/` lists them. */
+export const ADMIN_ENDPOINTS: readonly { path: string; what: string; open: boolean }[] = [
+  { path: '/healthz', what: 'liveness', open: true },
+  { path: '/readyz', what: 'readiness; the body says what Weft waits for', open: true },
+  { path: '/metrics', what: 'Prometheus metrics', open: true },
+  { path: '/version', what: "Weft's version", open: true },
+  {
+    path: '/debug/proxies',
+    what: 'connected proxies: identity, flavor, version, per type sent/ACKed/NACKed',
+    open: false,
+  },
+  { path: '/debug/nacks', what: 'NACKs from proxies, with their own error text', open: false },
+  { path: '/debug/snapshots', what: 'snapshot per proxy group: versions and resource names', open: false },
+  {
+    path: '/debug/config',
+    what: 'what each proxy was sent, decoded from CSDS (?proxy=<ns>/<pod>)',
+    open: false,
+  },
+  { path: '/debug/conditions', what: 'conditions of the mesh inputs, with the fix', open: false },
+];
+
+/** The namespace a proxy belongs to: `<ns>/...` in its node id, else its NAMESPACE metadata. */
+function namespaceOfProxy(p: ProxyStatus): string {
+  const meta = p.node.metadata.NAMESPACE;
+  if (typeof meta === 'string' && meta !== '') return meta;
+  return p.node.id.includes('/') ? p.node.id.split('/', 1)[0]! : '';
+}
+
+/** The namespace in a condition's object (`Kind/<ns>/<name>`); `''` for cluster-scoped ones. */
+function namespaceOfObject(object: string): string {
+  return object.split('/')[1] ?? '';
+}
+
+/** The namespace of a group (`<flavor>/<kind>/<ns>/<name>`), `''` when it has none. */
+function namespaceOfGroup(group: string): string {
+  return group.split('/')[2] ?? '';
+}
+
+/** A proxy as `/debug/proxies` shows it (JSON-ready). */
+export function proxyView(p: ProxyStatus): Record<string, unknown> {
+  return {
+    ...p,
+    flavor: proxyFlavor(p),
+    namespace: namespaceOfProxy(p),
+    connectedAt: p.connectedAt.toISOString(),
+    ...(p.lastSeen ? { lastSeen: p.lastSeen.toISOString() } : {}),
+  };
 }
 
 /** Registers the xDS server's own metrics (connected proxies, ACKs and NACKs per type, bytes sent). */
@@ -58,26 +129,80 @@ export function buildAdmin(src: AdminSources): FastifyInstance {
     reply.header('content-type', 'text/plain; version=0.0.4');
     return src.metrics.render();
   });
-  app.get('/debug/proxies', async () =>
-    src.xds.registry.proxies().map((p) => ({ ...p, connectedAt: p.connectedAt.toISOString() })),
-  );
-  app.get('/debug/nacks', async () => src.xds.registry.nacks());
-  app.get('/debug/snapshots', async () =>
-    src.xds.cache.groups().map((group) => {
-      const snap = src.xds.cache.get(group)!;
-      return {
-        group,
-        version: snap.version,
-        types: Object.fromEntries(
-          PUSH_ORDER.map((t) => [
-            SHORT_NAME[t],
-            { version: snap.of(t).version, names: [...snap.of(t).resources.keys()] },
-          ]),
-        ),
-      };
-    }),
-  );
-  app.get('/debug/conditions', async () => src.conditions?.() ?? []);
+  app.get('/version', async () => ({ weft: src.version ?? 'unknown' }));
+  app.get('/', async (_req, reply) => {
+    reply.header('content-type', 'text/plain; charset=utf-8');
+    const lines = ADMIN_ENDPOINTS.map(
+      (e) =>
+        `${e.path.padEnd(18)} ${e.what}${e.open || !src.debugAccess ? '' : ' (bearer token; Kubernetes RBAC)'}`,
+    );
+    return `Weft admin server\n\n${lines.join('\n')}\n`;
+  });
+  // Debug views say what runs where: in Kubernetes mode only callers the API server vouches for,
+  // and only for the namespaces they may read.
+  type Allowed = Extract<DebugGrant, { allowed: true }>;
+  // Resolves to the caller's grant, or undefined after answering the request with the refusal.
+  const grantOf = async (req: FastifyRequest, reply: FastifyReply): Promise<Allowed | undefined> => {
+    if (!src.debugAccess) return { allowed: true, user: 'anonymous', namespaces: '*' };
+    const g = await src.debugAccess(req.headers.authorization);
+    if (g.allowed) return g;
+    await reply.code(g.status).send({ error: g.reason });
+    return undefined;
+  };
+  const visible = (g: Allowed, ns: string): boolean => g.namespaces === '*' || g.namespaces.has(ns);
+  app.get('/debug/proxies', async (req, reply) => {
+    const g = await grantOf(req, reply);
+    if (!g) return reply;
+    return src.xds.registry
+      .proxies()
+      .filter((p) => visible(g, namespaceOfProxy(p)))
+      .map(proxyView);
+  });
+  app.get('/debug/nacks', async (req, reply) => {
+    const g = await grantOf(req, reply);
+    if (!g) return reply;
+    return src.xds.registry
+      .nacks()
+      .filter((n) => visible(g, n.proxy.includes('/') ? n.proxy.split('/', 1)[0]! : ''));
+  });
+  app.get('/debug/snapshots', async (req, reply) => {
+    const g = await grantOf(req, reply);
+    if (!g) return reply;
+    return src.xds.cache
+      .groups()
+      .filter((group) => visible(g, namespaceOfGroup(group)))
+      .map((group) => {
+        const snap = src.xds.cache.get(group)!;
+        return {
+          group,
+          version: snap.version,
+          types: Object.fromEntries(
+            PUSH_ORDER.map((t) => [
+              SHORT_NAME[t],
+              { version: snap.of(t).version, names: [...snap.of(t).resources.keys()] },
+            ]),
+          ),
+        };
+      });
+  });
+  // The CSDS answer, decoded, for callers without a mesh certificate (weft proxy config in a
+  // cluster reaches Weft through port-forward with the user's own credentials).
+  app.get('/debug/config', async (req, reply) => {
+    const g = await grantOf(req, reply);
+    if (!g) return reply;
+    const q = req.query as { proxy?: string | string[] };
+    const ids = q.proxy === undefined ? [] : Array.isArray(q.proxy) ? q.proxy : [q.proxy];
+    const bytes = src.xds.clientStatus(
+      { matchers: ids.map((exact) => ({ exact })), excludeResourceContents: false },
+      (p) => visible(g, namespaceOfProxy(p)),
+    );
+    return decodeClientStatusResponse(bytes);
+  });
+  app.get('/debug/conditions', async (req, reply) => {
+    const g = await grantOf(req, reply);
+    if (!g) return reply;
+    return (src.conditions?.() ?? []).filter((c) => visible(g, namespaceOfObject(c.object)));
+  });
   return app;
 }
 

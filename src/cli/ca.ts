@@ -26,6 +26,8 @@ import { KubeClient, loadKubeConfig } from '../kube/client';
 import { DEFAULT_CA_SECRET, SecretCaStore } from '../kube/secret-ca-store';
 import { setLogLevel } from '../log';
 import type { CommandRegistrar } from './index';
+import { UsageError } from './remote';
+import { renderTable } from './table';
 
 interface StoreFlags {
   caDir?: string;
@@ -42,15 +44,17 @@ function storeFrom(f: StoreFlags): CaStore {
   const inCluster = f.kubernetes || f.kubeconfig !== undefined;
   const sources = [f.caDir !== undefined, f.caCert !== undefined || f.caKey !== undefined, inCluster];
   if (sources.filter(Boolean).length > 1)
-    throw new Error('give one CA: --ca-dir DIR, --ca-cert and --ca-key, or --kubernetes/--kubeconfig FILE');
+    throw new UsageError(
+      'give one CA: --ca-dir DIR, --ca-cert and --ca-key, or --kubernetes/--kubeconfig FILE',
+    );
   if (f.caDir) return new FileCaStore(f.caDir);
   if (f.caCert && f.caKey) return new ProvidedCaStore(f.caCert, f.caKey, f.caTrust);
   if (inCluster)
     return new SecretCaStore(new KubeClient(loadKubeConfig(f.kubeconfig)), f.namespace, f.caSecret);
-  throw new Error('give --ca-dir DIR, --ca-cert and --ca-key, or --kubernetes/--kubeconfig FILE');
+  throw new UsageError('give --ca-dir DIR, --ca-cert and --ca-key, or --kubernetes/--kubeconfig FILE');
 }
 
-/** Runs `fn`, turning errors into a message on stderr and exit code 1. */
+/** Runs `fn`, turning errors into a message on stderr and exit code 1 (2 for bad arguments). */
 async function run(
   name: string,
   setExitCode: (code: number) => void,
@@ -60,8 +64,10 @@ async function run(
     await fn();
     setExitCode(0);
   } catch (err) {
-    process.stderr.write(`weft ca ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
-    setExitCode(1);
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`weft ca ${name}: ${message}\n`);
+    // A flag that cannot be used (a duration that is not one, no CA named) is a usage error.
+    setExitCode(err instanceof UsageError || / is not a duration;/.test(message) ? 2 : 1);
   }
 }
 
@@ -162,18 +168,25 @@ export const registerCa: CommandRegistrar = (program: Command, setExitCode) => {
           f.trustDomain ? { trustDomain: f.trustDomain } : {},
         );
         c.close();
-        process.stdout.write(`trust domain: ${c.trustDomain}\n`);
-        for (const s of c.status()) {
-          const when =
+        process.stdout.write(`trust domain: ${c.trustDomain}\n\n`);
+        const rows = c
+          .status()
+          .map((s) => [
+            s.role,
+            s.fingerprint.slice(0, 16),
+            s.subject,
+            s.notBefore.toISOString(),
+            s.notAfter.toISOString(),
             s.role === 'pending'
-              ? ` (signs from ${s.activatesAt?.toISOString()})`
+              ? `signs from ${s.activatesAt?.toISOString()}`
               : s.role === 'retiring'
-                ? ` (trusted until ${s.trustedUntil?.toISOString()})`
-                : '';
-          process.stdout.write(
-            `${s.role.padEnd(9)} ${s.fingerprint.slice(0, 16)} ${s.subject} valid ${s.notBefore.toISOString()}..${s.notAfter.toISOString()}${when}\n  ${s.source}\n`,
-          );
-        }
+                ? `trusted until ${s.trustedUntil?.toISOString()}`
+                : '-',
+            s.source,
+          ]);
+        process.stdout.write(
+          renderTable(['ROLE', 'FINGERPRINT', 'SUBJECT', 'NOT BEFORE', 'NOT AFTER', 'WHEN', 'SOURCE'], rows),
+        );
       }),
     );
 

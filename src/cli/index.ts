@@ -3,21 +3,25 @@
  * itself on the program built here; `main` returns the process exit code instead of exiting so
  * tests can drive the CLI in-process.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help } from 'commander';
 
 /** A subcommand module: adds one command to the program; its action returns an exit code. */
 export type CommandRegistrar = (program: Command, setExitCode: (code: number) => void) => void;
 
 import { registerAgent } from './agent';
 import { registerCa } from './ca';
+import { registerCompletion } from './completion';
 import { registerConformance } from './conformance';
 import { registerDemo } from './demo';
 import { registerDiff } from './diff';
+import { registerExplain } from './explain';
 import { registerInstall } from './install';
+import { registerProxy } from './proxy';
 import { registerRender } from './render';
 import { registerServe } from './serve';
 import { registerStatus } from './status';
 import { registerUninstall } from './uninstall';
+import { registerVersion } from './version';
 
 const registrars: CommandRegistrar[] = [
   registerServe,
@@ -27,9 +31,13 @@ const registrars: CommandRegistrar[] = [
   registerCa,
   registerAgent,
   registerStatus,
+  registerProxy,
   registerDemo,
   registerConformance,
   registerDiff,
+  registerExplain,
+  registerVersion,
+  registerCompletion,
 ];
 
 /** Builds the `weft` program with every registered subcommand. */
@@ -41,6 +49,13 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     )
     .version(version(), '-v, --version')
     .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({
+      // Descriptions broken into lines by hand are shown as written: wrapping them again to the
+      // terminal's width broke every line in two.
+      boxWrap(this: Help, str: string, width: number): string {
+        return str.includes('\n') ? str : Help.prototype.boxWrap.call(this, str, width);
+      },
+    })
     .exitOverride();
   for (const register of registrars) register(program, setExitCode);
   // The command list shows each command's first sentence; `weft <command> --help` shows it all.

@@ -18,6 +18,7 @@ import { type RenderedCondition, renderMesh, renderMeshJudged } from '../mesh/re
 import { judgeFor } from '../patch/envoy-judge';
 import type { NackRecord } from '../xds/proxy-state';
 import type { CommandRegistrar } from './index';
+import { adminGet } from './remote';
 
 interface StatusFlags {
   file?: string[];
@@ -46,13 +47,20 @@ export async function listClusterObjects(
   kubeconfig: string | undefined,
   meshNamespace: string,
 ): Promise<KubeObject[]> {
-  const source = new KubeSource(new KubeClient(loadKubeConfig(kubeconfig)), {
+  const client = new KubeClient(loadKubeConfig(kubeconfig));
+  await checkApiServer(client);
+  const source = new KubeSource(client, {
     meshNamespace,
     maxBackoffMs: 1000,
   });
   const timeout = new Promise<never>((_, reject) =>
     setTimeout(
-      () => reject(new Error(`the API server did not answer within 30 s (${source.unsynced().join(', ')})`)),
+      () =>
+        reject(
+          new Error(
+            `the API server at ${client.serverUrl} did not list everything within 30 s (still waiting for ${source.unsynced().join(', ')})`,
+          ),
+        ),
       30_000,
     ).unref(),
   );
@@ -61,6 +69,38 @@ export async function listClusterObjects(
     return source.objects();
   } finally {
     source.stop();
+  }
+}
+
+/**
+ * Asks the API server its version within 5 s, so an unreachable server is named with the reason
+ * at once instead of after the informers' retries. Resolves to the server's `gitVersion`.
+ */
+export async function checkApiServer(client: KubeClient, timeoutMs = 5000): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(`the API server at ${client.serverUrl} did not answer within ${timeoutMs / 1000} s`),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    const v = await Promise.race([client.request<{ gitVersion?: string }>('GET', '/version'), timeout]);
+    return v.gitVersion ?? 'unknown';
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ECONNREFUSED')
+      throw new Error(`nothing listens at the API server ${client.serverUrl} (connection refused)`);
+    if (e.code === 'ENOTFOUND') throw new Error(`cannot resolve the API server ${client.serverUrl}`);
+    if (err instanceof Error && err.message.startsWith('the API server at')) throw err;
+    throw new Error(
+      `the API server at ${client.serverUrl}: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -103,15 +143,12 @@ function table(rows: readonly StatusRow[]): string {
 }
 
 async function fromAdmin(url: string): Promise<StatusRow[]> {
-  const get = async <T>(path: string): Promise<T> => {
-    const res = await fetch(new URL(path, url));
-    if (!res.ok) throw new Error(`${url}${path}: HTTP ${res.status}`);
-    return (await res.json()) as T;
-  };
+  const get = <T>(path: string): Promise<T> => adminGet<T>(url, path);
   const rows = (await get<RenderedCondition[]>('/debug/conditions')).map((c) => ({ ...c }));
   for (const n of await get<NackRecord[]>('/debug/nacks')) {
     rows.push({
-      object: `Proxy//${n.proxy}`,
+      // A proxy's node id is already `<namespace>/<pod>`.
+      object: `Proxy/${n.proxy}`,
       type: 'Programmed',
       status: 'False',
       severity: 'Error',
@@ -183,7 +220,11 @@ export const registerStatus: CommandRegistrar = (program: Command, setExitCode) 
           const opts = { flavors: ['envoy' as const], meshNamespace: flags.meshNamespace };
           const judge = judgeFor(flags.envoy);
           const out = judge ? await renderMeshJudged(files, opts, judge) : renderMesh(files, opts);
-          rows = [...out.conditions.map((c) => ({ ...c })), ...extra];
+          const recomputed = out.conditions.map((c) => ({ ...c }));
+          // What the leader wrote and what was just recomputed say the same thing in different
+          // words (a group's name vs. a proxy's): where both have a row, keep the recomputed one.
+          const have = new Set(recomputed.map((r) => `${r.object}\0${r.type}`));
+          rows = [...recomputed, ...extra.filter((r) => !have.has(`${r.object}\0${r.type}`))];
         }
       } catch (err) {
         process.stderr.write(`weft status: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -644,8 +644,26 @@ export class ClusterDriver implements Driver {
   }
 
   async conditions(): Promise<ReportedCondition[]> {
-    const res = await fetch(`${this.resolved.adminUrl}/debug/conditions`);
-    if (!res.ok) throw new Error(`Weft's admin endpoint answered ${res.status} for /debug/conditions`);
+    // Weft shows debug views in a cluster only to a caller the API server vouches for: a token of
+    // Weft's own ServiceAccount, which may list pods everywhere.
+    const token = (
+      await this.kubectl.run([
+        'create',
+        'token',
+        CONTROL_PLANE_SERVICE_ACCOUNT,
+        '-n',
+        this.weftNamespace,
+        '--duration',
+        '10m',
+      ])
+    ).trim();
+    const res = await fetch(`${this.resolved.adminUrl}/debug/conditions`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    if (!res.ok)
+      throw new Error(
+        `Weft's admin endpoint answered ${res.status} for /debug/conditions: ${await res.text()}`,
+      );
     return ((await res.json()) as ReportedCondition[]).map(reportedCondition);
   }
 

@@ -88,17 +88,32 @@ const splitSpec = (weight: Schema, withMatches: boolean): Schema =>
     ['service', 'backends'],
   );
 
+/** `kubectl get` drops its AGE column when a CRD lists its own: add it back. */
+const ageColumn: Schema = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+
+/** Adds printer columns to every version. */
+function withColumns(versions: Schema[], columns: Schema[]): Schema[] {
+  return versions.map((v) => ({ ...v, additionalPrinterColumns: [...columns, ageColumn] }));
+}
+
 /** TrafficSplit v1alpha1 (quantity weights) to v1alpha4 (with matches). */
 export const trafficSplit = crd(
   'split.smi-spec.io',
   'TrafficSplit',
   'trafficsplits',
-  [
-    version('v1alpha1', false, { spec: splitSpec({ 'x-kubernetes-int-or-string': true }, false) }),
-    version('v1alpha2', false, { spec: splitSpec({ type: 'integer', minimum: 0 }, false) }),
-    version('v1alpha3', false, { spec: splitSpec({ type: 'integer', minimum: 0 }, true) }),
-    version('v1alpha4', true, { spec: splitSpec({ type: 'integer', minimum: 0 }, true) }),
-  ],
+  withColumns(
+    [
+      version('v1alpha1', false, { spec: splitSpec({ 'x-kubernetes-int-or-string': true }, false) }),
+      version('v1alpha2', false, { spec: splitSpec({ type: 'integer', minimum: 0 }, false) }),
+      version('v1alpha3', false, { spec: splitSpec({ type: 'integer', minimum: 0 }, true) }),
+      version('v1alpha4', true, { spec: splitSpec({ type: 'integer', minimum: 0 }, true) }),
+    ],
+    [
+      { name: 'Service', type: 'string', jsonPath: '.spec.service' },
+      { name: 'Backends', type: 'string', jsonPath: '.spec.backends[*].service' },
+      { name: 'Weights', type: 'string', jsonPath: '.spec.backends[*].weight' },
+    ],
+  ),
   ['ts'],
 );
 
@@ -119,20 +134,33 @@ export const trafficTarget = crd(
   'TrafficTarget',
   'traffictargets',
   [
-    version('v1alpha1', false, v1alpha1Target),
-    version('v1alpha2', false, {
-      ...v1alpha1Target,
-      spec: obj({ destination: identityRef(true), sources: arr(identityRef(false)), rules: arr(ruleRef) }, [
-        'destination',
-      ]),
-    }),
-    version('v1alpha3', true, {
-      ...v1alpha1Target,
-      // Stored objects are pruned to this schema, so it keeps v1alpha2's destination.port too.
-      spec: obj({ destination: identityRef(true), sources: arr(identityRef(false)), rules: arr(ruleRef) }, [
-        'destination',
-      ]),
-    }),
+    ...withColumns(
+      [version('v1alpha1', false, v1alpha1Target)],
+      [{ name: 'Destination', type: 'string', jsonPath: '.destination.name' }],
+    ),
+    ...withColumns(
+      [
+        version('v1alpha2', false, {
+          ...v1alpha1Target,
+          spec: obj(
+            { destination: identityRef(true), sources: arr(identityRef(false)), rules: arr(ruleRef) },
+            ['destination'],
+          ),
+        }),
+        version('v1alpha3', true, {
+          ...v1alpha1Target,
+          // Stored objects are pruned to this schema, so it keeps v1alpha2's destination.port too.
+          spec: obj(
+            { destination: identityRef(true), sources: arr(identityRef(false)), rules: arr(ruleRef) },
+            ['destination'],
+          ),
+        }),
+      ],
+      [
+        { name: 'Destination', type: 'string', jsonPath: '.spec.destination.name' },
+        { name: 'Namespace', type: 'string', jsonPath: '.spec.destination.namespace', priority: 1 },
+      ],
+    ),
   ],
   ['tt'],
 );
@@ -265,6 +293,9 @@ export const envoyPatch = crd('weft.dev', 'EnvoyPatch', 'envoypatches', [
       conditionColumn('Accepted'),
       conditionColumn('Applied'),
       conditionColumn('Programmed'),
+      // Why a condition does not hold, so `kubectl get envoypatch` says what to look at.
+      { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.status=="False")].reason' },
+      ageColumn,
     ],
   },
 ]);

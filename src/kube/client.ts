@@ -45,11 +45,37 @@ export interface WatchEvent {
   object: KubeObject & { code?: number; reason?: string; message?: string };
 }
 
-/** Loads a KubeConfig: from `path` when given, else the default rules (KUBECONFIG, in-cluster). */
+/** What to say when no kubeconfig is found, with how to point at one. */
+export const NO_KUBECONFIG =
+  'no kubeconfig and no in-cluster configuration found (no KUBECONFIG, no ~/.kube/config, not in a pod); pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config';
+
+/**
+ * Loads a KubeConfig: from `path` when given, else the default rules (KUBECONFIG, ~/.kube/config,
+ * in-cluster). Throws {@link NO_KUBECONFIG} when none is found: the client library would otherwise
+ * make up `http://localhost:8080` and fail later with a message about TLS settings.
+ */
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
+  if (path) {
+    try {
+      kc.loadFromFile(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new Error(
+        code === 'ENOENT'
+          ? `kubeconfig ${path} does not exist; pass the file kubectl uses (kubectl config view --minify shows it)`
+          : `kubeconfig ${path} cannot be read: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    return kc;
+  }
+  kc.loadFromDefault();
+  // loadFromDefault's last resort is a made-up context named `loaded-context` for localhost:8080.
+  if (
+    kc.getCurrentContext() === 'loaded-context' &&
+    kc.getCurrentCluster()?.server === 'http://localhost:8080'
+  )
+    throw new Error(NO_KUBECONFIG);
   return kc;
 }
 

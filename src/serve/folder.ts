@@ -34,6 +34,8 @@ import {
 import { DEFAULT_PROXY_IMAGE, DEFAULT_WEFT_IMAGE } from './kube';
 
 const log = logger('serve');
+// package.json sits three levels above dist/src/serve at run time.
+const WEFT_VERSION = (require('../../../package.json') as { version: string }).version;
 
 /** Options of `weft serve`. */
 export interface ServeOptions extends ServeIdentityOptions {
@@ -240,6 +242,7 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
         ready: () => ready,
         notReadyReason: () => 'inputs not loaded yet',
         conditions: () => compiler?.currentConditions ?? [],
+        version: WEFT_VERSION,
       });
       admin = app;
       const i = adminAddress.lastIndexOf(':');

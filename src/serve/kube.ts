@@ -18,6 +18,7 @@ import { InjectionWebhook } from '../inject/webhook';
 import { CaBundlePublisher } from '../kube/ca-bundle';
 import { KubeClient, loadKubeConfig } from '../kube/client';
 import { KubeController } from '../kube/controller';
+import { kubeDebugAccess } from '../kube/debug-access';
 import { DEFAULT_CA_SECRET, SecretCaStore } from '../kube/secret-ca-store';
 import { MESH_LABEL, MESH_LABEL_VALUE } from '../kube/source';
 import { KubeTokenReviewer } from '../kube/token-review';
@@ -174,6 +175,14 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
           ready: () => controller.ready,
           notReadyReason: () => controller.notReadyReason(),
           conditions: () => controller.currentConditions(),
+          // Debug views only for callers the API server vouches for, in the namespaces they may read.
+          debugAccess: kubeDebugAccess(client, {
+            namespaces: () =>
+              c.currentModel.namespaces
+                .filter((n) => n.labels[MESH_LABEL] === MESH_LABEL_VALUE)
+                .map((n) => n.name),
+          }),
+          version: VERSION,
         }),
       );
       log.info('admin server listening', { url: admin.url });

@@ -46,6 +46,8 @@ export interface AdsClientOptions {
   answer?: boolean;
   /** Dial on a connection of its own instead of sharing one with other clients to the target. */
   ownConnection?: boolean;
+  /** `node.user_agent_name` and `user_agent_version` (default `weft-ads-client`, no version). */
+  userAgent?: { name: string; version?: string };
   /** Delta only: versions the client claims to already hold, per type. */
   initialVersions?: Record<string, Record<string, string>>;
 }
@@ -168,7 +170,8 @@ export class AdsClient extends EventEmitter {
         id: this.opts.nodeId,
         cluster: this.opts.cluster ?? '',
         metadata: toStruct(this.opts.metadata ?? {}),
-        user_agent_name: 'weft-ads-client',
+        user_agent_name: this.opts.userAgent?.name ?? 'weft-ads-client',
+        ...(this.opts.userAgent?.version ? { user_agent_version: this.opts.userAgent.version } : {}),
       };
       this.sentNode = true;
     }

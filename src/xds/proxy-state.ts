@@ -17,6 +17,8 @@ export interface NodeInfo {
   readonly metadata: JsonObject;
   /** `node.user_agent_name` (e.g. `envoy`, `grpc-node-js`). */
   readonly userAgent: string;
+  /** The proxy's version: `node.user_agent_version`, else `user_agent_build_version` as `x.y.z`; `''` when neither. */
+  readonly userAgentVersion?: string;
 }
 
 /** A rejected push, as the proxy reported it. */
@@ -79,6 +81,8 @@ export interface ProxyStatus {
   readonly peer: string;
   /** When the stream opened. */
   readonly connectedAt: Date;
+  /** When the proxy last sent a request (an ACK, a NACK or a subscription change). */
+  lastSeen?: Date;
   /** Per short type name (`lds`, `cds`, ...). */
   readonly types: Readonly<Record<string, TypeStatus>>;
 }
@@ -159,6 +163,18 @@ export class ProxyRegistry extends EventEmitter {
   totals(): { acks: number; nacks: number; connected: number } {
     return { ...this.counters, connected: this.live.size };
   }
+}
+
+/**
+ * A proxy's flavor, `envoy` or `grpc`: from its group (`<flavor>/...`, what Weft serves it), else
+ * the `FLAVOR` node metadata, else its user agent (`envoy` or a gRPC library).
+ */
+export function proxyFlavor(p: Pick<ProxyStatus, 'group' | 'node'>): 'envoy' | 'grpc' {
+  const fromGroup = p.group?.split('/')[0];
+  if (fromGroup === 'envoy' || fromGroup === 'grpc') return fromGroup;
+  const meta = p.node.metadata.FLAVOR;
+  if (meta === 'envoy' || meta === 'grpc') return meta;
+  return p.node.userAgent.toLowerCase() === 'envoy' ? 'envoy' : 'grpc';
 }
 
 /** The short name of a type URL, for logs. */

@@ -88,6 +88,11 @@ function nodeOf(raw: unknown): { node?: NodeInfo; rawNode?: JsonObject } {
     cluster?: string;
     metadata?: unknown;
     user_agent_name?: string;
+    user_agent_version?: string;
+    user_agent_build_version?: {
+      version?: { major_number?: number; minor_number?: number; patch?: number };
+      metadata?: unknown;
+    };
   };
   return {
     rawNode: raw as JsonObject,
@@ -96,8 +101,23 @@ function nodeOf(raw: unknown): { node?: NodeInfo; rawNode?: JsonObject } {
       cluster: n.cluster ?? '',
       metadata: structToJson(n.metadata),
       userAgent: n.user_agent_name ?? '',
+      userAgentVersion: userAgentVersionOf(n.user_agent_version, n.user_agent_build_version),
     },
   };
+}
+
+/**
+ * The proxy's own version: gRPC clients send `user_agent_version` (a string), Envoy sends
+ * `user_agent_build_version` (a semantic version, plus build labels in its metadata).
+ */
+function userAgentVersionOf(
+  text: string | undefined,
+  build: { version?: { major_number?: number; minor_number?: number; patch?: number } } | undefined,
+): string {
+  if (text) return text;
+  const v = build?.version;
+  if (!v) return '';
+  return `${v.major_number ?? 0}.${v.minor_number ?? 0}.${v.patch ?? 0}`;
 }
 
 function errorDetailOf(raw: unknown): { code: number; message: string } | undefined {

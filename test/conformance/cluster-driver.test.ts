@@ -215,6 +215,16 @@ describe('cluster driver (DirectTransport, real API server, Weft and workloads)'
     // Weft's own ServiceAccount, as the install makes it: the driver's CSDS certificate is issued
     // from one of its tokens.
     await kubectl(['create', 'serviceaccount', 'weft', '-n', 'weft-system']);
+    // What the chart's ClusterRole gives Weft's account and the driver relies on: listing pods
+    // everywhere, which Weft checks before it shows the driver its debug views.
+    await kubectl(['create', 'clusterrole', 'weft-lists-pods', '--verb=list', '--resource=pods']);
+    await kubectl([
+      'create',
+      'clusterrolebinding',
+      'weft-lists-pods',
+      '--clusterrole=weft-lists-pods',
+      '--serviceaccount=weft-system:weft',
+    ]);
     const webhookPort = await freePort();
     await kubectl(['apply', '-f', '-'], injectorWebhookByUrl(`https://127.0.0.1:${webhookPort}/inject`));
     weft = await startKubeServe({

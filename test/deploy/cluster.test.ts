@@ -133,6 +133,7 @@ describe('deploy manifests on a real kube-apiserver', () => {
       ['get', `leases.coordination.k8s.io/${LEADER_LEASE}`, '-n', 'weft-system'],
       ['update', `leases.coordination.k8s.io/${LEADER_LEASE}`, '-n', 'weft-system'],
       ['create', 'tokenreviews.authentication.k8s.io'],
+      ['create', 'subjectaccessreviews.authorization.k8s.io'],
       ['get', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${WEBHOOK}`],
       ['patch', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${WEBHOOK}`],
       ['get', `validatingwebhookconfigurations.admissionregistration.k8s.io/${PATCH_WEBHOOK}`],

@@ -23,7 +23,12 @@ import {
   decodeDeltaDiscoveryRequest,
   decodeDiscoveryRequest,
 } from '../wire';
-import { type ClientStatusRequest, decodeClientStatusRequest, encodeClientStatusResponse } from './csds';
+import {
+  type ClientStatusRequest,
+  type CsdsSource,
+  decodeClientStatusRequest,
+  encodeClientStatusResponse,
+} from './csds';
 import { DeltaStream } from './delta';
 import { SotwStream } from './sotw';
 import type { AdsStream, GroupFunction, XdsStats } from './stream';
@@ -147,14 +152,7 @@ export class AdsServer {
       StreamAggregatedResources: sotw,
       DeltaAggregatedResources: delta,
     });
-    const source = {
-      proxies: () => this.registry.proxies(),
-      sentResources: (id: number) => this.streams.get(id)?.sentResources() ?? new Map(),
-    };
-    const scoped = (call: CsdsCall) => {
-      const visible = this.csdsScope(call);
-      return { ...source, proxies: () => source.proxies().filter(visible) };
-    };
+    const scoped = (call: CsdsCall) => this.csdsSource(this.csdsScope(call));
     const fetch: handleUnaryCall<ClientStatusRequest, Uint8Array> = (call, callback) => {
       callback(null, encodeClientStatusResponse(scoped(call), call.request));
     };
@@ -165,6 +163,21 @@ export class AdsServer {
       call.on('error', () => undefined);
     };
     server.addService(csdsServiceDefinition, { FetchClientStatus: fetch, StreamClientStatus: streamStatus });
+  }
+
+  private csdsSource(visible: (proxy: ProxyStatus) => boolean): CsdsSource {
+    return {
+      proxies: () => this.registry.proxies().filter(visible),
+      sentResources: (id: number) => this.streams.get(id)?.sentResources() ?? new Map(),
+    };
+  }
+
+  /**
+   * The CSDS answer (ClientStatusResponse bytes) for the proxies `visible` admits: what the admin
+   * server's `/debug/config` shows callers who cannot present a mesh certificate.
+   */
+  clientStatus(req: ClientStatusRequest, visible: (proxy: ProxyStatus) => boolean = () => true): Uint8Array {
+    return encodeClientStatusResponse(this.csdsSource(visible), req);
   }
 
   /** gRPC channel options of the server Weft starts. */

@@ -10,7 +10,13 @@ import { type ServerDuplexStream, status } from '@grpc/grpc-js';
 import { type Logger, logger } from '../../log';
 import type { SnapshotCache } from '../cache/cache';
 import type { EncodedResource, Snapshot } from '../cache/snapshot';
-import type { NodeInfo, ProxyRegistry, ProxyStatus, TypeStatus } from '../proxy-state';
+import {
+  type NodeInfo,
+  type ProxyRegistry,
+  type ProxyStatus,
+  proxyFlavor,
+  type TypeStatus,
+} from '../proxy-state';
 import { isResourceType, PUSH_ORDER, type ResourceTypeUrl, SHORT_NAME } from '../resource-types';
 
 /** Maps a proxy to its group; undefined means "serve it nothing" (and log why). */
@@ -91,6 +97,7 @@ export abstract class AdsStream<Req> {
 
   private receive(req: Req): void {
     if (this.closed) return;
+    if (this.status) this.status.lastSeen = new Date();
     if (!this.node) {
       const node = this.nodeOf(req);
       if (!node || !node.id) {
@@ -131,9 +138,19 @@ export abstract class AdsStream<Req> {
       mode: this.mode,
       peer: this.call.getPeer(),
       connectedAt: new Date(),
+      lastSeen: new Date(),
       types: {},
     };
     this.ctx.registry.connect(this.status);
+    // One line per connect and disconnect, so an operator can follow proxies coming and going.
+    log.info('proxy connected', {
+      node: node.id,
+      identity: identity ?? 'none (plaintext xDS)',
+      flavor: proxyFlavor(this.status),
+      version: [node.userAgent, node.userAgentVersion].filter(Boolean).join(' ') || 'unknown',
+      mode: this.mode,
+      group: this.group ?? 'none',
+    });
     if (this.group === undefined) {
       log.warn('proxy matches no group; serving it nothing until it does', {
         stream: this.id,
@@ -142,7 +159,6 @@ export abstract class AdsStream<Req> {
       });
       return;
     }
-    log.debug('proxy connected', { stream: this.id, node: node.id, group: this.group, mode: this.mode });
     this.watchGroup(this.group);
   }
 
@@ -264,7 +280,13 @@ export abstract class AdsStream<Req> {
     this.unwatch?.();
     if (this.status) this.ctx.registry.disconnect(this.id);
     this.ctx.onClose?.(this.id);
-    log.debug('proxy disconnected', { stream: this.id, node: this.node?.id });
+    if (this.status) {
+      log.info('proxy disconnected', {
+        node: this.status.node.id,
+        identity: this.status.identity ?? 'none (plaintext xDS)',
+        flavor: proxyFlavor(this.status),
+      });
+    }
   }
 
   /** Is the stream closed? */
