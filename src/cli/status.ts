@@ -25,6 +25,7 @@ interface StatusFlags {
   kubernetes?: boolean;
   kubeconfig?: string;
   adminUrl?: string;
+  token?: string;
   meshNamespace: string;
   output: string;
   all?: boolean;
@@ -142,8 +143,9 @@ function table(rows: readonly StatusRow[]): string {
   return `${[line(head), ...cells.map(line)].join('\n')}\n`;
 }
 
-async function fromAdmin(url: string): Promise<StatusRow[]> {
-  const get = <T>(path: string): Promise<T> => adminGet<T>(url, path);
+async function fromAdmin(url: string, token?: string): Promise<StatusRow[]> {
+  // In Kubernetes mode Weft's debug views answer only a bearer token the API server vouches for.
+  const get = <T>(path: string): Promise<T> => adminGet<T>(url, path, token ? `Bearer ${token}` : undefined);
   const rows = (await get<RenderedCondition[]>('/debug/conditions')).map((c) => ({ ...c }));
   for (const n of await get<NackRecord[]>('/debug/nacks')) {
     rows.push({
@@ -178,6 +180,10 @@ export const registerStatus: CommandRegistrar = (program: Command, setExitCode) 
     .option('--kubernetes', 'read the cluster of the current kubeconfig context (or in-cluster credentials)')
     .option('--kubeconfig <file>', 'kubeconfig of the cluster to read (implies --kubernetes)')
     .option('--admin-url <url>', "a running Weft's admin address")
+    .option(
+      '--token <token>',
+      'with --admin-url to a Weft in a cluster: a bearer token the API server vouches for, of an account that may list pods in the mesh namespaces',
+    )
     .option('--mesh-namespace <ns>', "Weft's own namespace", 'weft-system')
     .option('-o, --output <format>', 'table, json or yaml', 'table')
     .option('--all', 'also list conditions that hold (Accepted=True and the like)')
@@ -205,7 +211,7 @@ export const registerStatus: CommandRegistrar = (program: Command, setExitCode) 
       let rows: StatusRow[];
       try {
         if (flags.adminUrl) {
-          rows = await fromAdmin(flags.adminUrl);
+          rows = await fromAdmin(flags.adminUrl, flags.token);
         } else {
           let files: ManifestFile[];
           let extra: StatusRow[] = [];

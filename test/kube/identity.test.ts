@@ -269,7 +269,7 @@ describe('identity in Kubernetes mode on a real kube-apiserver', () => {
     const issued = await b.issueWithNewKey(`spiffe://${TD}/ns/shop/sa/buyer`);
     assert.ok(issued.certificate.verify(a.signer().certificate.publicKey), 'signed by the new root');
     const bare = await weft(['rotate', '--ca-dir', tmp.dir]);
-    assert.equal(bare.code, 1);
+    assert.equal(bare.code, 2, 'two CAs named is a usage error');
     assert.match(bare.out, /give one CA/);
   });
 

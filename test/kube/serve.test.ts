@@ -194,6 +194,26 @@ spec: { service: store-v1, backends: [{ service: no-such-service, weight: 1 }] }
   });
 
   it('weft status lists the condition from the cluster and from the running Weft', async () => {
+    // An account that may list pods in the mesh namespace: what Weft's debug views ask of a caller.
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: v1
+kind: ServiceAccount
+metadata: { name: status-viewer, namespace: shop }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: { name: status-pod-reader, namespace: shop }
+rules: [{ apiGroups: [""], resources: [pods], verbs: [get, list] }]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: status-viewer-reads-pods, namespace: shop }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: status-pod-reader }
+subjects: [{ kind: ServiceAccount, name: status-viewer, namespace: shop }]
+`,
+    );
+    const adminToken = (await kubectl(['create', 'token', 'status-viewer', '-n', 'shop'])).trim();
     const run = (args: string[]) =>
       new Promise<{ code: number; stdout: string }>((resolve) => {
         execFile(process.execPath, [join(ROOT, 'bin', 'weft.js'), 'status', ...args], (err, stdout) =>
@@ -202,7 +222,8 @@ spec: { service: store-v1, backends: [{ service: no-such-service, weight: 1 }] }
       });
     for (const args of [
       ['--kubeconfig', env.kubeconfigPath],
-      ['--admin-url', replicas[0]!.adminUrl!],
+      // Weft's debug views in Kubernetes mode take a token the API server vouches for.
+      ['--admin-url', replicas[0]!.adminUrl!, '--token', adminToken],
     ]) {
       const r = await run([...args, '-o', 'json']);
       assert.equal(r.code, 1, `weft status ${args.join(' ')}: the split left out is an error, so exit 1`);
