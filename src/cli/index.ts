@@ -10,6 +10,7 @@ export type CommandRegistrar = (program: Command, setExitCode: (code: number) =>
 
 import { registerAgent } from './agent';
 import { registerCa } from './ca';
+import { registerCheck } from './check';
 import { registerCompletion } from './completion';
 import { registerConformance } from './conformance';
 import { registerDemo } from './demo';
@@ -28,6 +29,7 @@ const registrars: CommandRegistrar[] = [
   registerRender,
   registerInstall,
   registerUninstall,
+  registerCheck,
   registerCa,
   registerAgent,
   registerStatus,

@@ -30,6 +30,8 @@ export interface RemoteFlags {
   trustDomain?: string;
   kubernetes?: boolean;
   kubeconfig?: string;
+  /** kubeconfig context (default: the current one). */
+  context?: string;
   namespace?: string;
   /** Bearer token for Weft's debug views in a cluster (default: the kubeconfig user's). */
   token?: string;
@@ -162,6 +164,7 @@ async function certCredentials(dir: string, trustDomain: string) {
 export async function connectRemote(f: RemoteFlags): Promise<Remote> {
   if (f.kubernetes || f.kubeconfig) {
     const kc = loadKubeConfig(f.kubeconfig);
+    if (f.context) kc.setCurrentContext(f.context);
     const client = new KubeClient(kc);
     const namespace = f.namespace ?? 'weft-system';
     const pod = await findWeftPod(client, namespace);

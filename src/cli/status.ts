@@ -9,6 +9,7 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { type ManifestFile, readManifests } from '../inputs/folder';
+import { labelFix, unmeshedMessage, unmeshedObjects } from '../kube/check';
 import { KubeClient, type KubeObject, loadKubeConfig } from '../kube/client';
 import { KubeSource } from '../kube/source';
 import type { StatusCondition } from '../kube/status';
@@ -105,6 +106,25 @@ export async function checkApiServer(client: KubeClient, timeoutMs = 5000): Prom
   }
 }
 
+/**
+ * Warning rows for SMI objects (and EnvoyPatches) in namespaces without `weft.dev/mesh=enabled`:
+ * Weft ignores them, and nothing else would say so.
+ */
+export async function unmeshedRows(
+  kubeconfig: string | undefined,
+  meshNamespace: string,
+): Promise<StatusRow[]> {
+  const client = new KubeClient(loadKubeConfig(kubeconfig));
+  return (await unmeshedObjects(client, meshNamespace)).map((u) => ({
+    object: u.object,
+    type: 'InMesh',
+    status: 'False',
+    severity: 'Warning',
+    reason: 'NamespaceNotInMesh',
+    message: `${unmeshedMessage(u)}; fix: ${labelFix(u.namespace)}`,
+  }));
+}
+
 /** Conditions of Weft's own kinds as their status says (what the leader wrote). */
 function statusRows(objects: readonly KubeObject[]): StatusRow[] {
   const rows: StatusRow[] = [];
@@ -170,7 +190,9 @@ export const registerStatus: CommandRegistrar = (program: Command, setExitCode) 
         'EnvoyPatch outcomes, and (from a running Weft) NACKs from proxies. Each message names the\n' +
         'object, the field and the fix. Problems only unless --all.\n\n' +
         'Sources: -f FILE (offline), --kubernetes or --kubeconfig FILE (the cluster), --admin-url URL\n' +
-        '(a running weft serve, e.g. http://127.0.0.1:15014). Exit status: 0 no errors, 1 errors, 2 bad arguments.',
+        '(a running weft serve, e.g. http://127.0.0.1:15014). In a cluster, --all also names SMI objects\n' +
+        'in namespaces without weft.dev/mesh=enabled, which Weft ignores.\n' +
+        'Exit status: 0 no errors, 1 errors, 2 bad arguments.',
     )
     .option(
       '-f, --file <path>',
@@ -222,6 +244,9 @@ export const registerStatus: CommandRegistrar = (program: Command, setExitCode) 
             const objects = await listClusterObjects(flags.kubeconfig, flags.meshNamespace);
             files = [{ source: 'cluster', text: objects.map((o) => JSON.stringify(o)).join('\n---\n') }];
             extra = statusRows(objects);
+            // Outside the mesh is not an error (a namespace may hold SMI objects on purpose), so
+            // these rows come with --all, the view of everything.
+            if (flags.all) extra.push(...(await unmeshedRows(flags.kubeconfig, flags.meshNamespace)));
           }
           const opts = { flavors: ['envoy' as const], meshNamespace: flags.meshNamespace };
           const judge = judgeFor(flags.envoy);
