@@ -4,8 +4,8 @@
 #
 # The binaries land in ${WEFT_KUBE_CACHE:-$HOME/.cache/weft/kube}/<hash>/bin, where <hash> covers
 # hack/kube's go.mod, go.sum and Go sources: a change of version gets a new folder, and a run whose
-# binaries already exist only checks them and returns in about a second. test/kube/env.ts computes
-# the same hash, so tests find the binaries without being told (WEFT_KUBE_BIN overrides).
+# binaries already exist only checks them and returns in about a second. test/kube/env.ts takes the
+# newest build there, so tests find the binaries without being told (WEFT_KUBE_BIN overrides).
 #
 # Idempotent and safe to run twice at once (the build holds a lock). Prints the bin folder on its
 # last line, so `bin="$(bash scripts/setup-kube.sh | tail -1)"` works.
@@ -19,7 +19,7 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-# Keep in step with binHash() in test/kube/env.ts: sha256 over go.mod, go.sum, then every .go file
+# The cache key: sha256 over go.mod, go.sum, then every .go file
 # in C-locale path order, first 16 hex digits.
 hash="$( { cat go.mod go.sum; find . -name '*.go' -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)"
 cache_root="${WEFT_KUBE_CACHE:-$HOME/.cache/weft/kube}"
@@ -58,6 +58,18 @@ start=$(date +%s)
 go mod download
 log "modules ready ($(($(date +%s) - start))s)"
 
+# Version-stamp the Kubernetes binaries as their release build does (`kubectl version` and the
+# API server's /version then say v1.34.x, not v0.0.0-master), from the version pinned in go.mod.
+k8s_version="$(sed -n 's/^[[:space:]]*k8s.io\/kubernetes v\([0-9][0-9.]*\).*/\1/p' go.mod | head -1)"
+stamp=""
+if [[ -n "$k8s_version" ]]; then
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    stamp+=" -X $pkg.gitVersion=v$k8s_version -X $pkg.gitMajor=${k8s_version%%.*}"
+    minor="${k8s_version#*.}"
+    stamp+=" -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+fi
+
 build() {
   local name="$1" pkg="$2" t0
   t0=$(date +%s)
@@ -65,7 +77,7 @@ build() {
   # A progress line every 30 s: the first build is long and otherwise silent.
   ( while sleep 30; do log "still building $name ($(($(date +%s) - t0))s)..."; done ) &
   local ticker=$!
-  if ! go build -trimpath -ldflags='-s -w' -o "$bin/.$name.tmp" "$pkg"; then
+  if ! go build -trimpath -ldflags="-s -w$stamp" -o "$bin/.$name.tmp" "$pkg"; then
     kill "$ticker" 2>/dev/null || true
     log "error: building $name failed"
     exit 1

@@ -4,7 +4,7 @@
  * a fresh data folder, certificates made with openssl, RBAC on, and an admin kubeconfig.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,10 +99,13 @@ export function kubeBinDir(): string {
   if (process.env.WEFT_KUBE_BIN) return process.env.WEFT_KUBE_BIN;
   const root = process.env.WEFT_KUBE_CACHE ?? join(homedir(), '.cache', 'weft', 'kube');
   if (existsSync(root)) {
-    for (const d of readdirSync(root)) {
-      const bin = join(root, d, 'bin');
-      if (existsSync(join(bin, 'kube-apiserver')) && existsSync(join(bin, 'etcd'))) return bin;
-    }
+    // A change of hack/kube builds into a new folder; the newest build is the current one.
+    const built = readdirSync(root)
+      .map((d) => join(root, d, 'bin'))
+      .filter((bin) => existsSync(join(bin, 'kube-apiserver')) && existsSync(join(bin, 'etcd')))
+      .map((bin) => ({ bin, at: statSync(join(bin, 'kube-apiserver')).mtimeMs }))
+      .sort((a, b) => b.at - a.at);
+    if (built[0]) return built[0].bin;
   }
   throw new Error('no kube-apiserver and etcd binaries: run scripts/setup-kube.sh (or set WEFT_KUBE_BIN)');
 }
