@@ -15,6 +15,9 @@
  *   `weft-envoypatch-validator` ValidatingWebhookConfiguration): a patch that would apply nowhere
  *   is refused with the reason, so `kubectl apply` prints it. What it checks is the caller's
  *   (`validatePatch`, src/mesh/patch-admission.ts); its caBundle is kept like the injector's.
+ * - It validates SMI objects too (`/validate-smi`, the `weft-smi-validator` configuration): an
+ *   object invalid in itself is refused with its condition's message; findings that depend on
+ *   other objects come back as warnings (`validateSmi`, src/mesh/smi-admission.ts).
  */
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -35,6 +38,10 @@ export const INJECT_PATH = '/inject';
 export const PATCH_WEBHOOK_CONFIGURATION = 'weft-envoypatch-validator';
 /** Where the API server posts EnvoyPatch AdmissionReviews. */
 export const VALIDATE_PATCH_PATH = '/validate-envoypatch';
+/** The ValidatingWebhookConfiguration of SMI objects, whose caBundle Weft keeps too. */
+export const SMI_WEBHOOK_CONFIGURATION = 'weft-smi-validator';
+/** Where the API server posts SMI AdmissionReviews. */
+export const VALIDATE_SMI_PATH = '/validate-smi';
 /**
  * How long a patch check may take before the patch is admitted with a warning: under the chart's
  * default timeoutSeconds (5), leaving time for the round trip.
@@ -70,6 +77,13 @@ export interface WebhookOptions {
   validatePatch?: (patch: KubeObject, budgetMs: number) => Promise<PatchCheck>;
   /** The validating configuration to keep the caBundle of (default weft-envoypatch-validator). */
   patchConfiguration?: string;
+  /**
+   * Checks an SMI object (the object of a CREATE or UPDATE, with its namespace); without it,
+   * `/validate-smi` admits everything.
+   */
+  validateSmi?: (object: KubeObject) => PatchCheck;
+  /** The SMI validating configuration to keep the caBundle of (default weft-smi-validator). */
+  smiConfiguration?: string;
 }
 
 interface AdmissionRequest {
@@ -100,6 +114,9 @@ export interface WebhookStats {
   /** EnvoyPatches checked, and of which refused. */
   patchesChecked: number;
   patchesRefused: number;
+  /** SMI objects checked, and of which refused. */
+  smiChecked: number;
+  smiRefused: number;
 }
 
 /** A running sidecar injector. */
@@ -111,6 +128,8 @@ export class InjectionWebhook {
     bundlePatches: 0,
     patchesChecked: 0,
     patchesRefused: 0,
+    smiChecked: 0,
+    smiRefused: 0,
   };
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -161,6 +180,19 @@ export class InjectionWebhook {
         apiVersion: 'admission.k8s.io/v1',
         kind: 'AdmissionReview',
         response: await self!.validatePatch(review.request),
+      };
+    });
+    app.post(VALIDATE_SMI_PATH, async (req, reply) => {
+      const review = req.body as { apiVersion?: string; request?: AdmissionRequest } | undefined;
+      if (!review?.request?.uid) {
+        return reply
+          .code(400)
+          .send({ error: 'expected an admission.k8s.io/v1 AdmissionReview with a request' });
+      }
+      return {
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        response: self!.validateSmi(review.request),
       };
     });
     const i = o.address.lastIndexOf(':');
@@ -270,6 +302,46 @@ export class InjectionWebhook {
     };
   }
 
+  /**
+   * Answers one SMI admission request: refused, with the condition's message, when the object is
+   * invalid in itself; admitted, with warnings, otherwise. A check that throws admits the object
+   * (Weft reports its conditions anyway once it reads it).
+   */
+  validateSmi(r: AdmissionRequest): AdmissionResponse {
+    const check = this.o.validateSmi;
+    if (!check || !r.object || r.operation === 'DELETE') return { uid: r.uid, allowed: true };
+    this.stats.smiChecked++;
+    // The object in a CREATE request may have no namespace yet: the request carries it.
+    const object: KubeObject = {
+      ...r.object,
+      metadata: { ...r.object.metadata, namespace: r.object.metadata?.namespace ?? r.namespace },
+    };
+    let verdict: PatchCheck;
+    try {
+      verdict = check(object);
+    } catch (err) {
+      log.warn('SMI check failed; admitted', { namespace: r.namespace, name: r.name, error: messageOf(err) });
+      return {
+        uid: r.uid,
+        allowed: true,
+        warnings: [`Weft could not check this ${r.kind?.kind ?? 'object'}: ${messageOf(err)}`],
+      };
+    }
+    if (verdict.allowed) {
+      return {
+        uid: r.uid,
+        allowed: true,
+        ...(verdict.warnings?.length ? { warnings: [...verdict.warnings] } : {}),
+      };
+    }
+    this.stats.smiRefused++;
+    return {
+      uid: r.uid,
+      allowed: false,
+      status: { code: 422, reason: 'Invalid', message: verdict.message ?? 'refused by Weft' },
+    };
+  }
+
   private async event(pod: KubeObject, message: string): Promise<void> {
     const client = this.o.client;
     if (!client) return;
@@ -306,12 +378,19 @@ export class InjectionWebhook {
       'mutatingwebhookconfigurations',
       this.o.configuration ?? WEBHOOK_CONFIGURATION,
     );
-    if (!this.o.validatePatch) return injector;
-    const validator = await this.patchBundleOf(
-      'validatingwebhookconfigurations',
-      this.o.patchConfiguration ?? PATCH_WEBHOOK_CONFIGURATION,
-    );
-    return injector && validator;
+    const validator = this.o.validatePatch
+      ? await this.patchBundleOf(
+          'validatingwebhookconfigurations',
+          this.o.patchConfiguration ?? PATCH_WEBHOOK_CONFIGURATION,
+        )
+      : true;
+    const smi = this.o.validateSmi
+      ? await this.patchBundleOf(
+          'validatingwebhookconfigurations',
+          this.o.smiConfiguration ?? SMI_WEBHOOK_CONFIGURATION,
+        )
+      : true;
+    return injector && validator && smi;
   }
 
   private async patchBundleOf(resource: string, name: string): Promise<boolean> {

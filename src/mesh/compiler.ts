@@ -124,6 +124,8 @@ export class MeshCompiler {
   private readonly keys = new GroupKeys();
   private model: MeshModel;
   private patches: EnvoyPatch[] = [];
+  /** The inputs of the current model (every object but EnvoyPatches), for admission checks. */
+  private inputs: readonly unknown[] = [];
   private conditions: readonly Condition[] = [];
   /** Conditions of the inputs (parsing, the model, patch schemas), kept across recompiles. */
   private inputConditions: readonly Condition[] = [];
@@ -175,6 +177,14 @@ export class MeshCompiler {
   /** The parsed EnvoyPatches of the current inputs. */
   get currentPatches(): readonly EnvoyPatch[] {
     return this.patches;
+  }
+
+  /**
+   * The objects the current model was built from (EnvoyPatches aside): the SMI webhook builds
+   * them again with the object under review in place of its stored version.
+   */
+  get currentInputs(): readonly unknown[] {
+    return this.inputs;
   }
 
   /** Whether proxies are compiled for mutual TLS. */
@@ -243,6 +253,7 @@ export class MeshCompiler {
     const built = this.builder.build(rest);
     const modelMs = performance.now() - m0;
     this.model = built.model;
+    this.inputs = rest;
     this.patches = patches;
     this.forgetStaleRollBacks();
     const result = this.recompile();

@@ -25,6 +25,7 @@ import { KubeTokenReviewer } from '../kube/token-review';
 import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
 import { admitPatch } from '../mesh/patch-admission';
+import { admitSmi } from '../mesh/smi-admission';
 import { listenOn } from '../net';
 import { judgeFor } from '../patch/envoy-judge';
 import { envoyResourceEncoder } from '../xds/encoder';
@@ -210,6 +211,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
       meshNamespace,
       injector: { trustDomain: ca.trustDomain, ...(o.injector ?? defaultInjector()) },
       validatePatch: (patch, budgetMs) => admitPatch(c, patch, budgetMs),
+      validateSmi: (object) => admitSmi(c, object),
       ...(o.webhookDnsNames ? { extraDnsNames: o.webhookDnsNames } : {}),
       ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
     });

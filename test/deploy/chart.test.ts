@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
+import { servedVersions } from '../../src/smi/normalize';
 import { CHART, helmBin, helmTemplate, MANIFESTS, ROOT, run, weft } from './helm';
 
 interface Container {
@@ -116,5 +117,46 @@ describe('deploy/helm/weft', () => {
     assert.match(text, /priorityClassName: weft-critical/);
     assert.match(text, /imagePullSecrets:\n\s+- name: pull/);
     assert.equal(deploymentArgs(text).at(-1), '--no-mtls');
+  });
+
+  it('validates SMI objects of mesh namespaces at every version Weft reads, failing open', async () => {
+    const docs = parseAllDocuments(await helmTemplate([])).map(
+      (d) => d.toJS() as { kind?: string; metadata?: { name?: string }; webhooks?: unknown[] } | null,
+    );
+    const cfg = docs.find(
+      (d) => d?.kind === 'ValidatingWebhookConfiguration' && d.metadata?.name === 'weft-smi-validator',
+    );
+    const hook = cfg?.webhooks?.[0] as
+      | {
+          failurePolicy: string;
+          timeoutSeconds: number;
+          sideEffects: string;
+          namespaceSelector: unknown;
+          clientConfig: { service: { path: string } };
+          rules: { apiGroups: string[]; apiVersions: string[]; resources: string[] }[];
+        }
+      | undefined;
+    assert.ok(hook, 'the weft-smi-validator configuration is rendered');
+    assert.equal(hook.failurePolicy, 'Ignore');
+    assert.equal(hook.timeoutSeconds, 5);
+    assert.equal(hook.sideEffects, 'None');
+    assert.equal(hook.clientConfig.service.path, '/validate-smi');
+    assert.deepEqual(hook.namespaceSelector, { matchLabels: { 'weft.dev/mesh': 'enabled' } });
+    const served = new Map<string, string[]>();
+    for (const r of hook.rules)
+      for (const res of r.resources) served.set(res, [...(served.get(res) ?? []), ...r.apiVersions]);
+    for (const [kind, plural] of [
+      ['TrafficSplit', 'trafficsplits'],
+      ['TrafficTarget', 'traffictargets'],
+      ['HTTPRouteGroup', 'httproutegroups'],
+      ['TCPRoute', 'tcproutes'],
+      ['UDPRoute', 'udproutes'],
+    ] as const) {
+      for (const v of servedVersions(kind))
+        assert.ok(served.get(plural)?.includes(v.split('/')[1]!), `${kind} ${v} is validated`);
+    }
+    const off = await helmTemplate(['--set', 'smiValidation.enabled=false,smiValidation.timeoutSeconds=9']);
+    assert.doesNotMatch(off, /weft-smi-validator\n/);
+    assert.doesNotMatch(off, /path: \/validate-smi/);
   });
 });

@@ -24,6 +24,7 @@ const CA_SECRET = 'weft-ca';
 const CA_BUNDLE = 'weft-ca-bundle';
 const WEBHOOK = 'weft-sidecar-injector';
 const PATCH_WEBHOOK = 'weft-envoypatch-validator';
+const SMI_WEBHOOK = 'weft-smi-validator';
 
 interface Obj {
   apiVersion: string;
@@ -138,6 +139,8 @@ describe('deploy manifests on a real kube-apiserver', () => {
       ['patch', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${WEBHOOK}`],
       ['get', `validatingwebhookconfigurations.admissionregistration.k8s.io/${PATCH_WEBHOOK}`],
       ['patch', `validatingwebhookconfigurations.admissionregistration.k8s.io/${PATCH_WEBHOOK}`],
+      ['get', `validatingwebhookconfigurations.admissionregistration.k8s.io/${SMI_WEBHOOK}`],
+      ['patch', `validatingwebhookconfigurations.admissionregistration.k8s.io/${SMI_WEBHOOK}`],
     );
     const answers = await ask(yes);
     assert.deepEqual(
@@ -160,6 +163,7 @@ describe('deploy manifests on a real kube-apiserver', () => {
       ['delete', 'configmaps', '-n', 'bookstore'],
       ['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/other-webhook'],
       ['patch', 'validatingwebhookconfigurations.admissionregistration.k8s.io/other-webhook'],
+      ['delete', `validatingwebhookconfigurations.admissionregistration.k8s.io/${SMI_WEBHOOK}`],
       ['delete', `mutatingwebhookconfigurations.admissionregistration.k8s.io/${WEBHOOK}`],
       ['create', 'validatingwebhookconfigurations.admissionregistration.k8s.io'],
       ['create', 'pods', '-n', 'bookstore'],

@@ -94,6 +94,46 @@ export function patchValidatorByUrl(url: string): string {
   });
 }
 
+/**
+ * The chart's `weft-smi-validator` webhook, registered by URL (see {@link injectorWebhookByUrl}),
+ * with the chart's rules and namespace selector.
+ */
+export function smiValidatorByUrl(url: string): string {
+  const rule = (apiGroup: string, apiVersions: string[], resources: string[]) => ({
+    operations: ['CREATE', 'UPDATE'],
+    apiGroups: [apiGroup],
+    apiVersions,
+    resources,
+    scope: 'Namespaced',
+  });
+  return JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: { name: 'weft-smi-validator' },
+    webhooks: [
+      {
+        name: 'smi.weft.dev',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Ignore',
+        timeoutSeconds: 10,
+        matchPolicy: 'Equivalent',
+        namespaceSelector: { matchLabels: { 'weft.dev/mesh': 'enabled' } },
+        rules: [
+          rule('split.smi-spec.io', ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'], ['trafficsplits']),
+          rule('access.smi-spec.io', ['v1alpha1', 'v1alpha2', 'v1alpha3'], ['traffictargets']),
+          rule(
+            'specs.smi-spec.io',
+            ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'],
+            ['httproutegroups', 'tcproutes', 'udproutes'],
+          ),
+        ],
+        clientConfig: { url },
+      },
+    ],
+  });
+}
+
 /** Finds the binaries: WEFT_KUBE_BIN, else the newest folder of the setup script's cache. */
 export function kubeBinDir(): string {
   if (process.env.WEFT_KUBE_BIN) return process.env.WEFT_KUBE_BIN;
