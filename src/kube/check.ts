@@ -34,6 +34,8 @@ export interface Finding {
 export const INJECTOR_WEBHOOK = 'weft-sidecar-injector';
 /** The EnvoyPatch validating webhook configuration the install creates. */
 export const PATCH_VALIDATOR_WEBHOOK = 'weft-envoypatch-validator';
+/** The SMI validating webhook configuration the install creates. */
+export const SMI_VALIDATOR_WEBHOOK = 'weft-smi-validator';
 /** Weft's Deployment (and Service) name in its namespace. */
 export const WEFT_DEPLOYMENT = 'weft';
 
@@ -499,6 +501,7 @@ export async function postInstallChecks(client: KubeClient, o: PostCheckOptions 
   const findings: Finding[] = [await deploymentCheck(client, ns)];
   findings.push(...(await webhookChecks(client, 'MutatingWebhookConfiguration', INJECTOR_WEBHOOK)));
   findings.push(...(await webhookChecks(client, 'ValidatingWebhookConfiguration', PATCH_VALIDATOR_WEBHOOK)));
+  findings.push(...(await webhookChecks(client, 'ValidatingWebhookConfiguration', SMI_VALIDATOR_WEBHOOK)));
   findings.push(...(await meshNamespaceChecks(client, ns)));
   let unmeshed: UnmeshedObject[];
   try {

@@ -128,6 +128,8 @@ current-context: c
     assert.match(injector.message, /webhook sidecar\.weft\.dev has no caBundle/);
     const validator = find(f, (x) => x.object === 'ValidatingWebhookConfiguration/weft-envoypatch-validator');
     assert.match(validator.message, /envoypatch\.weft\.dev has no caBundle/);
+    const smi = find(f, (x) => x.object === 'ValidatingWebhookConfiguration/weft-smi-validator');
+    assert.match(smi.message, /smi\.weft\.dev has no caBundle/);
     const svc = find(f, (x) => x.object === 'Service/weft-system/weft');
     assert.equal(svc.level, 'error');
     assert.match(svc.message, /no ready endpoints/);
@@ -185,6 +187,7 @@ current-context: c
     for (const w of [
       'mutatingwebhookconfiguration/weft-sidecar-injector',
       'validatingwebhookconfiguration/weft-envoypatch-validator',
+      'validatingwebhookconfiguration/weft-smi-validator',
     ])
       await kubectl([
         'patch',
