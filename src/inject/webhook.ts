@@ -169,32 +169,26 @@ export class InjectionWebhook {
         response: self!.review(review.request),
       };
     });
-    app.post(VALIDATE_PATCH_PATH, async (req, reply) => {
-      const review = req.body as { apiVersion?: string; request?: AdmissionRequest } | undefined;
-      if (!review?.request?.uid) {
-        return reply
-          .code(400)
-          .send({ error: 'expected an admission.k8s.io/v1 AdmissionReview with a request' });
-      }
-      return {
-        apiVersion: 'admission.k8s.io/v1',
-        kind: 'AdmissionReview',
-        response: await self!.validatePatch(review.request),
-      };
-    });
-    app.post(VALIDATE_SMI_PATH, async (req, reply) => {
-      const review = req.body as { apiVersion?: string; request?: AdmissionRequest } | undefined;
-      if (!review?.request?.uid) {
-        return reply
-          .code(400)
-          .send({ error: 'expected an admission.k8s.io/v1 AdmissionReview with a request' });
-      }
-      return {
-        apiVersion: 'admission.k8s.io/v1',
-        kind: 'AdmissionReview',
-        response: self!.validateSmi(review.request),
-      };
-    });
+    // The validating webhooks: the same AdmissionReview envelope around each check.
+    const validators: [string, (r: AdmissionRequest) => Promise<AdmissionResponse>][] = [
+      [VALIDATE_PATCH_PATH, (r) => self!.validatePatch(r)],
+      [VALIDATE_SMI_PATH, (r) => self!.validateSmi(r)],
+    ];
+    for (const [path, validate] of validators) {
+      app.post(path, async (req, reply) => {
+        const review = req.body as { apiVersion?: string; request?: AdmissionRequest } | undefined;
+        if (!review?.request?.uid) {
+          return reply
+            .code(400)
+            .send({ error: 'expected an admission.k8s.io/v1 AdmissionReview with a request' });
+        }
+        return {
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          response: await validate(review.request),
+        };
+      });
+    }
     const i = o.address.lastIndexOf(':');
     const url = await app.listen({
       host: o.address.slice(0, i).replace(/^\[|\]$/g, ''),
@@ -267,39 +261,9 @@ export class InjectionWebhook {
       return { uid: r.uid, allowed: true };
     }
     this.stats.patchesChecked++;
-    // The object in a CREATE request may have no namespace yet: the request carries it.
-    const patch: KubeObject = {
-      ...r.object,
-      metadata: { ...r.object.metadata, namespace: r.object.metadata?.namespace ?? r.namespace },
-    };
-    let verdict: PatchCheck;
-    try {
-      verdict = await check(patch, PATCH_CHECK_BUDGET_MS);
-    } catch (err) {
-      log.warn('EnvoyPatch check failed; admitted', {
-        namespace: r.namespace,
-        name: r.name,
-        error: messageOf(err),
-      });
-      return {
-        uid: r.uid,
-        allowed: true,
-        warnings: [`Weft could not check this EnvoyPatch: ${messageOf(err)}`],
-      };
-    }
-    if (verdict.allowed) {
-      return {
-        uid: r.uid,
-        allowed: true,
-        ...(verdict.warnings?.length ? { warnings: [...verdict.warnings] } : {}),
-      };
-    }
-    this.stats.patchesRefused++;
-    return {
-      uid: r.uid,
-      allowed: false,
-      status: { code: 422, reason: 'Invalid', message: verdict.message ?? 'refused by Weft' },
-    };
+    const response = await validated(r, 'EnvoyPatch', (o) => check(o, PATCH_CHECK_BUDGET_MS));
+    if (!response.allowed) this.stats.patchesRefused++;
+    return response;
   }
 
   /**
@@ -307,39 +271,13 @@ export class InjectionWebhook {
    * invalid in itself; admitted, with warnings, otherwise. A check that throws admits the object
    * (Weft reports its conditions anyway once it reads it).
    */
-  validateSmi(r: AdmissionRequest): AdmissionResponse {
+  async validateSmi(r: AdmissionRequest): Promise<AdmissionResponse> {
     const check = this.o.validateSmi;
     if (!check || !r.object || r.operation === 'DELETE') return { uid: r.uid, allowed: true };
     this.stats.smiChecked++;
-    // The object in a CREATE request may have no namespace yet: the request carries it.
-    const object: KubeObject = {
-      ...r.object,
-      metadata: { ...r.object.metadata, namespace: r.object.metadata?.namespace ?? r.namespace },
-    };
-    let verdict: PatchCheck;
-    try {
-      verdict = check(object);
-    } catch (err) {
-      log.warn('SMI check failed; admitted', { namespace: r.namespace, name: r.name, error: messageOf(err) });
-      return {
-        uid: r.uid,
-        allowed: true,
-        warnings: [`Weft could not check this ${r.kind?.kind ?? 'object'}: ${messageOf(err)}`],
-      };
-    }
-    if (verdict.allowed) {
-      return {
-        uid: r.uid,
-        allowed: true,
-        ...(verdict.warnings?.length ? { warnings: [...verdict.warnings] } : {}),
-      };
-    }
-    this.stats.smiRefused++;
-    return {
-      uid: r.uid,
-      allowed: false,
-      status: { code: 422, reason: 'Invalid', message: verdict.message ?? 'refused by Weft' },
-    };
+    const response = await validated(r, r.kind?.kind ?? 'object', async (o) => check(o));
+    if (!response.allowed) this.stats.smiRefused++;
+    return response;
   }
 
   private async event(pod: KubeObject, message: string): Promise<void> {
@@ -473,4 +411,44 @@ function issue(o: WebhookOptions): Promise<IssuedKeyPair> {
     dnsNames: [`weft.${ns}.svc`, `weft.${ns}.svc.cluster.local`, ...(o.extraDnsNames ?? [])],
     ipAddresses: [...(o.extraIpAddresses ?? [])],
   });
+}
+
+/**
+ * Runs a validating check on the object of `r` and turns its verdict into the response: refused
+ * (422) with the check's message, or admitted with its warnings. A check that throws admits the
+ * object with a warning, since Weft checks everything again when it reads it.
+ */
+async function validated(
+  r: AdmissionRequest,
+  what: string,
+  check: (object: KubeObject) => Promise<PatchCheck>,
+): Promise<AdmissionResponse> {
+  // The object in a CREATE request may have no namespace yet: the request carries it.
+  const object: KubeObject = {
+    ...r.object,
+    metadata: { ...r.object?.metadata, namespace: r.object?.metadata?.namespace ?? r.namespace },
+  };
+  let verdict: PatchCheck;
+  try {
+    verdict = await check(object);
+  } catch (err) {
+    log.warn(`${what} check failed; admitted`, {
+      namespace: r.namespace,
+      name: r.name,
+      error: messageOf(err),
+    });
+    return { uid: r.uid, allowed: true, warnings: [`Weft could not check this ${what}: ${messageOf(err)}`] };
+  }
+  if (verdict.allowed) {
+    return {
+      uid: r.uid,
+      allowed: true,
+      ...(verdict.warnings?.length ? { warnings: [...verdict.warnings] } : {}),
+    };
+  }
+  return {
+    uid: r.uid,
+    allowed: false,
+    status: { code: 422, reason: 'Invalid', message: verdict.message ?? 'refused by Weft' },
+  };
 }
