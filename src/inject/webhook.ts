@@ -156,25 +156,13 @@ export class InjectionWebhook {
       logger: false,
     });
     let self: InjectionWebhook | undefined;
-    app.post(INJECT_PATH, async (req, reply) => {
-      const review = req.body as { apiVersion?: string; request?: AdmissionRequest } | undefined;
-      if (!review?.request?.uid) {
-        return reply
-          .code(400)
-          .send({ error: 'expected an admission.k8s.io/v1 AdmissionReview with a request' });
-      }
-      return {
-        apiVersion: 'admission.k8s.io/v1',
-        kind: 'AdmissionReview',
-        response: self!.review(review.request),
-      };
-    });
-    // The validating webhooks: the same AdmissionReview envelope around each check.
-    const validators: [string, (r: AdmissionRequest) => Promise<AdmissionResponse>][] = [
+    // The injector and the validating webhooks: the same AdmissionReview envelope around each.
+    const handlers: [string, (r: AdmissionRequest) => AdmissionResponse | Promise<AdmissionResponse>][] = [
+      [INJECT_PATH, (r) => self!.review(r)],
       [VALIDATE_PATCH_PATH, (r) => self!.validatePatch(r)],
       [VALIDATE_SMI_PATH, (r) => self!.validateSmi(r)],
     ];
-    for (const [path, validate] of validators) {
+    for (const [path, answer] of handlers) {
       app.post(path, async (req, reply) => {
         const review = req.body as { apiVersion?: string; request?: AdmissionRequest } | undefined;
         if (!review?.request?.uid) {
@@ -185,7 +173,7 @@ export class InjectionWebhook {
         return {
           apiVersion: 'admission.k8s.io/v1',
           kind: 'AdmissionReview',
-          response: await validate(review.request),
+          response: await answer(review.request),
         };
       });
     }
