@@ -193,6 +193,30 @@ describe('applying EnvoyPatches', () => {
     assert.equal(applied.results[0]!.applied, true);
   });
 
+  it('refuses to change access rules in a route (RBACPerRoute) unless allowSecurityOverride is set', () => {
+    const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute';
+    const withRules = base();
+    const vhost = (withRules.routes[0]!.virtual_hosts as Record<string, unknown>[])[0]!;
+    vhost.typed_per_filter_config = {
+      'envoy.filters.http.rbac': { '@type': PER_ROUTE, rbac: { rules: { action: 'ALLOW', policies: {} } } },
+    };
+    const open = (override: boolean) =>
+      patch('open-up', {
+        ...(override ? { allowSecurityOverride: true } : {}),
+        patches: [
+          {
+            target: { type: 'RouteConfiguration', name: 'r' },
+            jsonPatch: [{ op: 'remove', path: '/virtual_hosts/0/typed_per_filter_config' }],
+          },
+        ],
+      });
+    const refused = applyPatches(withRules, subject, [open(false)], opts);
+    assert.equal(refused.results[0]!.applied, false);
+    assert.match(refused.results[0]!.errors.join('\n'), /TLS or RBAC.*allowSecurityOverride/);
+    const allowed = applyPatches(withRules, subject, [open(true)], opts);
+    assert.equal(allowed.results[0]!.applied, true, allowed.results[0]!.errors.join('\n'));
+  });
+
   it('names the failing JSON Patch operation', () => {
     const p = patch('broken', {
       patches: [{ target: { type: 'Cluster', name: 'c' }, jsonPatch: [{ op: 'remove', path: '/nope' }] }],
