@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { stringify } from 'yaml';
+import { ParseWorker } from '../src/inputs/parse-pool';
 import { MeshCompiler } from '../src/mesh/compiler';
 import { renderMesh } from '../src/mesh/render';
 import { parseYamlObjects } from '../src/smi/load';
@@ -108,38 +109,77 @@ export function runBigGroupRender(matches = 10_000): BigGroupFigures {
 
 /** What one change costs `weft serve --config-dir` with the big group, on its event loop. */
 export interface BigGroupServeFigures {
-  /** Re-reading the file (YAML parse), ms. */
+  /** Re-reading the file (YAML parse) on the main thread, ms. */
   parseMs: number;
+  /** The same parse on the worker thread, as serve does it now (includes the copy back), ms. */
+  workerParseMs: number;
   /** Compiling the change with every workload's proxy connected (both flavors), ms. */
   compileMs: number;
-  /** The event loop's worst delay while that ran (perf_hooks monitorEventLoopDelay), ms. */
+  /** The event loop's worst delay, parse on the main thread then compile (before), ms. */
+  maxLoopDelayInlineMs: number;
+  /** The event loop's worst delay, parse on the worker thread then compile (now), ms. */
   maxLoopDelayMs: number;
+  /** The event loop's worst delay during the worker parse alone, ms. */
+  maxLoopDelayWorkerParseMs: number;
+}
+
+/** Runs `work` while a histogram records the event loop's delays; returns the worst, in ms. */
+async function worstDelay(work: () => Promise<void>): Promise<number> {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  // Let the histogram take a few quiet samples before the work starts.
+  await new Promise((r) => setTimeout(r, 50));
+  await work();
+  await new Promise((r) => setTimeout(r, 50));
+  h.disable();
+  return h.max / 1e6;
 }
 
 /**
  * Replays what serve does when the big group's file changes: parse the file, then compile with
- * every workload's proxies connected, while a histogram records the event loop's delays.
+ * every workload's proxies connected, while a histogram records the event loop's delays. Once with
+ * the parse on the main thread (as before) and once on the worker thread (as serve does now).
  */
 export async function runBigGroupServe(matches = 10_000): Promise<BigGroupServeFigures> {
   const compiler = new MeshCompiler(new SnapshotCache(), envoyResourceEncoder(), { mtls: true });
   compiler.update(bigGroupInputs(matches));
   for (const w of compiler.currentModel.workloads)
     for (const flavor of ['envoy', 'grpc'] as const) compiler.activate({ workload: w, flavor });
-  const yaml = bigGroupYaml(matches).replace('weight: 90', 'weight: 80');
-  const h = monitorEventLoopDelay({ resolution: 10 });
-  h.enable();
-  // Let the histogram take a few quiet samples before the work starts.
-  await new Promise((r) => setTimeout(r, 50));
-  const t0 = performance.now();
-  const parsed = parseYamlObjects(yaml, 'big.yaml');
-  const parseMs = performance.now() - t0;
-  await new Promise((r) => setImmediate(r));
-  const t1 = performance.now();
-  compiler.update(parsed.objects);
-  const compileMs = performance.now() - t1;
-  await new Promise((r) => setTimeout(r, 50));
-  h.disable();
-  return { parseMs, compileMs, maxLoopDelayMs: h.max / 1e6 };
+  const yaml80 = bigGroupYaml(matches).replace('weight: 90', 'weight: 80');
+  const yaml70 = yaml80.replace('weight: 80', 'weight: 70');
+  let parseMs = 0;
+  let compileMs = 0;
+  const maxLoopDelayInlineMs = await worstDelay(async () => {
+    const t0 = performance.now();
+    const parsed = parseYamlObjects(yaml80, 'big.yaml');
+    parseMs = performance.now() - t0;
+    await new Promise((r) => setImmediate(r));
+    const t1 = performance.now();
+    compiler.update(parsed.objects);
+    compileMs = performance.now() - t1;
+  });
+  const parser = new ParseWorker();
+  // Start the thread outside the measurement, as serve's first read does.
+  await parser.parse(bigGroupYaml(1_000), 'warm.yaml');
+  let workerParseMs = 0;
+  let parsed: Awaited<ReturnType<ParseWorker['parse']>> | undefined;
+  const maxLoopDelayWorkerParseMs = await worstDelay(async () => {
+    const t0 = performance.now();
+    parsed = await parser.parse(yaml70, 'big.yaml');
+    workerParseMs = performance.now() - t0;
+  });
+  const compileDelay = await worstDelay(async () => {
+    compiler.update(parsed?.objects ?? []);
+  });
+  parser.stop();
+  return {
+    parseMs,
+    workerParseMs,
+    compileMs,
+    maxLoopDelayInlineMs,
+    maxLoopDelayMs: Math.max(maxLoopDelayWorkerParseMs, compileDelay),
+    maxLoopDelayWorkerParseMs,
+  };
 }
 
 /** The big group's inputs as one multi-document YAML file. */
