@@ -137,6 +137,10 @@ export class MeshCompiler {
   };
   /** Translations and their snapshots by group key; only keys of active groups are kept. */
   private byKey = new Map<string, GroupEntry>();
+  /** Translations {@link updateInSlices} made ahead for the model it is about to commit. */
+  private prepared = new Map<string, GroupEntry>();
+  /** The sliced update in progress: they run one at a time. */
+  private slicing: Promise<unknown> = Promise.resolve();
   private readonly mtls: boolean;
   private readonly meshNamespace: string;
   /**
@@ -252,12 +256,69 @@ export class MeshCompiler {
     const m0 = performance.now();
     const built = this.builder.build(rest);
     const modelMs = performance.now() - m0;
+    return this.commit(built, patches, [...extraConditions, ...patchParse], t0, modelMs);
+  }
+
+  /**
+   * Like {@link update}, but first translates each active group whose inputs changed, one group
+   * per `pause()` (a turn of the event loop by default), so that xDS and admin keep answering
+   * while a big compile runs: only building the model and one group's translation run without a
+   * break. Until the end nothing is served from the new inputs, and the end is {@link update}'s
+   * own synchronous step, which finds those translations ready. Calls are queued, never
+   * interleaved, since each one builds its model from the previous one.
+   */
+  updateInSlices(
+    objects: readonly unknown[],
+    extraConditions: readonly Condition[] = [],
+    pause: () => Promise<void> = () => new Promise((r) => setImmediate(r)),
+  ): Promise<UpdateResult> {
+    const run = this.slicing.then(async () => {
+      const t0 = performance.now();
+      const { patches, rest, conditions: patchParse } = extractPatches(objects);
+      const m0 = performance.now();
+      const built = this.builder.build(rest);
+      const modelMs = performance.now() - m0;
+      await pause();
+      const model = built.model;
+      const prepared = new Map<string, GroupEntry>();
+      // A group that proxies join meanwhile is translated in the last step; one that leaves
+      // only costs its translation here.
+      for (const g of [...this.active.values()]) {
+        const { key } = this.keys.keyOf(model, g.target);
+        if (this.byKey.has(key) || prepared.has(key)) continue;
+        const t = translateProxy(model, g.target, this.keys.view(model, g.target));
+        prepared.set(key, {
+          resources: t.resources,
+          snapshot: this.encoder.snapshot(toInput(t.resources)),
+          conditions: t.conditions,
+        });
+        await pause();
+      }
+      this.prepared = prepared;
+      try {
+        return this.commit(built, patches, [...extraConditions, ...patchParse], t0, modelMs);
+      } finally {
+        this.prepared = new Map();
+      }
+    });
+    this.slicing = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Makes a built model current and recompiles from it. */
+  private commit(
+    built: ReturnType<ModelBuilder['build']>,
+    patches: EnvoyPatch[],
+    extraConditions: readonly Condition[],
+    t0: number,
+    modelMs: number,
+  ): UpdateResult {
     this.model = built.model;
     this.inputs = rest;
     this.patches = patches;
     this.forgetStaleRollBacks();
     const result = this.recompile();
-    this.inputConditions = [...extraConditions, ...patchParse, ...built.conditions];
+    this.inputConditions = [...extraConditions, ...built.conditions];
     this.conditions = [...this.inputConditions, ...result.conditions];
     return { ...result, conditions: this.conditions, ms: performance.now() - t0, modelMs };
   }
@@ -313,7 +374,7 @@ export class MeshCompiler {
   ) {
     const { key, computed } = this.keys.keyOf(this.model, target);
     if (computed) stats.rekeyed++;
-    let entry = next.get(key) ?? this.byKey.get(key);
+    let entry = next.get(key) ?? this.byKey.get(key) ?? this.prepared.get(key);
     if (!entry) {
       const t = translateProxy(this.model, target, this.keys.view(this.model, target));
       entry = {

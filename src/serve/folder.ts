@@ -163,10 +163,14 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
     compiler = c;
     const source = new FolderSource(dir);
     const seen = new Set<string>();
-    const recompile = (): void => {
+    // The compile in progress (or the last one): startup waits for the first.
+    let compiling: Promise<void> = Promise.resolve();
+    const recompile = async (): Promise<void> => {
       const { objects, conditions } = source.snapshot();
       try {
-        const r = c.update(objects, conditions);
+        // In slices, one proxy group per turn of the event loop: a big compile (a 10,000-match
+        // route group takes seconds on a busy machine) must not stop xDS and admin answering.
+        const r = await c.updateInSlices(objects, conditions);
         identity.checkModel(c.currentModel);
         afterCompile(metrics, server, r, objects.length);
         describeConditions(r.conditions, seen);
@@ -178,13 +182,16 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
       }
       compiled();
     };
-    source.on('change', recompile);
+    source.on('change', () => {
+      compiling = recompile();
+    });
     c.onJudged(() => {
       describeConditions(c.currentConditions, seen);
       compiled();
     });
     rollBackPatchesOnNack(server, c);
     await source.start();
+    await compiling;
     stopSource = () => source.stop();
     ready = true;
   } else {
