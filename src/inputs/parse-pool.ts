@@ -26,7 +26,7 @@ export type ParseReply =
   | { readonly id: number; readonly result: ParsedYaml; readonly error?: undefined }
   | { readonly id: number; readonly error: string; readonly result?: undefined };
 
-/** Files at least this long (characters) go to the worker; about 10 ms of parsing on the main thread. */
+/** Files at least this long (characters) go to the worker: below it, parsing takes tens of ms at most. */
 export const WORKER_MIN_CHARS = 64 * 1024;
 
 /**
