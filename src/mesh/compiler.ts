@@ -256,7 +256,7 @@ export class MeshCompiler {
     const m0 = performance.now();
     const built = this.builder.build(rest);
     const modelMs = performance.now() - m0;
-    return this.commit(built, patches, [...extraConditions, ...patchParse], t0, modelMs);
+    return this.commit(built, rest, patches, [...extraConditions, ...patchParse], t0, modelMs);
   }
 
   /**
@@ -296,7 +296,7 @@ export class MeshCompiler {
       }
       this.prepared = prepared;
       try {
-        return this.commit(built, patches, [...extraConditions, ...patchParse], t0, modelMs);
+        return this.commit(built, rest, patches, [...extraConditions, ...patchParse], t0, modelMs);
       } finally {
         this.prepared = new Map();
       }
@@ -308,6 +308,7 @@ export class MeshCompiler {
   /** Makes a built model current and recompiles from it. */
   private commit(
     built: ReturnType<ModelBuilder['build']>,
+    rest: readonly unknown[],
     patches: EnvoyPatch[],
     extraConditions: readonly Condition[],
     t0: number,
