@@ -14,9 +14,9 @@ import { Batcher } from '../kube/batch';
 import { type Logger, logger } from '../log';
 import { fileCondition, type YamlParseError } from '../smi/load';
 import type { Condition } from '../smi/model';
+import { HelperThread } from '../worker/helper-thread';
 import { readManifestTree } from './folder';
 import { LastGoodObjects } from './last-good';
-import { ParseWorker } from './parse-pool';
 import { TreeWatcher } from './watch';
 
 const log: Logger = logger('folder');
@@ -37,7 +37,9 @@ export class FolderSource extends EventEmitter {
   private readonly objectsKept = new LastGoodObjects();
   private current: { objects: unknown[]; conditions: Condition[] } = { objects: [], conditions: [] };
   /** Parses big files off the main thread, so xDS and admin keep answering meanwhile. */
-  private readonly parser: ParseWorker;
+  private readonly parser: HelperThread;
+  /** Whether {@link parser} is this source's own, to stop with it. */
+  private readonly ownParser: boolean;
   /** The reload in progress: reloads run one at a time, as parsing now yields to the loop. */
   private reloading: Promise<void> = Promise.resolve();
 
@@ -47,11 +49,12 @@ export class FolderSource extends EventEmitter {
     maxDelayMs = 1000,
     /** How often the folder's fingerprint is checked as a backstop to change events (0: never). */
     private readonly pollMs = 2000,
-    /** Files at least this long are parsed on a worker thread (see `parse-pool.ts`). */
-    parseWorkerMinChars?: number,
+    /** The thread big files are parsed on (see `helper-thread.ts`); by default one of its own. */
+    parser?: HelperThread,
   ) {
     super();
-    this.parser = new ParseWorker(parseWorkerMinChars);
+    this.ownParser = parser === undefined;
+    this.parser = parser ?? new HelperThread();
     this.batcher = new Batcher(quietMs, maxDelayMs, () => this.reload());
   }
 
@@ -75,11 +78,6 @@ export class FolderSource extends EventEmitter {
   /** Objects and conditions as of the last reload. */
   snapshot(): { objects: unknown[]; conditions: Condition[] } {
     return this.current;
-  }
-
-  /** How many files were parsed on the worker thread so far (tests check it was used). */
-  get parsedOffThread(): number {
-    return this.parser.parsedOffThread;
   }
 
   /** Re-reads every file now (after any reload already running). */
@@ -193,6 +191,6 @@ export class FolderSource extends EventEmitter {
   stop(): void {
     this.batcher.stop();
     this.watcher?.stop();
-    this.parser.stop();
+    if (this.ownParser) this.parser.stop();
   }
 }

@@ -32,7 +32,7 @@ import { GroupKeys, type ProxyResources, type ProxyTarget, translateProxy } from
 import type { SnapshotCache } from '../xds/cache/cache';
 import type { ResourceEncoder, Snapshot, SnapshotInput } from '../xds/cache/snapshot';
 import type { NodeInfo } from '../xds/proxy-state';
-import { CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET } from '../xds/resource-types';
+import { CLUSTER, ENDPOINT, LISTENER, type ResourceTypeUrl, ROUTE, SECRET } from '../xds/resource-types';
 import { serviceTargetResolver } from './patch-targets';
 import { groupName, type ResolvedProxy, resolveProxy } from './proxies';
 
@@ -48,6 +48,12 @@ export interface MeshCompilerOptions {
   judge?: PatchJudge;
   /** See `applyPatches` (default true); off only to show Envoy refusing on its own. */
   nativeRules?: boolean;
+  /**
+   * Encodes one resource from its JSON text exactly as the compiler's encoder would, elsewhere
+   * (serve passes its helper thread's): {@link MeshCompiler.updateInSlices} then encodes big
+   * resources there while the loop keeps turning. Without it, they are encoded in the slice.
+   */
+  encodeElsewhere?: (typeUrl: ResourceTypeUrl, text: string) => Promise<Uint8Array>;
 }
 
 /** What one update did, for logs, metrics and the benchmark. */
@@ -142,6 +148,7 @@ export class MeshCompiler {
   /** The sliced update in progress: they run one at a time. */
   private slicing: Promise<unknown> = Promise.resolve();
   private readonly mtls: boolean;
+  private readonly encodeElsewhere: MeshCompilerOptions['encodeElsewhere'];
   private readonly meshNamespace: string;
   /**
    * Patches rolled back per group after a NACK, with the proxy's own error and the spec it
@@ -170,6 +177,7 @@ export class MeshCompiler {
     this.meshNamespace = opts.meshNamespace ?? 'weft-system';
     this.judge = opts.judge;
     this.nativeRules = opts.nativeRules ?? true;
+    this.encodeElsewhere = opts.encodeElsewhere;
     this.model = this.builder.build([]).model;
   }
 
@@ -262,8 +270,8 @@ export class MeshCompiler {
   /**
    * Like {@link update}, but first translates each active group whose inputs changed, one group
    * per `pause()` (a turn of the event loop by default), so that xDS and admin keep answering
-   * while a big compile runs: only building the model and one group's translation run without a
-   * break. Until the end nothing is served from the new inputs, and the end is {@link update}'s
+   * while a big compile runs: only building the model, one group's translation and one group's
+   * encoding run without a break. Until the end nothing is served from the new inputs, and the end is {@link update}'s
    * own synchronous step, which finds those translations ready. Calls are queued, never
    * interleaved, since each one builds its model from the previous one.
    */
@@ -287,11 +295,18 @@ export class MeshCompiler {
         const { key } = this.keys.keyOf(model, g.target);
         if (this.byKey.has(key) || prepared.has(key)) continue;
         const t = translateProxy(model, g.target, this.keys.view(model, g.target));
+        await pause();
+        const input = toInput(t.resources);
+        // Encoding a big resource (a RouteConfiguration of 10,000 routes: 0.2–0.6 s) is the
+        // longest step of all; done elsewhere ahead, the snapshot below finds it encoded. The
+        // list holds those encodings until the snapshot does.
+        const ahead = this.encodeElsewhere ? await this.encoder.encodeAhead(input, this.encodeElsewhere) : [];
         prepared.set(key, {
           resources: t.resources,
-          snapshot: this.encoder.snapshot(toInput(t.resources)),
+          snapshot: this.encoder.snapshot(input),
           conditions: t.conditions,
         });
+        ahead.length = 0;
         await pause();
       }
       this.prepared = prepared;

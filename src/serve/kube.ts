@@ -28,6 +28,7 @@ import { admitPatch } from '../mesh/patch-admission';
 import { admitSmi } from '../mesh/smi-admission';
 import { listenOn } from '../net';
 import { judgeFor } from '../patch/envoy-judge';
+import { HelperThread } from '../worker/helper-thread';
 import { envoyResourceEncoder } from '../xds/encoder';
 import { AdsServer } from '../xds/server/ads-server';
 import {
@@ -117,9 +118,13 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     ),
   );
   const judge = judgeFor(o.envoy);
+  // Big resources (a RouteConfiguration of 10,000 routes) are encoded on a helper thread during a
+  // sliced compile, so xDS and admin keep answering.
+  const helper = new HelperThread();
   compiler = new MeshCompiler(server.cache, encoder, {
     mtls: o.mtls ?? true,
     meshNamespace,
+    encodeElsewhere: (typeUrl, text) => helper.encode(typeUrl, text),
     ...(judge ? { judge } : {}),
   });
   const ca = identity.running.ca;
@@ -231,6 +236,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     stop: async () => {
       await webhook?.stop();
       await controller.stop();
+      helper.stop();
       await admin?.app.close();
       await server.shutdown();
       await identity.stop();

@@ -6,14 +6,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bigGroupInputs } from '../../bench/big-group';
-import { MeshCompiler } from '../../src/mesh/compiler';
+import { MeshCompiler, type MeshCompilerOptions } from '../../src/mesh/compiler';
+import { HelperThread } from '../../src/worker/helper-thread';
 import { SnapshotCache } from '../../src/xds/cache/cache';
 import { envoyResourceEncoder } from '../../src/xds/encoder';
+import type { ResourceTypeUrl } from '../../src/xds/resource-types';
 
 /** A compiler with every workload's proxy of both flavors connected, and its cache. */
-function connected(objects: readonly unknown[]): { compiler: MeshCompiler; cache: SnapshotCache } {
+function connected(
+  objects: readonly unknown[],
+  opts: MeshCompilerOptions = {},
+): { compiler: MeshCompiler; cache: SnapshotCache } {
   const cache = new SnapshotCache();
-  const compiler = new MeshCompiler(cache, envoyResourceEncoder(), { mtls: true });
+  const compiler = new MeshCompiler(cache, envoyResourceEncoder(), { mtls: true, ...opts });
   compiler.update(objects);
   for (const workload of compiler.currentModel.workloads)
     for (const flavor of ['envoy', 'grpc'] as const) compiler.activate({ workload, flavor });
@@ -66,5 +71,30 @@ describe('MeshCompiler.updateInSlices', () => {
     assert.ok(afterFirst > 0, 'the loop turned during the compile');
     const fresh = connected(bigGroupInputs(200));
     assert.deepEqual(versions(c), versions(fresh), 'the later call is what is served');
+  });
+
+  it('encodes big resources on the helper thread, to the same bytes', async () => {
+    // A threshold of 0 sends every resource to the thread, so the small mesh exercises it.
+    const thread = new HelperThread(0);
+    try {
+      const sync = connected(bigGroupInputs(200));
+      const sliced = connected(bigGroupInputs(200), {
+        encodeElsewhere: (typeUrl, text) => thread.encode(typeUrl, text),
+      });
+      const a = sync.compiler.update(changed(200));
+      const b = await sliced.compiler.updateInSlices(changed(200));
+      assert.ok(thread.doneOffThread > 0, 'the thread encoded resources');
+      assert.deepEqual(versions(sliced), versions(sync));
+      assert.equal(b.changed, a.changed);
+      for (const g of sync.compiler.groups()) {
+        const [x, y] = [sync.cache.get(g), sliced.cache.get(g)];
+        assert.ok(x && y, g);
+        for (const typeUrl of Object.keys(x.types) as ResourceTypeUrl[])
+          for (const [name, r] of x.types[typeUrl].resources)
+            assert.deepEqual(y.types[typeUrl].resources.get(name)?.any, r.any, `${g} ${typeUrl} ${name}`);
+      }
+    } finally {
+      thread.stop();
+    }
   });
 });

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { FolderSource } from '../../src/inputs/folder-source';
-import { ParseWorker } from '../../src/inputs/parse-pool';
 import { captureLogs } from '../../src/log';
 import { parseYamlObjects } from '../../src/smi/load';
+import { HelperThread } from '../../src/worker/helper-thread';
 import { ConfigDir } from './mesh-fixture';
 
 const GROUP = `apiVersion: specs.smi-spec.io/v1alpha4
@@ -36,15 +36,15 @@ async function turnsWhile<T>(p: Promise<T>): Promise<{ value: T; turns: number }
   return { value, turns };
 }
 
-describe('ParseWorker', () => {
-  const parser = new ParseWorker(0);
+describe('HelperThread: parsing', () => {
+  const parser = new HelperThread(0);
   after(() => parser.stop());
 
   it('parses off the main thread: the loop turns while a big file is parsed', async () => {
     const text = `${GROUP}---\n${BROKEN}---\n${ALIASES}`;
     const { value, turns } = await turnsWhile(parser.parse(text, 'big.yaml'));
     assert.ok(turns > 0, 'the event loop ran while the file was parsed');
-    assert.equal(parser.parsedOffThread, 1);
+    assert.equal(parser.doneOffThread, 1);
     assert.deepEqual(value, parseYamlObjects(text, 'big.yaml'));
     assert.equal(value.objects.length, 1);
     assert.deepEqual(
@@ -55,37 +55,39 @@ describe('ParseWorker', () => {
   });
 
   it('parses small files inline, with the same result', async () => {
-    const inline = new ParseWorker();
+    const inline = new HelperThread();
     const { value, turns } = await turnsWhile(inline.parse(BROKEN, 'small.yaml'));
     inline.stop();
     assert.equal(turns, 0);
-    assert.equal(inline.parsedOffThread, 0);
+    assert.equal(inline.doneOffThread, 0);
     assert.deepEqual(value, parseYamlObjects(BROKEN, 'small.yaml'));
   });
 
   it('parses on the main thread after it is stopped', async () => {
-    const stopped = new ParseWorker(0);
+    const stopped = new HelperThread(0);
     stopped.stop();
     assert.deepEqual(await stopped.parse(GROUP, 'g.yaml'), parseYamlObjects(GROUP, 'g.yaml'));
-    assert.equal(stopped.parsedOffThread, 0);
+    assert.equal(stopped.doneOffThread, 0);
   });
 });
 
 describe('FolderSource with the parsing thread', () => {
   const dir = new ConfigDir();
-  const source = new FolderSource(dir.path, 60_000, 60_000, 0, 0);
+  const thread = new HelperThread(0);
+  const source = new FolderSource(dir.path, 60_000, 60_000, 0, thread);
   // The broken file's one log line is checked elsewhere (folder-source.test.ts); keep it quiet.
   const release = captureLogs(() => undefined);
   after(() => {
     release();
     source.stop();
+    thread.stop();
     dir.remove();
   });
 
   it('serves what the file holds, parsed on the thread, and keeps the last good version of a broken file', async () => {
     dir.write('routes.yaml', GROUP);
     await source.reload();
-    assert.ok(source.parsedOffThread > 0);
+    assert.ok(thread.doneOffThread > 0);
     assert.deepEqual(source.snapshot().objects, parseYamlObjects(GROUP, 'routes.yaml').objects);
     dir.write('routes.yaml', `${GROUP.slice(0, 200)}\n  - { broken`);
     await Promise.all([source.reload(), source.reload()]);
