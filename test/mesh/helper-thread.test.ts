@@ -10,6 +10,7 @@ import { FolderSource } from '../../src/inputs/folder-source';
 import { captureLogs } from '../../src/log';
 import { parseYamlObjects } from '../../src/smi/load';
 import { HelperThread } from '../../src/worker/helper-thread';
+import { turnsWhile } from './loop-turns';
 import { ConfigDir } from './mesh-fixture';
 
 const GROUP = `apiVersion: specs.smi-spec.io/v1alpha4
@@ -20,21 +21,6 @@ spec:
 ${Array.from({ length: 2_000 }, (_, i) => `  - name: m${i}\n    pathRegex: /api/${i}(/.*)?\n    methods: [GET]\n`).join('')}`;
 const BROKEN = 'apiVersion: v1\nkind: Namespace\nmetadata: { name: app\n';
 const ALIASES = `a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [${'*a, '.repeat(10)}*a]\nc: [${'*b, '.repeat(10)}*b]\n`;
-
-/** Counts turns of the event loop (check phase) until `p` settles. */
-async function turnsWhile<T>(p: Promise<T>): Promise<{ value: T; turns: number }> {
-  let turns = 0;
-  let done = false;
-  const spin = (): void => {
-    if (done) return;
-    turns++;
-    setImmediate(spin);
-  };
-  setImmediate(spin);
-  const value = await p;
-  done = true;
-  return { value, turns };
-}
 
 describe('HelperThread: parsing', () => {
   const parser = new HelperThread(0);

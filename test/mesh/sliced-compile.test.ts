@@ -11,6 +11,7 @@ import { HelperThread } from '../../src/worker/helper-thread';
 import { SnapshotCache } from '../../src/xds/cache/cache';
 import { envoyResourceEncoder } from '../../src/xds/encoder';
 import type { ResourceTypeUrl } from '../../src/xds/resource-types';
+import { turnsWhile } from './loop-turns';
 
 /** A compiler with every workload's proxy of both flavors connected, and its cache. */
 function connected(
@@ -54,20 +55,10 @@ describe('MeshCompiler.updateInSlices', () => {
 
   it('lets the event loop turn while it compiles, and runs calls one after another', async () => {
     const c = connected(bigGroupInputs(200));
-    let turns = 0;
-    let done = false;
-    const spin = (): void => {
-      if (done) return;
-      turns++;
-      setImmediate(spin);
-    };
-    setImmediate(spin);
     const first = c.compiler.updateInSlices(changed(200));
     const second = c.compiler.updateInSlices(bigGroupInputs(200));
-    await first;
-    const afterFirst = turns;
+    const { turns: afterFirst } = await turnsWhile(first);
     await second;
-    done = true;
     assert.ok(afterFirst > 0, 'the loop turned during the compile');
     const fresh = connected(bigGroupInputs(200));
     assert.deepEqual(versions(c), versions(fresh), 'the later call is what is served');
