@@ -5,6 +5,7 @@
  * one, is left out); `Warning` when everything is served but probably not as meant, or when an
  * input is ignored without loss.
  */
+import { cmp } from './helpers';
 import type { Condition } from './model';
 
 /** How a reason is reported: condition type, status and default severity, and what it means. */
@@ -156,10 +157,6 @@ export function condition(
   };
   const message = `${objectLabel(subject.kind, subject.namespace, subject.name)}: ${text}`;
   return field === undefined ? { ...base, message } : { ...base, field, message };
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Orders conditions by object, type, reason, field, message; the order of inputs never matters. */

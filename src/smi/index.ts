@@ -37,7 +37,7 @@
  *   reason; a malformed one rejects its object (`InvalidSpec`).
  * - A Deployment stands for its pods only while no Pod in its namespace matches its selector.
  */
-export { buildModel, classifyPort, ModelBuilder } from './build';
+export { buildModel, ModelBuilder } from './build';
 export { type ConditionReason, REASONS, type ReasonInfo } from './conditions';
 export { type ParsedYaml, parseYamlObjects, type YamlParseError } from './load';
 export * from './model';
@@ -63,3 +63,4 @@ export type {
 } from './normalize';
 export { normalizeHeaders, normalizeObject, servedVersions } from './normalize';
 export { re2Problem } from './regex';
+export { classifyPort } from './services';
