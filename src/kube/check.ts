@@ -361,7 +361,15 @@ async function listRetrying(
 
 /** SMI kinds (and Weft's EnvoyPatch), which Weft reads only in mesh namespaces. */
 export const MESH_SCOPED_KINDS = WATCHED_KINDS.filter((k) =>
-  ['TrafficSplit', 'TrafficTarget', 'HTTPRouteGroup', 'TCPRoute', 'UDPRoute', 'EnvoyPatch'].includes(k.kind),
+  [
+    'TrafficSplit',
+    'TrafficTarget',
+    'IdentityBinding',
+    'HTTPRouteGroup',
+    'TCPRoute',
+    'UDPRoute',
+    'EnvoyPatch',
+  ].includes(k.kind),
 );
 
 /** An object Weft ignores because its namespace is not labelled into the mesh. */

@@ -1,21 +1,21 @@
 /** The access stage of a build: TrafficTargets resolved into identities and rules. */
 
+import type { Bindings, ResolvedBinding } from './bindings';
 import { condition } from './conditions';
-import { cmp, createOrFix, key, notFound, portList, subjectOf } from './helpers';
-import {
-  type AccessModel,
-  type AccessRule,
-  type Condition,
-  type HttpMatch,
-  type HttpRouteGroupModel,
-  type IdentityModel,
-  identityOf,
-  type L4RouteModel,
-  type MeshSettings,
-  type ServiceModel,
-  type WorkloadModel,
+import { cmp, createOrFix, identityModel, key, notFound, portList, subjectOf } from './helpers';
+import type {
+  AccessModel,
+  AccessRule,
+  Condition,
+  HttpMatch,
+  HttpRouteGroupModel,
+  IdentityModel,
+  L4RouteModel,
+  MeshSettings,
+  ServiceModel,
+  WorkloadModel,
 } from './model';
-import type { ServiceAccount, TrafficTarget } from './normalize';
+import type { ServiceAccount, Subject, TrafficTarget } from './normalize';
 
 /** Ports served per identity, for checking and widening the ports TrafficTargets name. */
 export interface IdentityPorts {
@@ -72,11 +72,9 @@ export interface AccessContext {
   readonly portsByIdentity: ReadonlyMap<string, ReadonlySet<number>>;
   /** Per identity, the target ports behind each Service port number of the Services it backs. */
   readonly targetsByIdentity: ReadonlyMap<string, ReadonlyMap<number, ReadonlySet<number>>>;
+  /** IdentityBindings, for v1alpha4 subjects that name one. */
+  readonly bindings: Bindings;
   readonly conditions: Condition[];
-}
-
-function identity(namespace: string, serviceAccount: string, settings: MeshSettings): IdentityModel {
-  return { namespace, serviceAccount, identity: identityOf(namespace, serviceAccount, settings.trustDomain) };
 }
 
 function checkAccount(t: TrafficTarget, id: IdentityModel, field: string, ctx: AccessContext): void {
@@ -259,21 +257,95 @@ function checkPorts(
   }
 }
 
-function buildTarget(t: TrafficTarget, ctx: AccessContext): AccessModel | null {
-  const ns = t.meta.namespace;
+/** The API group of IdentityBinding, which a v1alpha4 subject may write as `group`. */
+const ACCESS_GROUP = 'access.smi-spec.io';
+
+/**
+ * The kind of a TrafficTarget subject Weft can use, or null (with a condition) when it cannot:
+ * a ServiceAccount in every version, an IdentityBinding from v1alpha4 on.
+ */
+function subjectKind(
+  t: TrafficTarget,
+  s: Subject,
+  field: string,
+  effect: string,
+  ctx: AccessContext,
+): 'ServiceAccount' | 'IdentityBinding' | null {
+  const v1alpha4 = t.apiVersion === `${ACCESS_GROUP}/v1alpha4`;
+  let problem: string | null = null;
+  let at = `${field}.kind`;
+  if (s.kind === 'ServiceAccount') {
+    if (s.group === null) return 'ServiceAccount';
+    problem = `${field}.group ${JSON.stringify(s.group)} is not the group of ServiceAccount (the core group, written as no group), so ${effect}; remove group`;
+    at = `${field}.group`;
+  } else if (s.kind === 'IdentityBinding' && v1alpha4) {
+    if (s.group === null || s.group === ACCESS_GROUP) return 'IdentityBinding';
+    problem = `${field}.group ${JSON.stringify(s.group)} is not the group of IdentityBinding, so ${effect}; write group: ${ACCESS_GROUP}`;
+    at = `${field}.group`;
+  } else if (s.kind === 'IdentityBinding') {
+    problem = `${field}.kind IdentityBinding needs ${ACCESS_GROUP}/v1alpha4 (this TrafficTarget is ${t.apiVersion}), so ${effect}; write the TrafficTarget as ${ACCESS_GROUP}/v1alpha4 or name a ServiceAccount`;
+  } else {
+    problem = v1alpha4
+      ? `${field}.kind ${JSON.stringify(s.kind)} is not supported, so ${effect}; name a ServiceAccount or an IdentityBinding`
+      : `${field}.kind ${JSON.stringify(s.kind)} is not supported, so ${effect}; ${field === t.paths.destination ? 'name a ServiceAccount (kind: ServiceAccount)' : 'use kind ServiceAccount'}`;
+  }
+  ctx.conditions.push(condition(subjectOf(t), 'UnsupportedSubjectKind', problem, at));
+  return null;
+}
+
+/** The binding a subject names; null (with a condition) when there is none to use. */
+function bindingOf(t: TrafficTarget, s: Subject, field: string, ctx: AccessContext): ResolvedBinding | null {
+  const ns = s.namespace ?? t.meta.namespace;
+  const k = key(ns, s.name);
+  const found = ctx.bindings.byKey.get(k);
+  if (found) return found;
   const subject = subjectOf(t);
-  const dField = t.paths.destination;
-  if (t.destination.kind !== 'ServiceAccount') {
+  if (ctx.bindings.invalid.has(k) || ctx.rejected.has(`IdentityBinding/${k}`)) {
     ctx.conditions.push(
       condition(
         subject,
-        'UnsupportedSubjectKind',
-        `${dField}.kind ${JSON.stringify(t.destination.kind)} is not supported, so the TrafficTarget is not served; name a ServiceAccount (kind: ServiceAccount)`,
-        `${dField}.kind`,
+        'IdentityBindingNotFound',
+        `${field}.name ${JSON.stringify(s.name)} names IdentityBinding ${k}, which was rejected (see its own condition), so it grants nothing; fix IdentityBinding ${k}`,
+        `${field}.name`,
       ),
     );
     return null;
   }
+  const elsewhere = (ctx.bindings.namespacesByName.get(s.name) ?? []).filter((n) => n !== ns);
+  if (elsewhere.length > 0) {
+    // A destination binding must be in the TrafficTarget's namespace, so only a source can move.
+    const fix =
+      field === t.paths.destination
+        ? `create IdentityBinding ${s.name} in namespace ${ns}`
+        : `set ${field}.namespace to ${elsewhere[0]} or create IdentityBinding ${s.name} in namespace ${ns}`;
+    ctx.conditions.push(
+      condition(
+        subject,
+        'IdentityBindingInOtherNamespace',
+        `${field} names IdentityBinding ${k}, which does not exist, but namespace ${elsewhere.join(', ')} has an IdentityBinding of that name; a binding declares identities of its own namespace only, so it grants nothing here; ${fix}`,
+        `${field}.namespace`,
+      ),
+    );
+    return null;
+  }
+  ctx.conditions.push(
+    condition(
+      subject,
+      'IdentityBindingNotFound',
+      `${field}.name ${JSON.stringify(s.name)} is not an IdentityBinding in namespace ${ns}, so it grants nothing until one is created; create the IdentityBinding or fix the name`,
+      `${field}.name`,
+    ),
+  );
+  return null;
+}
+
+/** A TrafficTarget's models: one per destination identity (see {@link AccessModel.destination}). */
+function buildTarget(t: TrafficTarget, ctx: AccessContext): AccessModel[] {
+  const ns = t.meta.namespace;
+  const subject = subjectOf(t);
+  const dField = t.paths.destination;
+  const destKind = subjectKind(t, t.destination, dField, 'the TrafficTarget is not served', ctx);
+  if (destKind === null) return [];
   const destNs = t.destination.namespace ?? ns;
   if (destNs !== ns) {
     ctx.conditions.push(
@@ -284,65 +356,91 @@ function buildTarget(t: TrafficTarget, ctx: AccessContext): AccessModel | null {
         `${dField}.namespace`,
       ),
     );
-    return null;
+    return [];
   }
-  const destination = identity(ns, t.destination.name, ctx.settings);
-  checkAccount(t, destination, `${dField}.name`, ctx);
-  const sources = new Map<string, IdentityModel>();
-  for (const [i, s] of t.sources.entries()) {
-    const field = `${t.paths.sources}[${i}]`;
-    if (s.kind !== 'ServiceAccount') {
+  let destinations: readonly IdentityModel[];
+  let destLabel: string;
+  if (destKind === 'ServiceAccount') {
+    const destination = identityModel(ns, t.destination.name, ctx.settings.trustDomain);
+    checkAccount(t, destination, `${dField}.name`, ctx);
+    destinations = [destination];
+    destLabel = `${ns}/${t.destination.name}`;
+  } else {
+    const binding = bindingOf(t, t.destination, dField, ctx);
+    if (binding === null) return [];
+    destinations = binding.accounts;
+    destLabel = `IdentityBinding ${ns}/${t.destination.name}`;
+    if (destinations.length === 0) {
       ctx.conditions.push(
         condition(
           subject,
-          'UnsupportedSubjectKind',
-          `${field}.kind ${JSON.stringify(s.kind)} is not supported, so this source is ignored; use kind ServiceAccount`,
-          `${field}.kind`,
+          'NoDestination',
+          `${dField} names IdentityBinding ${ns}/${t.destination.name}, which binds no ServiceAccount of namespace ${ns} (yet), so this TrafficTarget applies to no workload; bind the destination's ServiceAccount, pods or SPIFFE IDs in it`,
+          dField,
         ),
       );
+      return [];
+    }
+  }
+  const sources = new Map<string, IdentityModel>();
+  const peers = new Set<string>();
+  for (const [i, s] of t.sources.entries()) {
+    const field = `${t.paths.sources}[${i}]`;
+    const kind = subjectKind(t, s, field, 'this source is ignored', ctx);
+    if (kind === null) continue;
+    if (kind === 'ServiceAccount') {
+      const id = identityModel(s.namespace ?? ns, s.name, ctx.settings.trustDomain);
+      checkAccount(t, id, `${field}.name`, ctx);
+      sources.set(id.identity, id);
       continue;
     }
-    const id = identity(s.namespace ?? ns, s.name, ctx.settings);
-    checkAccount(t, id, `${field}.name`, ctx);
-    sources.set(id.identity, id);
+    const binding = bindingOf(t, s, field, ctx);
+    for (const id of binding?.accounts ?? []) sources.set(id.identity, id);
+    for (const id of binding?.peers ?? []) peers.add(id);
   }
-  const resolved: { rule: AccessRule; index: number }[] = [];
-  for (let i = 0; i < t.rules.length; i++) {
-    const rule = resolveRule(t, i, destination.identity, ctx);
-    if (rule) resolved.push({ rule, index: i });
-  }
-  const rules = mergeRules(resolved.map((r) => r.rule));
-  checkPorts(t, destination, resolved, ctx);
-  if (sources.size === 0) {
+  if (sources.size === 0 && peers.size === 0) {
     ctx.conditions.push(
       condition(
         subject,
         'NoSources',
-        `${t.paths.sources} has no usable ServiceAccount, so this TrafficTarget allows nothing; list the ServiceAccounts that may call ${destination.namespace}/${destination.serviceAccount}`,
+        `${t.paths.sources} has no usable ServiceAccount, so this TrafficTarget allows nothing; list the ServiceAccounts that may call ${destLabel}`,
         t.paths.sources,
       ),
     );
   }
-  if (rules.length === 0) {
-    ctx.conditions.push(
-      condition(
-        subject,
-        'NoRules',
-        `${t.paths.rules} has no usable rule, so this TrafficTarget allows nothing; add a rule naming an HTTPRouteGroup, TCPRoute or UDPRoute`,
-        t.paths.rules,
-      ),
-    );
+  const out: AccessModel[] = [];
+  for (const destination of destinations) {
+    const resolved: { rule: AccessRule; index: number }[] = [];
+    for (let i = 0; i < t.rules.length; i++) {
+      const rule = resolveRule(t, i, destination.identity, ctx);
+      if (rule) resolved.push({ rule, index: i });
+    }
+    const rules = mergeRules(resolved.map((r) => r.rule));
+    checkPorts(t, destination, resolved, ctx);
+    // Reported once, by the first destination: each one resolves the same rules.
+    if (rules.length === 0 && out.length === 0) {
+      ctx.conditions.push(
+        condition(
+          subject,
+          'NoRules',
+          `${t.paths.rules} has no usable rule, so this TrafficTarget allows nothing; add a rule naming an HTTPRouteGroup, TCPRoute or UDPRoute`,
+          t.paths.rules,
+        ),
+      );
+    }
+    out.push({
+      namespace: ns,
+      name: t.meta.name,
+      destination,
+      destinationPort: t.destinationPort,
+      destinationInboundPorts:
+        t.destinationPort === null ? null : inboundPorts(destination.identity, [t.destinationPort], ctx),
+      sources: [...sources.values()].sort((a, b) => cmp(a.identity, b.identity)),
+      peerIdentities: [...peers].sort(),
+      rules,
+    });
   }
-  return {
-    namespace: ns,
-    name: t.meta.name,
-    destination,
-    destinationPort: t.destinationPort,
-    destinationInboundPorts:
-      t.destinationPort === null ? null : inboundPorts(destination.identity, [t.destinationPort], ctx),
-    sources: [...sources.values()].sort((a, b) => cmp(a.identity, b.identity)),
-    rules,
-  };
+  return out;
 }
 
 /** Builds every served TrafficTarget, in the order of `targets`; ServiceAccounts and workloads say which accounts are known. */
@@ -351,12 +449,15 @@ export function buildAccess(
   serviceAccounts: readonly ServiceAccount[],
   workloads: readonly WorkloadModel[],
   ports: IdentityPorts,
-  shared: Pick<AccessContext, 'settings' | 'rejected' | 'groups' | 'l4' | 'rejectedMatches' | 'conditions'>,
+  shared: Pick<
+    AccessContext,
+    'settings' | 'rejected' | 'groups' | 'l4' | 'rejectedMatches' | 'bindings' | 'conditions'
+  >,
 ): AccessModel[] {
   const knownAccounts = new Set([
     ...serviceAccounts.map((a) => key(a.meta.namespace, a.meta.name)),
     ...workloads.map((w) => key(w.namespace, w.serviceAccount)),
   ]);
   const ctx: AccessContext = { ...shared, ...ports, knownAccounts };
-  return targets.map((t) => buildTarget(t, ctx)).filter((a): a is AccessModel => a !== null);
+  return targets.flatMap((t) => buildTarget(t, ctx));
 }

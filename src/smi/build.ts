@@ -8,6 +8,7 @@
  */
 
 import { buildAccess, type IdentityPorts, identityPorts } from './access';
+import { type Bindings, buildBindings } from './bindings';
 import { sortConditions } from './conditions';
 import { cmp, labelIndexes, nsName } from './helpers';
 import type {
@@ -50,6 +51,7 @@ interface BuildState {
   readonly routes: Stage<RouteGroups>;
   readonly l4: Stage<L4Routes>;
   readonly splits: Stage<readonly SplitModel[]>;
+  readonly bindings: Stage<Bindings>;
   readonly access: Stage<readonly AccessModel[]>;
   readonly namespaces: Stage<readonly NamespaceModel[]>;
   readonly model: MeshModel;
@@ -149,10 +151,16 @@ function build(
         nsName,
       ),
   );
+  // Bindings depend on workloads (a label selector picks workloads); an equal result is kept so a
+  // pod change that does not change what a binding declares leaves access alone.
+  const bindings = stage(prev?.bindings, [inputs.identityBindings, workloads.value, settings.value], (c) =>
+    kept(prev?.bindings.value, buildBindings(inputs.identityBindings, workloads.value, settings.value, c)),
+  );
   const access = stage(
     prev?.access,
     [
       inputs.targets,
+      bindings.value,
       inputs.serviceAccounts,
       settings.value,
       rejectedKey,
@@ -169,10 +177,12 @@ function build(
           groups: routes.value.byKey,
           l4: l4.value.byKey,
           rejectedMatches: routes.value.rejectedMatches,
+          bindings: bindings.value,
           conditions: c,
         }),
         prev?.access.value,
-        nsName,
+        // A TrafficTarget whose destination is an IdentityBinding has one model per destination.
+        (a) => `${nsName(a)}|${a.destination.identity}`,
       ),
   );
   const namespaces = stage(prev?.namespaces, [inputs.namespaces], () =>
@@ -200,6 +210,7 @@ function build(
     ...services.conditions,
     ...routes.conditions,
     ...splits.conditions,
+    ...bindings.conditions,
     ...access.conditions,
   ]);
   return {
@@ -216,6 +227,7 @@ function build(
       routes,
       l4,
       splits,
+      bindings,
       access,
       namespaces,
       model,

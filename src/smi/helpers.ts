@@ -3,7 +3,7 @@
  * "not found" conditions.
  */
 
-import type { WorkloadRef } from './model';
+import { type IdentityModel, identityOf, type WorkloadRef } from './model';
 import type { Normalized } from './normalize';
 
 /** Three-way comparison of two strings or two numbers, for sort callbacks. */
@@ -162,4 +162,9 @@ export function createOrFix(
 /** Port numbers as a message lists them: `80, 443`. */
 export function portList(ports: readonly number[]): string {
   return ports.join(', ');
+}
+
+/** The identity of ServiceAccount `<namespace>/<serviceAccount>` in `trustDomain`. */
+export function identityModel(namespace: string, serviceAccount: string, trustDomain: string): IdentityModel {
+  return { namespace, serviceAccount, identity: identityOf(namespace, serviceAccount, trustDomain) };
 }

@@ -12,6 +12,7 @@ import {
   type Deployment,
   type EndpointSlice,
   type HttpRouteGroup,
+  type IdentityBinding,
   isProblem,
   type L4Route,
   type MeshConfig,
@@ -310,6 +311,7 @@ export interface Inputs {
   readonly deployments: Deployment[];
   readonly splits: Split[];
   readonly targets: TrafficTarget[];
+  readonly identityBindings: IdentityBinding[];
   readonly httpRouteGroups: HttpRouteGroup[];
   readonly l4Routes: L4Route[];
   readonly meshConfigs: MeshConfig[];
@@ -341,6 +343,7 @@ export function byKind(
     deployments: [],
     splits: [],
     targets: [],
+    identityBindings: [],
     httpRouteGroups: [],
     l4Routes: [],
     meshConfigs: [],
@@ -370,6 +373,9 @@ export function byKind(
         break;
       case 'TrafficTarget':
         fresh.targets.push(o);
+        break;
+      case 'IdentityBinding':
+        fresh.identityBindings.push(o);
         break;
       case 'HTTPRouteGroup':
         fresh.httpRouteGroups.push(o);
@@ -404,6 +410,7 @@ export function byKind(
     deployments: keep('deployments'),
     splits: keep('splits'),
     targets: keep('targets'),
+    identityBindings: keep('identityBindings'),
     httpRouteGroups: keep('httpRouteGroups'),
     l4Routes: keep('l4Routes'),
     meshConfigs: keep('meshConfigs'),
