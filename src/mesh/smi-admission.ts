@@ -24,16 +24,7 @@
 import { buildModel } from '../smi/build';
 import { type ConditionReason, objectKey } from '../smi/conditions';
 import type { Condition } from '../smi/model';
-
-/** The SMI kinds the webhook checks. */
-export const SMI_KINDS: ReadonlySet<string> = new Set([
-  'TrafficSplit',
-  'TrafficTarget',
-  'IdentityBinding',
-  'HTTPRouteGroup',
-  'TCPRoute',
-  'UDPRoute',
-]);
+import { SMI_KINDS } from '../smi/normalize';
 
 /**
  * Reasons that concern the object alone: at severity Error they refuse it. The others (missing
@@ -80,7 +71,8 @@ function identity(o: unknown): string | undefined {
 
 /**
  * Checks one SMI object against `inputs` (the current mesh's objects; see the module comment).
- * `object` must carry its namespace. Objects of other kinds are admitted without a look.
+ * `object` must carry its namespace. Objects of other kinds than {@link SMI_KINDS} are admitted without
+ * a look.
  */
 export function admitSmiObject(inputs: readonly unknown[], object: unknown): SmiAdmission {
   const id = identity(object);

@@ -67,6 +67,6 @@ export type {
   TargetRule,
   TrafficTarget,
 } from './normalize';
-export { normalizeHeaders, normalizeObject, servedVersions } from './normalize';
+export { normalizeHeaders, normalizeObject, SMI_KINDS, servedVersions } from './normalize';
 export { re2Problem } from './regex';
 export { classifyPort } from './services';

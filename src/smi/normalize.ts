@@ -879,6 +879,16 @@ const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
   ],
 ]);
 
+/** The SMI kinds (split, access and specs groups), which Weft reads in every served version. */
+export const SMI_KINDS: ReadonlySet<string> = new Set([
+  'TrafficSplit',
+  'TrafficTarget',
+  'IdentityBinding',
+  'HTTPRouteGroup',
+  'TCPRoute',
+  'UDPRoute',
+]);
+
 /** Kinds that are cluster-scoped, so their condition object has an empty namespace. */
 export const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set(['Namespace', 'MeshConfig']);
 
