@@ -322,7 +322,7 @@ function bindingOf(t: TrafficTarget, s: Subject, field: string, ctx: AccessConte
       condition(
         subject,
         'IdentityBindingInOtherNamespace',
-        `${field} names IdentityBinding ${k}, which does not exist, but namespace ${elsewhere.join(', ')} has an IdentityBinding of that name; a binding declares identities of its own namespace only, so it grants nothing here; ${fix}`,
+        `${field} names IdentityBinding ${k}, which does not exist, but ${elsewhere.length === 1 ? 'namespace' : 'namespaces'} ${elsewhere.join(', ')} ${elsewhere.length === 1 ? 'has' : 'have'} an IdentityBinding of that name; a binding declares identities of its own namespace only, so it grants nothing here; ${fix}`,
         `${field}.namespace`,
       ),
     );
