@@ -152,7 +152,8 @@ export function smiValidatorByUrl(url: string): string {
         namespaceSelector: { matchLabels: { 'weft.dev/mesh': 'enabled' } },
         rules: [
           rule('split.smi-spec.io', ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'], ['trafficsplits']),
-          rule('access.smi-spec.io', ['v1alpha1', 'v1alpha2', 'v1alpha3'], ['traffictargets']),
+          rule('access.smi-spec.io', ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'], ['traffictargets']),
+          rule('access.smi-spec.io', ['v1alpha4'], ['identitybindings']),
           rule(
             'specs.smi-spec.io',
             ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'],

@@ -1,10 +1,10 @@
 /**
  * SMI validation at `kubectl apply`, on a real kube-apiserver: Weft (Kubernetes mode, with
  * --webhook-address) writes its CA bundle into the `weft-smi-validator` configuration; an object
- * invalid in itself (a negative or fractional weight, an RE2-invalid regex) is refused with its
- * condition's message, a split whose backend Service does not exist yet is stored with a warning
- * kubectl prints (and without one once the Service exists), and with Weft down failurePolicy
- * Ignore lets anything through.
+ * invalid in itself (a negative or fractional weight, an RE2-invalid regex, an IdentityBinding with
+ * exclusive schemes) is refused with its condition's message, a split whose backend Service does
+ * not exist yet is stored with a warning kubectl prints (and without one once the Service exists),
+ * and with Weft down failurePolicy Ignore lets anything through.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -190,6 +190,34 @@ describe('SMI validation on a real kube-apiserver', () => {
         spec: { matches: [{ name: 'api', pathRegex: '/api(?=/v1)' }] },
       }),
       `HTTPRouteGroup ${NS}/lookahead: spec.matches[0].pathRegex "/api(?=/v1)" is not a valid RE2 regular expression`,
+    );
+  });
+
+  it('refuses an IdentityBinding with exclusive schemes; admits the fixed one and a target naming it', async () => {
+    const binding = (schemes: unknown): string =>
+      JSON.stringify({
+        apiVersion: 'access.smi-spec.io/v1alpha4',
+        kind: 'IdentityBinding',
+        metadata: { name: 'buyers', namespace: NS },
+        spec: { schemes },
+      });
+    await refused(
+      binding({ serviceAccount: 'buyer', podLabelSelectors: [{ matchLabels: { app: 'buyer' } }] }),
+      `IdentityBinding ${NS}/buyers: spec.schemes sets both podLabelSelectors and serviceAccount`,
+    );
+    await kubectl(['apply', '-f', '-'], binding({ serviceAccount: 'buyer' }));
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'access.smi-spec.io/v1alpha4',
+        kind: 'TrafficTarget',
+        metadata: { name: 'buyers-to-web', namespace: NS },
+        spec: {
+          destination: { kind: 'ServiceAccount', name: 'web' },
+          sources: [{ kind: 'IdentityBinding', group: 'access.smi-spec.io', name: 'buyers' }],
+          rules: [{ kind: 'TCPRoute', name: 'any' }],
+        },
+      }),
     );
   });
 
