@@ -12,6 +12,7 @@
  * Needs root, ip, iptables, unshare, setpriv and Envoy; skips saying what is missing otherwise.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,17 @@ setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 const envoy = findEnvoy();
 const missing =
   [netnsUnavailable(), envoy ? undefined : NO_ENVOY].filter((r) => r !== undefined).join('; ') || undefined;
+
+const ROOT = join(__dirname, '..', '..', '..');
+
+/** Runs the `weft` CLI as a user would, in a child process. */
+function weft(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(ROOT, 'bin', 'weft.js'), ...args], (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
+    );
+  });
+}
 
 const RUNNING: readonly TierPod[] = ['buyer', 'store-v1', 'store-v2'];
 const API = '/apis/metrics.smi-spec.io';
@@ -227,5 +239,40 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     );
     const missing = await get<unknown>('/v1alpha1/namespaces/shop/trafficsplits/store-split');
     assert.equal(missing.status, 404, 'trafficsplits are v1alpha2 only');
+  });
+
+  it('weft top and weft topology print what the API holds (table, JSON, text and DOT)', async () => {
+    const url = mesh.weft.adminUrl!;
+    const json = await weft(['top', 'pods', '--admin-url', url, '--in', 'shop', '-w', '5m', '-o', 'json']);
+    assert.equal(json.code, 0, json.err);
+    const rows = JSON.parse(json.out) as { name: string; success: number; failure: number; p99?: number }[];
+    const v1 = rows.find((r) => r.name === 'store-v1');
+    const v2 = rows.find((r) => r.name === 'store-v2');
+    assert.ok(v1 && v2, json.out);
+    assert.equal(v1.success + v2.success, FAST + SLOW + SPLIT);
+    assert.equal(v1.failure, FAILED);
+    assert.ok(v1.p99 !== undefined && v1.p99 > 250 && v1.p99 <= 500, json.out);
+    const table = await weft(['top', 'pods', '--admin-url', url, '-w', '5m']);
+    assert.equal(table.code, 0, table.err);
+    assert.match(table.out, /^NAMESPACE\s+NAME\s+SUCCESS\s+RPS\s+LATENCY_P50\s+LATENCY_P90\s+LATENCY_P99$/m);
+    const successV1 = Math.round((10000 * v1.success) / (v1.success + FAILED)) / 100;
+    assert.match(
+      table.out,
+      new RegExp(`^shop\\s+store-v1\\s+${successV1.toFixed(2).replace('.', '\\.')}%`, 'm'),
+    );
+    const splits = await weft(['top', 'trafficsplits', '--admin-url', url, '-w', '5m']);
+    assert.equal(splits.code, 0, splits.err);
+    assert.match(splits.out, /^shop\s+store-split\s+100\.00%/m);
+    assert.match(splits.out, /store-v1 \(weight 90\)/);
+    const text = await weft(['topology', 'pods', '--admin-url', url, '-w', '5m']);
+    assert.equal(text.code, 0, text.err);
+    assert.match(text.out, /^shop\/buyer\s+-->\s+shop\/store-v1\s/m);
+    const dot = await weft(['topology', 'pods', '--admin-url', url, '-w', '5m', '-o', 'dot']);
+    assert.equal(dot.code, 0, dot.err);
+    assert.match(dot.out, /^digraph weft \{/);
+    assert.match(dot.out, /"shop\/buyer" -> "shop\/store-v1" \[label="/);
+    const bad = await weft(['top', 'gadgets', '--admin-url', url]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /unknown kind "gadgets"/);
   });
 });
