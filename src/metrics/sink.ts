@@ -49,6 +49,7 @@ interface MetricFamily {
   type?: number;
   metric?: {
     counter?: { value?: number };
+    gauge?: { value?: number };
     histogram?: { sample_count?: number | { toNumber(): number }; bucket?: Bucket[] };
   }[];
 }
