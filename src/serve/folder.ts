@@ -58,6 +58,8 @@ export interface ServeOptions extends ServeIdentityOptions {
   caSecret?: string;
   /** Kubernetes mode: serve the sidecar injector on this address. */
   webhookAddress?: string;
+  /** Kubernetes mode: serve the TrafficMetrics aggregated API on this address. */
+  metricsApiAddress?: string;
   /** Injector flags (see {@link injectorFromFlags}). */
   weftImage?: string;
   sidecarImage?: string;
