@@ -205,6 +205,8 @@ export function deltasOf(pod: string, msg: StreamMetricsMessage): Delta[] {
 /** See the module comment. */
 export class MetricsSink {
   readonly stats: SinkStats = { streams: 0, messages: 0, bytes: 0, refused: 0 };
+  /** Sees each message's bytes as they arrive (the bench replays real ones at scale). */
+  tap: ((bytes: Buffer) => void) | undefined;
   private readonly now: () => number;
 
   constructor(private readonly o: SinkOptions) {
@@ -224,6 +226,7 @@ export class MetricsSink {
         requestDeserialize: (b: Buffer): StreamMetricsMessage => {
           this.stats.bytes += b.length;
           this.stats.messages++;
+          this.tap?.(b);
           return decodeStreamMetrics(b);
         },
         // StreamMetricsResponse has no fields: its encoding is empty.
