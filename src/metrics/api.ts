@@ -8,7 +8,8 @@
  * - pods, and everything made of pods (namespaces, deployments, replicasets, statefulsets,
  *   daemonsets, jobs): the traffic the resource's pods received, measured by their own sidecars
  *   (server side), summed over the pods;
- * - services: the calls client sidecars sent to the service (client side);
+ * - services: the calls that reached the service, counted by the client sidecars (client side);
+ *   for a TrafficSplit's root service, the calls addressed to it, whichever backend took them;
  * - trafficsplits (v1alpha2): the calls client sidecars sent to the split's root service, before
  *   the split chose a backend; its edges are one item per backend, with `backend: {apex, name,
  *   weight}`.
@@ -472,7 +473,10 @@ function itemOf(req: Req, r: ResourceRef): TrafficMetrics {
   let match: (k: SeriesKey) => boolean;
   if (plural === 'services') {
     const svc = `${r.namespace}/${r.name}`;
-    match = (k) => k.kind === 'out' && k.service === svc;
+    // A split's root is dialed but its own cluster is not used: count what was addressed to it.
+    const root = ctx.model?.splits.some((s) => s.namespace === r.namespace && s.rootService === r.name);
+    const kind = root ? 'apex' : 'out';
+    match = (k) => k.kind === kind && k.service === svc;
   } else if (plural === 'trafficsplits') {
     const split = ctx.model?.splits.find((s) => s.namespace === r.namespace && s.name === r.name);
     const root = `${r.namespace}/${split?.rootService ?? ''}`;

@@ -264,6 +264,24 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     assert.equal(splits.code, 0, splits.err);
     assert.match(splits.out, /^shop\s+store-split\s+100\.00%/m);
     assert.match(splits.out, /store-v1 \(weight 90\)/);
+    // The split's root service counts what was addressed to it, whichever backend took it.
+    const services = await weft([
+      'top',
+      'services',
+      '--admin-url',
+      url,
+      '--in',
+      'shop',
+      '-w',
+      '5m',
+      '-o',
+      'json',
+    ]);
+    assert.equal(services.code, 0, services.err);
+    const store = (JSON.parse(services.out) as { name: string; success: number }[]).find(
+      (r) => r.name === 'store',
+    );
+    assert.equal(store?.success, SPLIT, services.out);
     const text = await weft(['topology', 'pods', '--admin-url', url, '-w', '5m']);
     assert.equal(text.code, 0, text.err);
     assert.match(text.out, /^shop\/buyer\s+-->\s+shop\/store-v1\s/m);
