@@ -172,20 +172,32 @@ export class MetricsStore {
   sum(match: (k: SeriesKey) => boolean, windowMs: number, now: number): Sample & { series: number } {
     const from = Math.floor((now - windowMs) / this.slotMs) + 1;
     const to = Math.floor(now / this.slotMs);
-    let out: Sample & { series: number } = { success: 0, failure: 0, buckets: [], bounds: [], series: 0 };
+    const hits: { bounds: readonly number[]; slot: Slot }[] = [];
+    let series = 0;
     for (const s of this.series.values()) {
       if (!match(s.key)) continue;
       let hit = false;
-      for (const [i, slot] of s.slots) {
-        if (i < from || i > to) continue;
-        if (!hit && out.bounds.length === 0)
-          out = { ...out, bounds: s.bounds, buckets: new Array(s.bounds.length + 1).fill(0) };
-        hit = true;
-        out.success += slot.success;
-        out.failure += slot.failure;
-        addBuckets(out, s.bounds, slot.buckets);
-      }
-      if (hit) out.series++;
+      for (const [i, slot] of s.slots)
+        if (i >= from && i <= to) {
+          hits.push({ bounds: s.bounds, slot });
+          hit = true;
+        }
+      if (hit) series++;
+    }
+    // Series that only ever counted (Envoy records no latency for its own local replies) have no
+    // bounds: they add to the counts, and the histogram takes the first bounds there are.
+    const bounds = hits.find((h) => h.bounds.length > 0)?.bounds ?? [];
+    const out: Sample & { series: number } = {
+      success: 0,
+      failure: 0,
+      buckets: new Array(bounds.length + 1).fill(0),
+      bounds,
+      series,
+    };
+    for (const h of hits) {
+      out.success += h.slot.success;
+      out.failure += h.slot.failure;
+      if (h.bounds.length > 0) addBuckets(out, h.bounds, h.slot.buckets);
     }
     return out;
   }

@@ -60,6 +60,20 @@ describe('metrics store', () => {
     assert.equal(quantile({ ...s, buckets: hist([]) }, 0.5), undefined);
   });
 
+  it('keeps percentiles when a series in the sum only counted (no latencies)', () => {
+    const s = new MetricsStore();
+    s.add({ kind: 'out', pod: 'a/1', service: 'a/x' }, 0, { failure: 3 });
+    s.add({ kind: 'out', pod: 'a/2', service: 'a/x' }, 0, {
+      success: 2,
+      buckets: hist([3, 300]),
+      bounds: BOUNDS,
+    });
+    const sum = s.sum(() => true, 30_000, 1000);
+    assert.deepEqual([sum.success, sum.failure, sum.series], [2, 3, 2]);
+    const p99 = quantile(sum, 0.99)!;
+    assert.ok(p99 > 250 && p99 <= 500, `p99 ${p99}`);
+  });
+
   it('parses windows and quantities', () => {
     assert.equal(parseWindow('1m30s'), 90_000);
     assert.equal(parseWindow('500ms'), 500);
