@@ -32,6 +32,7 @@ const HEAVY = [
   'conformance/cluster-driver.test',
   'envoy/tier.test',
   'envoy/metrics.test',
+  'envoy/metrics-prometheus.test',
   'cli/demo-envoy.test',
 ];
 const heavy = files.filter((f) => HEAVY.some((h) => f.includes(h)));

@@ -7,10 +7,12 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Metrics } from '../admin/metrics';
 import type { MeshModel } from '../smi/model';
 import type { AdsServer } from '../xds/server/ads-server';
+import { PrometheusSource } from './prometheus-source';
 import { MetricsSink } from './sink';
 import { MetricsStore, type StoreOptions } from './store';
 
 export { answer, apiGroup, GROUP, KINDS, type TrafficMetrics, VERSIONS } from './api';
+export { PrometheusSource } from './prometheus-source';
 export { MetricsSink } from './sink';
 export { MetricsStore } from './store';
 
@@ -20,6 +22,8 @@ export interface TrafficMetricsRuntime {
   readonly sink: MetricsSink;
   /** The model the API resolves resources in. */
   model(): MeshModel | undefined;
+  /** The Prometheus source, when counts come from Prometheus. */
+  readonly prometheus: PrometheusSource | undefined;
   stop(): void;
 }
 
@@ -31,7 +35,13 @@ export interface TrafficMetricsRuntime {
 export function startTrafficMetrics(
   xds: AdsServer,
   model: () => MeshModel | undefined,
-  o: { mtls: boolean; store?: StoreOptions },
+  o: {
+    mtls: boolean;
+    store?: StoreOptions;
+    /** Read the counts from this Prometheus (base URL) instead of waiting for the sink's streams. */
+    prometheusUrl?: string;
+    prometheusIntervalMs?: number;
+  },
 ): TrafficMetricsRuntime {
   const store = new MetricsStore(o.store);
   const sink = new MetricsSink({
@@ -49,11 +59,31 @@ export function startTrafficMetrics(
       return undefined;
     },
   });
-  xds.alsoServe((server) => server.addService(sink.definition(), { StreamMetrics: sink.handler }));
+  // With Prometheus as the source, sidecars that still stream (injected before the switch) would
+  // be counted twice: the sink is then not served, and their streams fail as unimplemented.
+  if (!o.prometheusUrl)
+    xds.alsoServe((server) => server.addService(sink.definition(), { StreamMetrics: sink.handler }));
   // Idle series go when their last slot leaves the window, not only when traffic comes back.
   const timer = setInterval(() => store.expire(Date.now()), 60_000);
   timer.unref();
-  return { store, sink, model, stop: () => clearInterval(timer) };
+  const prometheus = o.prometheusUrl
+    ? new PrometheusSource({
+        url: o.prometheusUrl,
+        store,
+        ...(o.prometheusIntervalMs ? { intervalMs: o.prometheusIntervalMs } : {}),
+      })
+    : undefined;
+  prometheus?.start();
+  return {
+    store,
+    sink,
+    model,
+    prometheus,
+    stop: () => {
+      clearInterval(timer);
+      prometheus?.stop();
+    },
+  };
 }
 
 /** Registers the sink's and the store's own metrics. */

@@ -147,9 +147,15 @@ export class MetricsStore {
     this.series.set(k, s);
     s.touched = at;
     if (delta.bounds && delta.bounds.length > 0 && !sameBounds(s.bounds, delta.bounds)) {
-      // Bounds changed (a restarted proxy with other settings): older slots cannot be merged.
+      const counted = s.bounds.length === 0;
       s.bounds = delta.bounds;
-      s.slots.clear();
+      if (counted) {
+        // Counts came before any latency (Envoy merges histograms only at its flush): keep them.
+        for (const slot of s.slots.values()) slot.buckets = new Array(s.bounds.length + 1).fill(0);
+      } else {
+        // Bounds changed (a restarted proxy with other settings): older slots cannot be merged.
+        s.slots.clear();
+      }
     }
     const index = Math.floor(at / this.slotMs);
     let slot = s.slots.get(index);

@@ -60,6 +60,13 @@ export interface ServeOptions extends ServeIdentityOptions {
   webhookAddress?: string;
   /** Kubernetes mode: serve the TrafficMetrics aggregated API on this address. */
   metricsApiAddress?: string;
+  /**
+   * `--prometheus-url`: read TrafficMetrics from this Prometheus, which scrapes the sidecars,
+   * instead of the stats they stream to Weft (whose bootstrap then streams none).
+   */
+  prometheusUrl?: string;
+  /** How often to poll Prometheus, in ms (default 10 s). */
+  prometheusIntervalMs?: number;
   /** Injector flags (see {@link injectorFromFlags}). */
   weftImage?: string;
   sidecarImage?: string;
@@ -97,6 +104,7 @@ export function injectorFromFlags(o: ServeOptions): InjectorOptions {
     excludeInboundPorts: parsePorts(o.captureExcludeInboundPorts ?? '', '--capture-exclude-inbound-ports'),
     excludeOutboundPorts: parsePorts(o.captureExcludeOutboundPorts ?? '', '--capture-exclude-outbound-ports'),
     excludeOutboundCidrs: parseCidrs(o.captureExcludeOutboundCidrs ?? '', '--capture-exclude-outbound-cidrs'),
+    ...(o.prometheusUrl ? { statsSink: false } : {}),
   };
 }
 
@@ -233,6 +241,8 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
   const traffic = compiler
     ? startTrafficMetrics(server, () => compiler?.currentModel, {
         mtls: identity.running.ca !== undefined && !o.insecureXds,
+        ...(o.prometheusUrl ? { prometheusUrl: o.prometheusUrl } : {}),
+        ...(o.prometheusIntervalMs ? { prometheusIntervalMs: o.prometheusIntervalMs } : {}),
       })
     : undefined;
   if (traffic) registerTrafficMetrics(metrics, traffic);

@@ -75,6 +75,8 @@ export interface KubeServeOptions extends ServeIdentityOptions {
    * the chart's APIServices; needs the mesh CA).
    */
   metricsApiAddress?: string;
+  /** `--prometheus-url`: TrafficMetrics from this Prometheus instead of the stats sink. */
+  prometheusUrl?: string;
 }
 
 /** A running Kubernetes-mode `weft serve`. */
@@ -163,6 +165,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
   // Sidecars stream their stats on the xDS port; the admin server and the aggregated API answer.
   const traffic = startTrafficMetrics(server, () => c.currentModel, {
     mtls: ca !== undefined && !o.insecureXds,
+    ...(o.prometheusUrl ? { prometheusUrl: o.prometheusUrl } : {}),
   });
   registerTrafficMetrics(metrics, traffic);
   registerXdsMetrics(metrics, server);

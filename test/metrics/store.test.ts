@@ -74,6 +74,16 @@ describe('metrics store', () => {
     assert.ok(p99 > 250 && p99 <= 500, `p99 ${p99}`);
   });
 
+  it('keeps counts that came before the first latencies of a series', () => {
+    const s = new MetricsStore();
+    const key = { kind: 'out', pod: 'a/1', service: 'a/x' } as const;
+    s.add(key, 0, { success: 15, failure: 5 });
+    s.add(key, 1000, { buckets: hist([3, 300]), bounds: BOUNDS });
+    const sum = s.sum(() => true, 30_000, 2000);
+    assert.deepEqual([sum.success, sum.failure], [15, 5]);
+    assert.ok(quantile(sum, 0.99)! > 250);
+  });
+
   it('parses windows and quantities', () => {
     assert.equal(parseWindow('1m30s'), 90_000);
     assert.equal(parseWindow('500ms'), 500);
