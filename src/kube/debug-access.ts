@@ -8,7 +8,8 @@
 import type { DebugAccess, DebugGrant } from '../admin/server';
 import { KubeApiError, type KubeClient } from './client';
 
-interface TokenReviewAnswer {
+/** What a TokenReview answers. */
+export interface TokenReviewAnswer {
   status?: {
     authenticated?: boolean;
     error?: string;
@@ -54,18 +55,19 @@ export function kubeDebugAccess(client: KubeClient, o: KubeDebugAccessOptions): 
   };
 }
 
+/** The user a bearer token stands for, as the API server's TokenReview says (its own audience). */
+export async function reviewToken(client: KubeClient, token: string): Promise<TokenReviewAnswer> {
+  return client.request<TokenReviewAnswer>('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenReview',
+    spec: { token },
+  });
+}
+
 async function review(client: KubeClient, token: string, namespaces: readonly string[]): Promise<DebugGrant> {
   let user: NonNullable<NonNullable<TokenReviewAnswer['status']>['user']>;
   try {
-    const tr = await client.request<TokenReviewAnswer>(
-      'POST',
-      '/apis/authentication.k8s.io/v1/tokenreviews',
-      {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenReview',
-        spec: { token },
-      },
-    );
+    const tr = await reviewToken(client, token);
     if (!tr.status?.authenticated || !tr.status.user?.username)
       return {
         allowed: false,

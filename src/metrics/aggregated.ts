@@ -20,9 +20,11 @@
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { CertificateAuthority, IssuedKeyPair } from '../identity/ca';
+import { ServingCertificate } from '../identity/serving-cert';
 import { controlPlaneIdentity, SERVING_TTL_MS } from '../identity/tls';
 import { messageOf } from '../identity/x509';
 import { KubeApiError, type KubeClient } from '../kube/client';
+import { reviewToken } from '../kube/debug-access';
 import { logger } from '../log';
 import type { MeshModel } from '../smi/model';
 import { answer, GROUP, KINDS, VERSIONS } from './api';
@@ -166,21 +168,27 @@ function issue(o: AggregatedApiOptions): Promise<IssuedKeyPair> {
 
 /** See the module comment. */
 export class AggregatedApi {
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-  private readonly onCaChange = (): void => {
-    this.renew();
-    void this.patchBundles();
-  };
+  private readonly cert: ServingCertificate;
 
   private constructor(
     private readonly o: AggregatedApiOptions,
     private readonly server: Server,
-    private readonly cfg: RequestHeaderConfig,
-    private current: IssuedKeyPair,
+    cfg: RequestHeaderConfig,
+    first: IssuedKeyPair,
     /** The port it listens on. */
     readonly port: number,
-  ) {}
+  ) {
+    this.cert = new ServingCertificate(
+      {
+        ca: o.ca,
+        issue: () => issue(o),
+        apply: (next) => server.setSecureContext({ key: next.keyPem, cert: next.chainPem, ca: cfg.caPem }),
+        onCaChange: () => void this.patchBundles(),
+        what: 'the TrafficMetrics API',
+      },
+      first,
+    );
+  }
 
   /** Reads the request-header settings, issues the certificate, listens, writes the caBundles. */
   static async start(o: AggregatedApiOptions): Promise<AggregatedApi> {
@@ -210,8 +218,6 @@ export class AggregatedApi {
     });
     const port = (server.address() as { port: number }).port;
     self = new AggregatedApi(o, server, cfg, first, port);
-    self.schedule();
-    o.ca.on('change', self.onCaChange);
     log.info('TrafficMetrics aggregated API listening', { port });
     await self.patchBundles();
     return self;
@@ -286,16 +292,7 @@ export class AggregatedApi {
   private async tokenUser(authorization: string | undefined): Promise<User | undefined> {
     const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
     if (!m) return undefined;
-    const tr = await this.o.client.request<{
-      status?: {
-        authenticated?: boolean;
-        user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> };
-      };
-    }>('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenReview',
-      spec: { token: m[1] },
-    });
+    const tr = await reviewToken(this.o.client, m[1]!);
     const u = tr.status?.user;
     if (!tr.status?.authenticated || !u?.username) return undefined;
     return {
@@ -364,45 +361,12 @@ export class AggregatedApi {
 
   /** The serving certificate presented now (its chain, for tests). */
   get certificate(): IssuedKeyPair {
-    return this.current;
-  }
-
-  private schedule(): void {
-    if (this.closed) return;
-    if (this.timer) clearTimeout(this.timer);
-    const at = this.current.renewAt.getTime();
-    this.timer = setTimeout(() => this.renew(), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
-    this.timer.unref();
-  }
-
-  private renew(): void {
-    if (this.closed) return;
-    issue(this.o).then(
-      (next) => {
-        if (this.closed) return;
-        this.current = next;
-        this.server.setSecureContext({ key: next.keyPem, cert: next.chainPem, ca: this.cfg.caPem });
-        this.schedule();
-      },
-      (err: unknown) => {
-        log.error(
-          'cannot renew the TrafficMetrics API certificate; the current one serves until it expires',
-          {
-            expires: this.current.notAfter.toISOString(),
-            error: messageOf(err),
-          },
-        );
-        this.timer = setTimeout(() => this.renew(), 30_000);
-        this.timer.unref();
-      },
-    );
+    return this.cert.current;
   }
 
   /** Stops listening. */
   async stop(): Promise<void> {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.o.ca.off('change', this.onCaChange);
+    this.cert.stop();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
   }

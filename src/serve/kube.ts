@@ -212,50 +212,48 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     await identity.stop();
     throw err;
   }
-  let webhook: InjectionWebhook | undefined;
-  if (o.webhookAddress) {
-    if (!ca) {
-      await admin?.app.close();
-      await server.shutdown();
-      await identity.stop();
+  // The injector and the aggregated API present certificates of the mesh CA.
+  const needCa = (flag: string): NonNullable<typeof ca> => {
+    if (!ca)
       throw new Error(
-        '--webhook-address needs the mesh CA for its serving certificate, but Weft runs without one (--insecure-xds alone); pass --ca-secret or drop --webhook-address',
+        `${flag} needs the mesh CA for its serving certificate, but Weft runs without one (--insecure-xds alone); pass --ca-secret or drop ${flag}`,
       );
-    }
-    webhook = await InjectionWebhook.start({
-      address: o.webhookAddress,
-      ca,
-      client,
-      meshNamespace,
-      injector: { trustDomain: ca.trustDomain, ...(o.injector ?? defaultInjector()) },
-      validatePatch: (patch, budgetMs) => admitPatch(c, patch, budgetMs),
-      validateSmi: (object) => admitSmi(c, object),
-      ...(o.webhookDnsNames ? { extraDnsNames: o.webhookDnsNames } : {}),
-      ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
-    });
-  }
+    return ca;
+  };
+  let webhook: InjectionWebhook | undefined;
   let metricsApi: AggregatedApi | undefined;
-  if (o.metricsApiAddress) {
-    try {
-      if (!ca)
-        throw new Error(
-          '--metrics-api-address needs the mesh CA for its serving certificate, but Weft runs without one (--insecure-xds alone); pass --ca-secret or drop --metrics-api-address',
-        );
+  try {
+    if (o.webhookAddress) {
+      const webhookCa = needCa('--webhook-address');
+      webhook = await InjectionWebhook.start({
+        address: o.webhookAddress,
+        ca: webhookCa,
+        client,
+        meshNamespace,
+        injector: { trustDomain: webhookCa.trustDomain, ...(o.injector ?? defaultInjector()) },
+        validatePatch: (patch, budgetMs) => admitPatch(c, patch, budgetMs),
+        validateSmi: (object) => admitSmi(c, object),
+        ...(o.webhookDnsNames ? { extraDnsNames: o.webhookDnsNames } : {}),
+        ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
+      });
+    }
+    if (o.metricsApiAddress)
       metricsApi = await AggregatedApi.start({
         address: o.metricsApiAddress,
-        ca,
+        ca: needCa('--metrics-api-address'),
         client,
         namespace: meshNamespace,
         store: traffic.store,
         model: traffic.model,
       });
-    } catch (err) {
-      await webhook?.stop();
-      await admin?.app.close();
-      await server.shutdown();
-      await identity.stop();
-      throw err;
-    }
+  } catch (err) {
+    // Close what already runs (servers, timers) so the process exits with the error.
+    traffic.stop();
+    await webhook?.stop();
+    await admin?.app.close();
+    await server.shutdown();
+    await identity.stop();
+    throw err;
   }
   log.info('watching the API server', { server: client.serverUrl, meshNamespace });
   await controller.start();
