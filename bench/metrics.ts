@@ -16,21 +16,9 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { findEnvoy } from '../src/envoy/binary';
 import { encodeStreamMetrics, MetricsSink, type StreamMetricsMessage } from '../src/metrics/sink';
 import { MetricsStore } from '../src/metrics/store';
-import { EnvoyMesh } from '../src/netns/mesh';
 import { netnsUnavailable } from '../src/netns/system';
-import {
-  buyerToStore,
-  PORT,
-  STORE_SPLIT,
-  TIER_PODS,
-  TIER_ROUTES,
-  TIER_SERVICE_ACCOUNTS,
-  type TierAddresses,
-  type TierPod,
-  tierPod,
-  tierWorkloads,
-} from '../test/envoy/tier-fixture';
-import { ConfigDir } from '../test/mesh/mesh-fixture';
+import { startShopMesh } from '../test/envoy/metrics-fixture';
+import { PORT } from '../test/envoy/tier-fixture';
 
 /** Bytes real sidecars sent. */
 export interface RealSinkFigures {
@@ -60,33 +48,11 @@ export interface LoadFigures {
 export async function runRealSink(): Promise<RealSinkFigures | undefined> {
   const envoy = findEnvoy();
   if (!envoy || netnsUnavailable()) return undefined;
-  const work = mkdtempSync(join(tmpdir(), 'weft-bench-metrics-'));
-  const config = new ConfigDir();
-  const mesh = await EnvoyMesh.create({
-    network: 'tmb',
-    subnet: process.env.WEFT_METRICS_SUBNET ?? '10.217.0.0/24',
-    configDir: config.path,
-    workDir: work,
-    serviceAccounts: TIER_SERVICE_ACCOUNTS,
-    envoyBinary: envoy,
-  });
+  const shop = await startShopMesh({ network: 'tmb', envoyBinary: envoy });
   try {
-    const net = mesh.network;
-    const A: TierAddresses = {
-      pods: Object.fromEntries(TIER_PODS.map((p) => [p, net.podAddress()])) as Record<TierPod, string>,
-      services: {
-        store: net.serviceAddress(),
-        'store-v1': net.serviceAddress(),
-        'store-v2': net.serviceAddress(),
-      },
-    };
-    config.write('00-workloads.yaml', tierWorkloads(A));
-    config.write('10-routes.yaml', TIER_ROUTES);
-    config.write('20-buyer-to-store.yaml', buyerToStore(['open']));
-    config.write('30-split.yaml', STORE_SPLIT);
-    await mesh.start();
-    const running: TierPod[] = ['buyer', 'store-v1', 'store-v2'];
-    const pods = await Promise.all(running.map((p) => mesh.startPod(tierPod(p, A))));
+    const A = shop.addresses;
+    const running = [...shop.pods.keys()];
+    const mesh = shop.mesh;
     const sink = mesh.weft.trafficMetrics!.sink;
     let largest = Buffer.alloc(0);
     let maxBytes = 0;
@@ -96,7 +62,7 @@ export async function runRealSink(): Promise<RealSinkFigures | undefined> {
         largest = Buffer.from(b);
       }
     };
-    const buyer = pods[0]!.app!;
+    const buyer = shop.pods.get('buyer')!.app!;
     for (const host of [A.services.store, A.services['store-v1'], A.services['store-v2']])
       await buyer.call({ op: 'http', protocol: 'http1', host, port: PORT.http1, path: '/open', n: 20 });
     // Let every sidecar flush a few times, then measure whole flush intervals.
@@ -117,9 +83,7 @@ export async function runRealSink(): Promise<RealSinkFigures | undefined> {
       largest,
     };
   } finally {
-    await mesh.stop();
-    config.remove();
-    rmSync(work, { recursive: true, force: true });
+    await shop.stop();
   }
 }
 

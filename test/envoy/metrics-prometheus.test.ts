@@ -10,8 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findEnvoy, NO_ENVOY } from '../../src/envoy/binary';
@@ -19,21 +18,10 @@ import { SIDECAR } from '../../src/inject/bootstrap';
 import { setLogLevel } from '../../src/log';
 import type { TrafficMetrics } from '../../src/metrics/api';
 import { freePort } from '../../src/net';
-import { EnvoyMesh, type MeshPod } from '../../src/netns/mesh';
+import type { EnvoyMesh } from '../../src/netns/mesh';
 import { netnsUnavailable } from '../../src/netns/system';
-import { ConfigDir } from '../mesh/mesh-fixture';
-import {
-  buyerToStore,
-  PORT,
-  STORE_SPLIT,
-  TIER_PODS,
-  TIER_ROUTES,
-  TIER_SERVICE_ACCOUNTS,
-  type TierAddresses,
-  type TierPod,
-  tierPod,
-  tierWorkloads,
-} from './tier-fixture';
+import { type ShopMesh, startShopMesh } from './metrics-fixture';
+import { PORT, type TierPod } from './tier-fixture';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
@@ -69,12 +57,10 @@ const count = (t: TrafficMetrics | undefined, n: string): number =>
   Number(t?.metrics.find((m) => m.name === n)?.value ?? Number.NaN);
 
 describe('Traffic metrics from a real Prometheus scraping real sidecars', { skip: missing }, () => {
-  let work: string;
-  let config: ConfigDir;
+  let shop: ShopMesh;
   let mesh: EnvoyMesh;
   let prom: ChildProcess | undefined;
   let promUrl: string;
-  const pods = new Map<TierPod, MeshPod>();
 
   const get = async <T>(path: string): Promise<T> => {
     const res = await fetch(`${mesh.weft.adminUrl}/apis/metrics.smi-spec.io${path}`);
@@ -83,73 +69,49 @@ describe('Traffic metrics from a real Prometheus scraping real sidecars', { skip
   };
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'weft-envoy-prom-'));
-    config = new ConfigDir();
     const promPort = await freePort();
     promUrl = `http://127.0.0.1:${promPort}`;
-    mesh = await EnvoyMesh.create({
+    shop = await startShopMesh({
       network: process.env.WEFT_METRICS_NETWORK ?? 'tp',
-      subnet: process.env.WEFT_METRICS_SUBNET ?? '10.217.0.0/24',
-      configDir: config.path,
-      workDir: work,
-      serviceAccounts: TIER_SERVICE_ACCOUNTS,
       envoyBinary: envoy!,
       serve: { prometheusUrl: promUrl, prometheusIntervalMs: 1000 },
-    });
-    const net = mesh.network;
-    const A: TierAddresses = {
-      pods: Object.fromEntries(TIER_PODS.map((p) => [p, net.podAddress()])) as Record<TierPod, string>,
-      services: {
-        store: net.serviceAddress(),
-        'store-v1': net.serviceAddress(),
-        'store-v2': net.serviceAddress(),
-      },
-    };
-    config.write('00-workloads.yaml', tierWorkloads(A));
-    config.write('10-routes.yaml', TIER_ROUTES);
-    config.write('20-buyer-to-store.yaml', buyerToStore(['open']));
-    config.write('30-split.yaml', STORE_SPLIT);
-    // Prometheus scrapes each pod's stats port on its pod IP, labelling the series as Kubernetes
-    // service discovery with the usual relabelling would.
-    const scrape = RUNNING.map(
-      (p) =>
-        `      - targets: ["${A.pods[p]}:${SIDECAR.statsPort}"]\n        labels: { namespace: shop, pod: ${p} }`,
-    ).join('\n');
-    writeFileSync(
-      join(work, 'prometheus.yml'),
-      `global: { scrape_interval: 1s, scrape_timeout: 1s }
+      // Prometheus scrapes each pod's stats port on its pod IP, labelling the series as Kubernetes
+      // service discovery with the usual relabelling would.
+      beforeStart: (A, work) => {
+        const scrape = RUNNING.map(
+          (p) =>
+            `      - targets: ["${A.pods[p]}:${SIDECAR.statsPort}"]\n        labels: { namespace: shop, pod: ${p} }`,
+        ).join('\n');
+        writeFileSync(
+          join(work, 'prometheus.yml'),
+          `global: { scrape_interval: 1s, scrape_timeout: 1s }
 scrape_configs:
   - job_name: sidecars
     metrics_path: /stats/prometheus
     static_configs:
 ${scrape}
 `,
-    );
-    prom = spawn(
-      prometheus!,
-      [
-        `--config.file=${join(work, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${join(work, 'tsdb')}`,
-        `--web.listen-address=127.0.0.1:${promPort}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    await mesh.start();
-    const started = await Promise.allSettled(
-      RUNNING.map(async (p) => {
-        pods.set(p, await mesh.startPod(tierPod(p, A)));
-      }),
-    );
-    const failed = started.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed.length > 0)
-      throw new Error(failed.map((f) => String(f.reason?.message ?? f.reason)).join('\n\n'));
+        );
+        prom = spawn(
+          prometheus!,
+          [
+            `--config.file=${join(work, 'prometheus.yml')}`,
+            `--storage.tsdb.path=${join(work, 'tsdb')}`,
+            `--web.listen-address=127.0.0.1:${promPort}`,
+          ],
+          { stdio: 'ignore' },
+        );
+      },
+    });
+    mesh = shop.mesh;
+    const A = shop.addresses;
     // Counting starts at Weft's first answer from Prometheus (its baseline): call after it.
     const source = mesh.weft.trafficMetrics!.prometheus!;
     for (const end = Date.now() + 60_000; source.stats.polls === 0; ) {
       if (Date.now() > end) throw new Error(`Weft never got an answer from Prometheus at ${promUrl}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    const buyer = pods.get('buyer')!.app!;
+    const buyer = shop.pods.get('buyer')!.app!;
     for (const [path, n, status] of [
       ['/open', OK, 200],
       ['/open?status=503', FAILED, 503],
@@ -172,9 +134,7 @@ ${scrape}
       prom.kill('SIGTERM');
       await exited;
     }
-    await mesh?.stop();
-    config?.remove();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await shop?.stop();
   });
 
   it('counts the calls exactly on the edge and on the server side, with no stats streamed to Weft', async () => {

@@ -13,28 +13,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findEnvoy, NO_ENVOY } from '../../src/envoy/binary';
 import { setLogLevel } from '../../src/log';
 import { parseSecondsQuantity, type TrafficMetrics } from '../../src/metrics/api';
-import { EnvoyMesh, type MeshPod } from '../../src/netns/mesh';
+import type { EnvoyMesh } from '../../src/netns/mesh';
 import { netnsUnavailable } from '../../src/netns/system';
-import { ConfigDir } from '../mesh/mesh-fixture';
-import {
-  buyerToStore,
-  PORT,
-  STORE_SPLIT,
-  TIER_PODS,
-  TIER_ROUTES,
-  TIER_SERVICE_ACCOUNTS,
-  type TierAddresses,
-  type TierPod,
-  tierPod,
-  tierWorkloads,
-} from './tier-fixture';
+import { type ShopMesh, startShopMesh } from './metrics-fixture';
+import { PORT, type TierAddresses } from './tier-fixture';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
@@ -53,7 +40,6 @@ function weft(args: string[]): Promise<{ code: number; out: string; err: string 
   });
 }
 
-const RUNNING: readonly TierPod[] = ['buyer', 'store-v1', 'store-v2'];
 const API = '/apis/metrics.smi-spec.io';
 
 /** Calls of each kind buyer makes to store-v1, and to the split service store. */
@@ -83,11 +69,9 @@ function latencyMs(t: TrafficMetrics, q: 50 | 90 | 99): number {
 }
 
 describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
-  let work: string;
-  let config: ConfigDir;
+  let shop: ShopMesh;
   let mesh: EnvoyMesh;
   let A: TierAddresses;
-  const pods = new Map<TierPod, MeshPod>();
 
   const get = async <T>(path: string): Promise<{ status: number; body: T }> => {
     const res = await fetch(`${mesh.weft.adminUrl}${API}${path}`, { signal: AbortSignal.timeout(5000) });
@@ -109,39 +93,10 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
   };
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'weft-envoy-metrics-'));
-    config = new ConfigDir();
-    mesh = await EnvoyMesh.create({
-      network: process.env.WEFT_METRICS_NETWORK ?? 'tm',
-      subnet: process.env.WEFT_METRICS_SUBNET ?? '10.217.0.0/24',
-      configDir: config.path,
-      workDir: work,
-      serviceAccounts: TIER_SERVICE_ACCOUNTS,
-      envoyBinary: envoy!,
-    });
-    const net = mesh.network;
-    A = {
-      pods: Object.fromEntries(TIER_PODS.map((p) => [p, net.podAddress()])) as Record<TierPod, string>,
-      services: {
-        store: net.serviceAddress(),
-        'store-v1': net.serviceAddress(),
-        'store-v2': net.serviceAddress(),
-      },
-    };
-    config.write('00-workloads.yaml', tierWorkloads(A));
-    config.write('10-routes.yaml', TIER_ROUTES);
-    config.write('20-buyer-to-store.yaml', buyerToStore(['open']));
-    config.write('30-split.yaml', STORE_SPLIT);
-    await mesh.start();
-    const started = await Promise.allSettled(
-      RUNNING.map(async (p) => {
-        pods.set(p, await mesh.startPod(tierPod(p, A)));
-      }),
-    );
-    const failed = started.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed.length > 0)
-      throw new Error(failed.map((f) => String(f.reason?.message ?? f.reason)).join('\n\n'));
-    const buyer = pods.get('buyer')!.app!;
+    shop = await startShopMesh({ network: process.env.WEFT_METRICS_NETWORK ?? 'tm', envoyBinary: envoy! });
+    mesh = shop.mesh;
+    A = shop.addresses;
+    const buyer = shop.pods.get('buyer')!.app!;
     const call = async (host: string, path: string, n: number, status: number): Promise<void> => {
       const out = await buyer.call({ op: 'http', protocol: 'http1', host, port: PORT.http1, path, n });
       for (const o of out) assert.ok(o.ok && o.status === status, `${host}${path}: ${JSON.stringify(o)}`);
@@ -153,9 +108,7 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
   });
 
   after(async () => {
-    await mesh?.stop();
-    config?.remove();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await shop?.stop();
   });
 
   it('counts every call on its edge exactly, client side, and names the destination pod', async () => {
