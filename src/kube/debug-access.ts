@@ -64,6 +64,38 @@ export async function reviewToken(client: KubeClient, token: string): Promise<To
   });
 }
 
+/** A user as TokenReview names it, or as a front proxy vouches for it. */
+export interface ReviewedUser {
+  username: string;
+  uid?: string;
+  groups?: string[];
+  extra?: Record<string, string[]>;
+}
+
+/** Whether `user` may do what `resourceAttributes` say, by the API server's SubjectAccessReview. */
+export async function mayAccess(
+  client: KubeClient,
+  user: ReviewedUser,
+  resourceAttributes: Record<string, string>,
+): Promise<boolean> {
+  const sar = await client.request<AccessReviewAnswer>(
+    'POST',
+    '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+    {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: {
+        user: user.username,
+        ...(user.uid ? { uid: user.uid } : {}),
+        ...(user.groups ? { groups: user.groups } : {}),
+        ...(user.extra ? { extra: user.extra } : {}),
+        resourceAttributes,
+      },
+    },
+  );
+  return sar.status?.allowed === true;
+}
+
 async function review(client: KubeClient, token: string, namespaces: readonly string[]): Promise<DebugGrant> {
   let user: NonNullable<NonNullable<TokenReviewAnswer['status']>['user']>;
   try {
@@ -78,24 +110,12 @@ async function review(client: KubeClient, token: string, namespaces: readonly st
   } catch (err) {
     return { allowed: false, status: 503, reason: unavailable(err, 'tokenreviews.authentication.k8s.io') };
   }
-  const may = async (namespace: string): Promise<boolean> => {
-    const sar = await client.request<AccessReviewAnswer>(
-      'POST',
-      '/apis/authorization.k8s.io/v1/subjectaccessreviews',
-      {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SubjectAccessReview',
-        spec: {
-          user: user.username,
-          ...(user.uid ? { uid: user.uid } : {}),
-          ...(user.groups ? { groups: user.groups } : {}),
-          ...(user.extra ? { extra: user.extra } : {}),
-          resourceAttributes: { verb: 'list', resource: 'pods', ...(namespace ? { namespace } : {}) },
-        },
-      },
-    );
-    return sar.status?.allowed === true;
-  };
+  const may = (namespace: string): Promise<boolean> =>
+    mayAccess(client, user as ReviewedUser, {
+      verb: 'list',
+      resource: 'pods',
+      ...(namespace ? { namespace } : {}),
+    });
   try {
     if (await may('')) return { allowed: true, user: user.username!, namespaces: '*' };
     const visible = new Set<string>();

@@ -24,7 +24,7 @@ import { ServingCertificate } from '../identity/serving-cert';
 import { controlPlaneIdentity, SERVING_TTL_MS } from '../identity/tls';
 import { messageOf } from '../identity/x509';
 import { KubeApiError, type KubeClient } from '../kube/client';
-import { reviewToken } from '../kube/debug-access';
+import { mayAccess, type ReviewedUser, reviewToken } from '../kube/debug-access';
 import { logger } from '../log';
 import type { MeshModel } from '../smi/model';
 import { answer, GROUP, KINDS, VERSIONS } from './api';
@@ -60,12 +60,7 @@ export interface RequestHeaderConfig {
 }
 
 /** A caller, once authenticated. */
-interface User {
-  username: string;
-  uid?: string;
-  groups: string[];
-  extra: Record<string, string[]>;
-}
+type User = ReviewedUser & { groups: string[]; extra: Record<string, string[]> };
 
 /** Reads `kube-system/extension-apiserver-authentication`; throws naming the fix. */
 export async function readRequestHeaderConfig(client: KubeClient): Promise<RequestHeaderConfig> {
@@ -308,22 +303,7 @@ export class AggregatedApi {
     attrs: NonNullable<ReturnType<typeof accessAttributes>>,
   ): Promise<boolean> {
     if (!KINDS.some((k) => k.plural === attrs.resource)) return true; // answered with 404 anyway
-    const sar = await this.o.client.request<{ status?: { allowed?: boolean } }>(
-      'POST',
-      '/apis/authorization.k8s.io/v1/subjectaccessreviews',
-      {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SubjectAccessReview',
-        spec: {
-          user: user.username,
-          ...(user.uid ? { uid: user.uid } : {}),
-          groups: user.groups,
-          extra: user.extra,
-          resourceAttributes: { group: GROUP, ...attrs },
-        },
-      },
-    );
-    return sar.status?.allowed === true;
+    return mayAccess(this.o.client, user, { group: GROUP, ...attrs });
   }
 
   /** Writes the CA bundle into each APIService of {@link API_SERVICES} that lacks it. */
