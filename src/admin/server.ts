@@ -222,7 +222,7 @@ export function buildAdmin(src: AdminSources): FastifyInstance {
         model: tm.model(),
         store: tm.store,
         now: Date.now(),
-        visible: (ns) => (ns === '' ? g.namespaces === '*' : visible(g, ns)),
+        visible: (ns) => visible(g, ns),
       });
       return reply.code(a.status).send(a.body);
     };

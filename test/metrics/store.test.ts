@@ -253,5 +253,8 @@ describe('TrafficMetrics API', () => {
     assert.equal(get('/v9/pods').status, 404);
     const hidden = answer('/v1alpha1/namespaces/shop/pods', {}, { ...ctx, visible: () => false });
     assert.equal(hidden.status, 403);
+    // Across namespaces, a caller sees the namespaces it may read and nothing else.
+    const across = answer('/v1alpha1/pods', {}, { ...ctx, visible: (ns) => ns !== 'shop' });
+    assert.deepEqual([across.status, (across.body as { items: unknown[] }).items.length], [200, 0]);
   });
 });
