@@ -1,14 +1,33 @@
 /**
  * `weft top [kind]`: the SMI spec's `kubectl traffic top`, a table of success rate, requests per
- * second and latency percentiles per resource, from a running Weft's TrafficMetrics API (its
- * admin server with `--admin-url`, or Weft in a cluster with `--kubernetes`).
+ * second and latency percentiles per resource, from a running Weft's TrafficMetrics API: its admin
+ * server with `--admin-url`; in a cluster (`--kubernetes`, `--kubeconfig`) the aggregated API
+ * through the API server, with the kubeconfig's own credentials and RBAC (what
+ * `kubectl get --raw /apis/metrics.smi-spec.io/...` reads).
  */
 import type { Command } from 'commander';
+import { KubeClient, loadKubeConfig } from '../kube/client';
 import type { TrafficMetrics } from '../metrics/api';
 import { type TopRow, topRow, topTable } from '../metrics/view';
 import type { CommandRegistrar } from './index';
-import { remoteFlags } from './proxy';
 import { connectRemote, type Remote, type RemoteFlags, UsageError } from './remote';
+
+/**
+ * Where the TrafficMetrics API is read: in a cluster, through the API server's aggregation layer
+ * (no port-forward, and a client certificate works as well as a token); else the admin server.
+ */
+export async function connectTraffic(f: RemoteFlags): Promise<Remote> {
+  if (!f.kubernetes && !f.kubeconfig) return connectRemote(f);
+  const kc = loadKubeConfig(f.kubeconfig);
+  if (f.context) kc.setCurrentContext(f.context);
+  const client = new KubeClient(kc);
+  return {
+    where: client.serverUrl,
+    admin: (path) => client.request('GET', path),
+    csds: () => Promise.reject(new UsageError('CSDS is not read through the API server')),
+    close: async () => undefined,
+  };
+}
 
 /** Kinds `weft top` and `weft topology` take, as the API names them. */
 export const TOP_KINDS = [
@@ -33,12 +52,17 @@ export interface TrafficFlags extends RemoteFlags {
 
 /** Adds the flags both commands share. */
 export function trafficFlags(c: Command): Command {
-  return remoteFlags(
-    c
-      .option('--in <namespace>', 'only resources in this namespace (default: every namespace)')
-      .option('-w, --window <duration>', 'how far back to look: 30s, 1m, 5m, up to 10m', '30s')
-      .option('-l, --selector <selector>', 'only resources whose pods have these labels: app=web,tier!=db'),
-  );
+  return c
+    .option('--in <namespace>', 'only resources in this namespace (default: every namespace)')
+    .option('-w, --window <duration>', 'how far back to look: 30s, 1m, 5m, up to 10m', '30s')
+    .option('-l, --selector <selector>', 'only resources whose pods have these labels: app=web,tier!=db')
+    .option('--admin-url <url>', "a running Weft's admin server (folder mode), e.g. http://127.0.0.1:15014")
+    .option(
+      '--kubernetes',
+      'read the aggregated API of the cluster of the current kubeconfig context, with its credentials',
+    )
+    .option('--kubeconfig <file>', 'as --kubernetes, with this kubeconfig')
+    .option('--context <name>', 'kubeconfig context (default: the current one)');
 }
 
 /** Normalizes a kind as typed (`pod`, `deploy`, `ts`) to the API's plural; throws a usage error. */
@@ -102,7 +126,9 @@ export const registerTop: CommandRegistrar = (program: Command, setExitCode) => 
           'success rate (answers that were not 5xx), requests per second and p50/p90/p99 latency\n' +
           'over the window. Pods and what is made of pods count what their sidecars received;\n' +
           'services and trafficsplits what client sidecars sent them (a split: one row per backend too).\n' +
-          'Latencies come from Envoy histogram buckets: each is exact to within its bucket.',
+          'Latencies come from Envoy histogram buckets: each is exact to within its bucket.\n\n' +
+          'Reads --admin-url (folder mode), or in a cluster (--kubernetes, --kubeconfig) the aggregated\n' +
+          'API metrics.smi-spec.io through the API server, with your own credentials and RBAC.',
       )
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (typed: string, f: TrafficFlags) => {
@@ -111,7 +137,7 @@ export const registerTop: CommandRegistrar = (program: Command, setExitCode) => 
       const kind = kindOf(typed);
       if (!['table', 'json'].includes(f.output))
         throw new UsageError(`-o must be table or json, not "${f.output}"`);
-      remote = await connectRemote(f);
+      remote = await connectTraffic(f);
       const rows = await topRows(remote, kind, f);
       process.stdout.write(f.output === 'json' ? `${JSON.stringify(rows, null, 2)}\n` : topTable(rows));
       setExitCode(0);

@@ -7,8 +7,8 @@ import type { Command } from 'commander';
 import type { TrafficMetrics } from '../metrics/api';
 import { topologyDot, topologyEdges, topologyText } from '../metrics/view';
 import type { CommandRegistrar } from './index';
-import { connectRemote, type Remote, UsageError } from './remote';
-import { kindOf, listPath, TOP_KINDS, type TrafficFlags, trafficFlags } from './top';
+import { type Remote, UsageError } from './remote';
+import { connectTraffic, kindOf, listPath, TOP_KINDS, type TrafficFlags, trafficFlags } from './top';
 
 /** Registers `weft topology`. */
 export const registerTopology: CommandRegistrar = (program: Command, setExitCode) => {
@@ -32,7 +32,7 @@ export const registerTopology: CommandRegistrar = (program: Command, setExitCode
         throw new UsageError('a TrafficSplit has backends, not callers: use weft top trafficsplits');
       if (!['text', 'dot'].includes(f.output))
         throw new UsageError(`-o must be text or dot, not "${f.output}"`);
-      remote = await connectRemote(f);
+      remote = await connectTraffic(f);
       const list = await remote.admin<{ items: TrafficMetrics[] }>(listPath(kind, f));
       const r = remote;
       const edges = await Promise.all(

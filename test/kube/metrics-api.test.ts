@@ -10,6 +10,7 @@
  * metrics test covers the path from real sidecars into it.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,15 @@ import { buildModel } from '../../src/smi';
 import { type KubeEnv, startKubeEnv } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
+const ROOT = join(__dirname, '..', '..', '..');
+
+function weft(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(ROOT, 'bin', 'weft.js'), ...args], (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
+    );
+  });
+}
 
 const POD = {
   apiVersion: 'v1',
@@ -151,6 +161,27 @@ ${RBAC}`,
     ]);
     assert.notEqual(svc.code, 0);
     assert.match(svc.stderr, /Forbidden|forbidden/);
+  });
+
+  it('weft top --kubeconfig reads it through the API server with the kubeconfig credentials', async () => {
+    const r = await weft([
+      'top',
+      'pods',
+      '--kubeconfig',
+      env.kubeconfigPath,
+      '--in',
+      'shop',
+      '-w',
+      '1m',
+      '-o',
+      'json',
+    ]);
+    assert.equal(r.code, 0, r.err);
+    const rows = JSON.parse(r.out) as { name: string; success: number; failure: number }[];
+    assert.deepEqual(
+      rows.map((x) => [x.name, x.success, x.failure]),
+      [['api-0', 41, 1]],
+    );
   });
 
   it('refuses a caller that skips the aggregator without credentials', async () => {
