@@ -244,7 +244,8 @@ export class AggregatedApi {
       if (url.pathname === '/healthz' || url.pathname === '/readyz' || url.pathname === '/livez')
         return send(200, { status: 'ok' });
       const prefix = `/apis/${GROUP}`;
-      if (url.pathname !== prefix && !url.pathname.startsWith(`${prefix}/`))
+      const openapi = url.pathname === '/openapi/v2' || url.pathname === '/openapi/v3';
+      if (!openapi && url.pathname !== prefix && !url.pathname.startsWith(`${prefix}/`))
         return fail(404, 'NotFound', `this server serves ${prefix} only`);
       const sock = req.socket as TLSSocket;
       const cert = sock.getPeerCertificate?.();
@@ -260,6 +261,12 @@ export class AggregatedApi {
           'Unauthorized',
           'present the front proxy certificate of the aggregation layer, or a bearer token',
         );
+      // The API server's OpenAPI aggregation asks every aggregated server for its document and
+      // logs an error every minute for one that has none: an empty one (TrafficMetrics are not
+      // objects anyone writes) keeps its log quiet.
+      if (url.pathname === '/openapi/v2')
+        return send(200, { swagger: '2.0', info: { title: GROUP, version: VERSIONS.join(',') }, paths: {} });
+      if (url.pathname === '/openapi/v3') return send(200, { paths: {} });
       const path = url.pathname.slice(prefix.length);
       const attrs = accessAttributes(path);
       if (attrs) {

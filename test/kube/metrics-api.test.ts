@@ -199,4 +199,32 @@ ${RBAC}`,
     });
     assert.equal(status, 401);
   });
+
+  it("gives the API server's OpenAPI aggregation a document of its own (a caller with a token)", async () => {
+    await kubectl(['create', 'serviceaccount', 'reader', '-n', 'shop']);
+    const token = (await kubectl(['create', 'token', 'reader', '-n', 'shop'])).trim();
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        `https://127.0.0.1:${api.port}/openapi/v2`,
+        {
+          ca: ca.bundlePem(),
+          servername: 'weft.weft-system.svc',
+          headers: { authorization: `Bearer ${token}` },
+        },
+        (r) => {
+          let text = '';
+          r.on('data', (c: Buffer) => {
+            text += c.toString();
+          });
+          r.on('end', () =>
+            r.statusCode === 200 ? resolve(text) : reject(new Error(`${r.statusCode} ${text}`)),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    const doc = JSON.parse(body) as { swagger: string; info: { title: string } };
+    assert.deepEqual([doc.swagger, doc.info.title], ['2.0', 'metrics.smi-spec.io']);
+  });
 });
