@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: prints Weft's performance figures. Figures depend on the machine; the README
- * notes the machine they were measured on. `--only xds` (or `compile`, `big-group`, `patch-judge`) runs one part;
+ * notes the machine they were measured on. `--only xds` (or `compile`, `big-group`, `patch-judge`, `metrics`) runs one part;
  * `--quick` runs small sizes only.
  */
 import { cpus, totalmem } from 'node:os';
 import { setLogLevel } from '../src/log';
 import { runBigGroupRender, runBigGroupServe } from './big-group';
 import { runCompileBench } from './compile';
+import { runRealSink, runSinkLoad } from './metrics';
 import { runPatchJudgeBench } from './patch-judge';
 import { runXdsScenario, type XdsFigures } from './xds';
 
@@ -100,6 +101,29 @@ async function patchJudge(quick: boolean): Promise<void> {
   );
 }
 
+async function trafficMetrics(quick: boolean): Promise<void> {
+  console.log("\n## Traffic metrics: the sidecars' stats sink");
+  const real = await runRealSink();
+  if (real)
+    console.log(
+      `Real sidecars (${real.proxies}, Envoy's default 5 s flush, ${fmt(real.seconds, 0)} s measured): ${fmt(real.bytesPerSecondPerProxy, 0)} B/s per proxy; messages ${fmt(real.meanMessageBytes, 0)} B on average, ${real.maxMessageBytes} B the largest`,
+    );
+  else
+    console.log(
+      '(real sidecars skipped: needs root, network namespaces and Envoy; see scripts/setup-envoy.sh)',
+    );
+  console.log(
+    '| simulated proxies | message bytes | messages/s | Weft CPU (cores busy) | heap MB | RSS MB | series held |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
+  for (const k of quick ? [100] : [100, 1000]) {
+    const f = await runSinkLoad(k, real?.largest, quick ? 15 : 30);
+    console.log(
+      `| ${k} | ${f.messageBytes} | ${fmt(f.messagesPerSecond)} | ${fmt(f.cpuCoresBusy, 3)} | ${fmt(f.heapMB)} | ${fmt(f.rssMB)} | ${f.series} |`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   setLogLevel('warn');
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
@@ -111,6 +135,7 @@ async function main(): Promise<void> {
   if (!only || only === 'big-group') await bigGroup();
   if (!only || only === 'patch-judge') await patchJudge(quick);
   if (!only || only === 'xds') await xds(quick);
+  if (!only || only === 'metrics') await trafficMetrics(quick);
 }
 
 main().catch((e: unknown) => {

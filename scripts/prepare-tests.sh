@@ -18,6 +18,7 @@ declare -A package_of=(
   [iptables-restore]=iptables
   [unshare]=util-linux       # per-pod mount namespaces
   [setpriv]=util-linux       # sidecars as uid 1337
+  [prometheus]=prometheus    # the TrafficMetrics Prometheus source's test scrapes real sidecars
 )
 missing=()
 for c in "${!package_of[@]}"; do

@@ -84,6 +84,14 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
       'Kubernetes mode: serve the sidecar injector (HTTPS, AdmissionReview at /inject) here; off when unset',
     )
     .option(
+      '--metrics-api-address <host:port>',
+      'Kubernetes mode: serve the SMI TrafficMetrics API (metrics.smi-spec.io) as an aggregated API here (HTTPS, for the APIServices of the chart); off when unset',
+    )
+    .option(
+      '--prometheus-url <url>',
+      "read TrafficMetrics from this Prometheus, which scrapes the sidecars' :15090/stats/prometheus with namespace and pod labels, instead of the stats the sidecars stream to Weft (injected sidecars then stream none)",
+    )
+    .option(
       '--weft-image <image>',
       `image of the injected capture init container and weft agent (default ${DEFAULT_WEFT_IMAGE})`,
     )

@@ -98,6 +98,11 @@ export interface InjectorOptions {
   excludeInboundPorts?: readonly number[];
   excludeOutboundPorts?: readonly number[];
   excludeOutboundCidrs?: readonly string[];
+  /**
+   * Stream the sidecars' stats to Weft (default true); off when Weft reads TrafficMetrics from a
+   * Prometheus that scrapes them instead.
+   */
+  statsSink?: boolean;
 }
 
 /** Default resources of the Envoy sidecar. */
@@ -219,6 +224,7 @@ function proxyContainer(o: InjectorOptions, probes: ProbeRoute[]): Container {
   const b: BootstrapOptions = {
     ...(o.xdsAddress ? { xdsAddress: o.xdsAddress } : {}),
     ...(o.trustDomain ? { trustDomain: o.trustDomain } : {}),
+    ...(o.statsSink === false ? { metricsSink: false } : {}),
     probes,
   };
   const sds = sdsFiles();

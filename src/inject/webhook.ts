@@ -22,6 +22,7 @@
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { CertificateAuthority, IssuedKeyPair } from '../identity/ca';
+import { ServingCertificate } from '../identity/serving-cert';
 import { controlPlaneIdentity, SERVING_TTL_MS } from '../identity/tls';
 import { messageOf } from '../identity/x509';
 import { KubeApiError, type KubeClient, type KubeObject } from '../kube/client';
@@ -131,20 +132,28 @@ export class InjectionWebhook {
     smiChecked: 0,
     smiRefused: 0,
   };
-  private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly onCaChange = (): void => {
-    this.renew();
-    void this.patchBundle();
-  };
+  private readonly cert: ServingCertificate;
 
   private constructor(
     private readonly o: WebhookOptions,
     private readonly app: FastifyInstance,
-    private current: IssuedKeyPair,
+    first: IssuedKeyPair,
     /** The URL it listens on. */
     readonly url: string,
-  ) {}
+  ) {
+    this.cert = new ServingCertificate(
+      {
+        ca: o.ca,
+        issue: () => issue(o),
+        apply: (next) =>
+          (app.server as HttpsServer).setSecureContext({ key: next.keyPem, cert: next.chainPem }),
+        onCaChange: () => void this.patchBundle(),
+        what: 'the injector',
+      },
+      first,
+    );
+  }
 
   /** Issues the serving certificate, listens, and patches the caBundle (a failure there is logged). */
   static async start(o: WebhookOptions): Promise<InjectionWebhook> {
@@ -183,8 +192,6 @@ export class InjectionWebhook {
       port: Number(o.address.slice(i + 1)),
     });
     self = new InjectionWebhook(o, app, first, url);
-    self.schedule();
-    o.ca.on('change', self.onCaChange);
     log.info('sidecar injector listening', { url: `${url}${INJECT_PATH}` });
     await self.patchBundle();
     return self;
@@ -197,7 +204,7 @@ export class InjectionWebhook {
 
   /** The serving certificate presented now. */
   get certificate(): IssuedKeyPair {
-    return this.current;
+    return this.cert.current;
   }
 
   /** Answers one admission request: always allowed; patched when the pod is injected. */
@@ -356,39 +363,10 @@ export class InjectionWebhook {
     }
   }
 
-  private schedule(): void {
-    if (this.closed) return;
-    if (this.timer) clearTimeout(this.timer);
-    const at = this.current.renewAt.getTime();
-    this.timer = setTimeout(() => this.renew(), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
-    this.timer.unref();
-  }
-
-  private renew(): void {
-    if (this.closed) return;
-    issue(this.o).then(
-      (next) => {
-        if (this.closed) return;
-        this.current = next;
-        (this.app.server as HttpsServer).setSecureContext({ key: next.keyPem, cert: next.chainPem });
-        this.schedule();
-      },
-      (err: unknown) => {
-        log.error('cannot renew the injector certificate; the current one serves until it expires', {
-          expires: this.current.notAfter.toISOString(),
-          error: messageOf(err),
-        });
-        this.timer = setTimeout(() => this.renew(), 30_000);
-        this.timer.unref();
-      },
-    );
-  }
-
   /** Stops listening and renewing. */
   async stop(): Promise<void> {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.o.ca.off('change', this.onCaChange);
+    this.cert.stop();
     await this.app.close();
   }
 }

@@ -8,7 +8,8 @@
 import type { DebugAccess, DebugGrant } from '../admin/server';
 import { KubeApiError, type KubeClient } from './client';
 
-interface TokenReviewAnswer {
+/** What a TokenReview answers. */
+export interface TokenReviewAnswer {
   status?: {
     authenticated?: boolean;
     error?: string;
@@ -54,18 +55,51 @@ export function kubeDebugAccess(client: KubeClient, o: KubeDebugAccessOptions): 
   };
 }
 
+/** The user a bearer token stands for, as the API server's TokenReview says (its own audience). */
+export async function reviewToken(client: KubeClient, token: string): Promise<TokenReviewAnswer> {
+  return client.request<TokenReviewAnswer>('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenReview',
+    spec: { token },
+  });
+}
+
+/** A user as TokenReview names it, or as a front proxy vouches for it. */
+export interface ReviewedUser {
+  username: string;
+  uid?: string;
+  groups?: string[];
+  extra?: Record<string, string[]>;
+}
+
+/** Whether `user` may do what `resourceAttributes` say, by the API server's SubjectAccessReview. */
+export async function mayAccess(
+  client: KubeClient,
+  user: ReviewedUser,
+  resourceAttributes: Record<string, string>,
+): Promise<boolean> {
+  const sar = await client.request<AccessReviewAnswer>(
+    'POST',
+    '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+    {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: {
+        user: user.username,
+        ...(user.uid ? { uid: user.uid } : {}),
+        ...(user.groups ? { groups: user.groups } : {}),
+        ...(user.extra ? { extra: user.extra } : {}),
+        resourceAttributes,
+      },
+    },
+  );
+  return sar.status?.allowed === true;
+}
+
 async function review(client: KubeClient, token: string, namespaces: readonly string[]): Promise<DebugGrant> {
   let user: NonNullable<NonNullable<TokenReviewAnswer['status']>['user']>;
   try {
-    const tr = await client.request<TokenReviewAnswer>(
-      'POST',
-      '/apis/authentication.k8s.io/v1/tokenreviews',
-      {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenReview',
-        spec: { token },
-      },
-    );
+    const tr = await reviewToken(client, token);
     if (!tr.status?.authenticated || !tr.status.user?.username)
       return {
         allowed: false,
@@ -76,24 +110,12 @@ async function review(client: KubeClient, token: string, namespaces: readonly st
   } catch (err) {
     return { allowed: false, status: 503, reason: unavailable(err, 'tokenreviews.authentication.k8s.io') };
   }
-  const may = async (namespace: string): Promise<boolean> => {
-    const sar = await client.request<AccessReviewAnswer>(
-      'POST',
-      '/apis/authorization.k8s.io/v1/subjectaccessreviews',
-      {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SubjectAccessReview',
-        spec: {
-          user: user.username,
-          ...(user.uid ? { uid: user.uid } : {}),
-          ...(user.groups ? { groups: user.groups } : {}),
-          ...(user.extra ? { extra: user.extra } : {}),
-          resourceAttributes: { verb: 'list', resource: 'pods', ...(namespace ? { namespace } : {}) },
-        },
-      },
-    );
-    return sar.status?.allowed === true;
-  };
+  const may = (namespace: string): Promise<boolean> =>
+    mayAccess(client, user as ReviewedUser, {
+      verb: 'list',
+      resource: 'pods',
+      ...(namespace ? { namespace } : {}),
+    });
   try {
     if (await may('')) return { allowed: true, user: user.username!, namespaces: '*' };
     const visible = new Set<string>();

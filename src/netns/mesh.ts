@@ -99,6 +99,7 @@ export class EnvoyMesh {
       xdsAddress: `${host}:${this.weft.port}`,
       caAddress: `${host}:${this.weft.identity.certificatePort}`,
       trustDomain: this.trustDomain,
+      ...(this.o.serve?.prometheusUrl ? { statsSink: false } : {}),
     };
   }
 

@@ -26,6 +26,8 @@ import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
 import { admitPatch } from '../mesh/patch-admission';
 import { admitSmi } from '../mesh/smi-admission';
+import { registerTrafficMetrics, startTrafficMetrics } from '../metrics';
+import { AggregatedApi } from '../metrics/aggregated';
 import { listenOn } from '../net';
 import { judgeFor } from '../patch/envoy-judge';
 import { HelperThread } from '../worker/helper-thread';
@@ -69,6 +71,13 @@ export interface KubeServeOptions extends ServeIdentityOptions {
   /** Extra SANs of the injector's certificate, for a webhook registered by URL. */
   webhookDnsNames?: readonly string[];
   webhookIpAddresses?: readonly string[];
+  /**
+   * `--metrics-api-address`: serve the TrafficMetrics API as an aggregated API here (HTTPS, for
+   * the chart's APIServices; needs the mesh CA).
+   */
+  metricsApiAddress?: string;
+  /** `--prometheus-url`: TrafficMetrics from this Prometheus instead of the stats sink. */
+  prometheusUrl?: string;
 }
 
 /** A running Kubernetes-mode `weft serve`. */
@@ -83,6 +92,8 @@ export interface RunningKubeServe {
   bundles: CaBundlePublisher | undefined;
   /** The sidecar injector, with `webhookAddress`. */
   webhook: InjectionWebhook | undefined;
+  /** The TrafficMetrics aggregated API, with `metricsApiAddress`. */
+  metricsApi: AggregatedApi | undefined;
   /** Resolves after the next compile and its reporting. */
   nextCompile(): Promise<void>;
   stop(): Promise<void>;
@@ -156,6 +167,12 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
   });
   // A rotation (or a root leaving the bundle) must reach the mesh namespaces without a compile.
   ca?.on('change', () => controller.refreshLeaderWork());
+  // Sidecars stream their stats on the xDS port; the admin server and the aggregated API answer.
+  const traffic = startTrafficMetrics(server, () => c.currentModel, {
+    mtls: ca !== undefined && !o.insecureXds,
+    ...(o.prometheusUrl ? { prometheusUrl: o.prometheusUrl } : {}),
+  });
+  registerTrafficMetrics(metrics, traffic);
   registerXdsMetrics(metrics, server);
   identity.registerMetrics(metrics, () => c.identityMismatches);
   if (bundles) {
@@ -189,6 +206,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
                 .map((n) => n.name),
           }),
           version: VERSION,
+          trafficMetrics: { store: traffic.store, model: traffic.model },
         }),
       );
       log.info('admin server listening', { url: admin.url });
@@ -199,27 +217,48 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     await identity.stop();
     throw err;
   }
-  let webhook: InjectionWebhook | undefined;
-  if (o.webhookAddress) {
-    if (!ca) {
-      await admin?.app.close();
-      await server.shutdown();
-      await identity.stop();
+  // The injector and the aggregated API present certificates of the mesh CA.
+  const needCa = (flag: string): NonNullable<typeof ca> => {
+    if (!ca)
       throw new Error(
-        '--webhook-address needs the mesh CA for its serving certificate, but Weft runs without one (--insecure-xds alone); pass --ca-secret or drop --webhook-address',
+        `${flag} needs the mesh CA for its serving certificate, but Weft runs without one (--insecure-xds alone); pass --ca-secret or drop ${flag}`,
       );
+    return ca;
+  };
+  let webhook: InjectionWebhook | undefined;
+  let metricsApi: AggregatedApi | undefined;
+  try {
+    if (o.webhookAddress) {
+      const webhookCa = needCa('--webhook-address');
+      webhook = await InjectionWebhook.start({
+        address: o.webhookAddress,
+        ca: webhookCa,
+        client,
+        meshNamespace,
+        injector: { trustDomain: webhookCa.trustDomain, ...(o.injector ?? defaultInjector()) },
+        validatePatch: (patch, budgetMs) => admitPatch(c, patch, budgetMs),
+        validateSmi: (object) => admitSmi(c, object),
+        ...(o.webhookDnsNames ? { extraDnsNames: o.webhookDnsNames } : {}),
+        ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
+      });
     }
-    webhook = await InjectionWebhook.start({
-      address: o.webhookAddress,
-      ca,
-      client,
-      meshNamespace,
-      injector: { trustDomain: ca.trustDomain, ...(o.injector ?? defaultInjector()) },
-      validatePatch: (patch, budgetMs) => admitPatch(c, patch, budgetMs),
-      validateSmi: (object) => admitSmi(c, object),
-      ...(o.webhookDnsNames ? { extraDnsNames: o.webhookDnsNames } : {}),
-      ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
-    });
+    if (o.metricsApiAddress)
+      metricsApi = await AggregatedApi.start({
+        address: o.metricsApiAddress,
+        ca: needCa('--metrics-api-address'),
+        client,
+        namespace: meshNamespace,
+        store: traffic.store,
+        model: traffic.model,
+      });
+  } catch (err) {
+    // Close what already runs (servers, timers) so the process exits with the error.
+    traffic.stop();
+    await webhook?.stop();
+    await admin?.app.close();
+    await server.shutdown();
+    await identity.stop();
+    throw err;
   }
   log.info('watching the API server', { server: client.serverUrl, meshNamespace });
   await controller.start();
@@ -232,8 +271,11 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     identity,
     bundles,
     webhook,
+    metricsApi,
     nextCompile: () => controller.nextCompile(),
     stop: async () => {
+      traffic.stop();
+      await metricsApi?.stop();
       await webhook?.stop();
       await controller.stop();
       helper.stop();

@@ -119,6 +119,32 @@ describe('deploy/helm/weft', () => {
     assert.equal(deploymentArgs(text).at(-1), '--no-mtls');
   });
 
+  it('serves TrafficMetrics as an aggregated API by default, and can read them from Prometheus', async () => {
+    const docs = parseAllDocuments(await helmTemplate([])).map(
+      (d) =>
+        d.toJS() as { kind?: string; metadata?: { name?: string }; spec?: Record<string, unknown> } | null,
+    );
+    const apis = docs.filter((d) => d?.kind === 'APIService');
+    assert.deepEqual(
+      apis.map((a) => a?.metadata?.name),
+      ['v1alpha1.metrics.smi-spec.io', 'v1alpha2.metrics.smi-spec.io'],
+    );
+    assert.deepEqual(apis[0]?.spec?.service, { name: 'weft', namespace: 'weft-system', port: 8443 });
+    assert.equal(apis[0]?.spec?.caBundle, undefined, 'Weft writes the caBundle itself');
+    const text = await helmTemplate([]);
+    const args = deploymentArgs(text);
+    assert.equal(args[args.indexOf('--metrics-api-address') + 1], '0.0.0.0:8443');
+    assert.ok(!args.includes('--prometheus-url'));
+    const off = await helmTemplate([
+      '--set',
+      'trafficMetrics.apiService=false,trafficMetrics.prometheusUrl=http://prometheus.monitoring:9090',
+    ]);
+    assert.ok(!/kind: APIService/.test(off));
+    const offArgs = deploymentArgs(off);
+    assert.ok(!offArgs.includes('--metrics-api-address'));
+    assert.equal(offArgs[offArgs.indexOf('--prometheus-url') + 1], 'http://prometheus.monitoring:9090');
+  });
+
   it('validates SMI objects of mesh namespaces at every version Weft reads, failing open', async () => {
     const docs = parseAllDocuments(await helmTemplate([])).map(
       (d) => d.toJS() as { kind?: string; metadata?: { name?: string }; webhooks?: unknown[] } | null,
