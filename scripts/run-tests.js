@@ -31,6 +31,7 @@ const HEAVY = [
   'conformance/suite-envoy.test',
   'conformance/cluster-driver.test',
   'envoy/tier.test',
+  'envoy/metrics.test',
   'cli/demo-envoy.test',
 ];
 const heavy = files.filter((f) => HEAVY.some((h) => f.includes(h)));

@@ -4,7 +4,9 @@
  * the cluster network or localhost only.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Condition } from '../smi/model';
+import { answer as trafficMetricsAnswer } from '../metrics/api';
+import type { MetricsStore } from '../metrics/store';
+import type { Condition, MeshModel } from '../smi/model';
 import { decodeClientStatusResponse } from '../xds/csds-view';
 import { type ProxyRegistry, type ProxyStatus, proxyFlavor } from '../xds/proxy-state';
 import { PUSH_ORDER, SHORT_NAME } from '../xds/resource-types';
@@ -28,6 +30,8 @@ export interface AdminSources {
   debugAccess?: DebugAccess;
   /** Weft's version, shown by `/version`. */
   version?: string;
+  /** The SMI Traffic Metrics API under `/apis/metrics.smi-spec.io` (same access as `/debug/*`). */
+  trafficMetrics?: { store: MetricsStore; model: () => MeshModel | undefined };
 }
 
 /** What a debug caller may see: nothing (with the reason and HTTP status), or namespaces. */
@@ -63,6 +67,11 @@ export const ADMIN_ENDPOINTS: readonly { path: string; what: string; open: boole
     open: false,
   },
   { path: '/debug/conditions', what: 'conditions of the mesh inputs, with the fix', open: false },
+  {
+    path: '/apis/metrics.smi-spec.io',
+    what: "SMI TrafficMetrics (v1alpha1, v1alpha2) from the sidecars' stats",
+    open: false,
+  },
 ];
 
 /** The namespace a proxy belongs to: `<ns>/...` in its node id, else its NAMESPACE metadata. */
@@ -203,6 +212,23 @@ export function buildAdmin(src: AdminSources): FastifyInstance {
     if (!g) return reply;
     return (src.conditions?.() ?? []).filter((c) => visible(g, namespaceOfObject(c.object)));
   });
+  const tm = src.trafficMetrics;
+  if (tm) {
+    const serve = async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+      const g = await grantOf(req, reply);
+      if (!g) return reply;
+      const path = (req.params as { '*'?: string })['*'] ?? '';
+      const a = trafficMetricsAnswer(path, req.query as Record<string, string>, {
+        model: tm.model(),
+        store: tm.store,
+        now: Date.now(),
+        visible: (ns) => (ns === '' ? g.namespaces === '*' : visible(g, ns)),
+      });
+      return reply.code(a.status).send(a.body);
+    };
+    app.get('/apis/metrics.smi-spec.io', serve);
+    app.get('/apis/metrics.smi-spec.io/*', serve);
+  }
   return app;
 }
 

@@ -21,6 +21,8 @@ import { registerProxy } from './proxy';
 import { registerRender } from './render';
 import { registerServe } from './serve';
 import { registerStatus } from './status';
+import { registerTop } from './top';
+import { registerTopology } from './topology';
 import { registerUninstall } from './uninstall';
 import { registerVersion } from './version';
 
@@ -34,6 +36,8 @@ const registrars: CommandRegistrar[] = [
   registerAgent,
   registerStatus,
   registerProxy,
+  registerTop,
+  registerTopology,
   registerDemo,
   registerConformance,
   registerDiff,

@@ -80,7 +80,9 @@ export async function adminGet<T>(base: string, path: string, authorization?: st
   if (!res.ok) {
     let reason = text;
     try {
-      reason = (JSON.parse(text) as { error?: string }).error ?? text;
+      const body = JSON.parse(text) as { error?: string; message?: string };
+      // Weft's own errors say `error`; Kubernetes-style Status objects say `message`.
+      reason = body.error ?? body.message ?? text;
     } catch {
       // not JSON: keep the text
     }

@@ -84,6 +84,10 @@ export const registerServe: CommandRegistrar = (program: Command, setExitCode) =
       'Kubernetes mode: serve the sidecar injector (HTTPS, AdmissionReview at /inject) here; off when unset',
     )
     .option(
+      '--metrics-api-address <host:port>',
+      'Kubernetes mode: serve the SMI TrafficMetrics API (metrics.smi-spec.io) as an aggregated API here (HTTPS, for the APIServices of the chart); off when unset',
+    )
+    .option(
       '--weft-image <image>',
       `image of the injected capture init container and weft agent (default ${DEFAULT_WEFT_IMAGE})`,
     )

@@ -17,6 +17,7 @@ export const ENVOY_PROTO_FILES: readonly string[] = [
   'envoy/config/cluster/v3/cluster.proto',
   'envoy/config/endpoint/v3/endpoint.proto',
   'envoy/config/bootstrap/v3/bootstrap.proto',
+  'envoy/config/metrics/v3/metrics_service.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',

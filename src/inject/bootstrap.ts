@@ -11,6 +11,11 @@
  *   (`--service-cluster`; Envoy refuses to start file-based SDS without both), and
  *   `metadata.FLAVOR: envoy`, which is how src/mesh/proxies.ts resolves the proxy to its Pod and
  *   flavor.
+ * - Stats to Weft: Envoy's metrics service stat sink streams them over the same TLS connection
+ *   settings as xDS (the `weft-xds` cluster: Weft serves `MetricsService` on its xDS port), every
+ *   flush interval, counters as deltas and histograms as buckets only (no summaries, which Weft
+ *   would not read). Weft keeps what says who called whom (see src/metrics/sink.ts), so the
+ *   TrafficMetrics API needs no Prometheus.
  * - Envoy's admin interface on 127.0.0.1 only (it can change Envoy's state), a Prometheus listener
  *   that exposes `/stats/prometheus` and nothing else of the admin API, and a health listener for
  *   Envoy's readiness and the rewritten application probes (see probes.ts).
@@ -57,6 +62,8 @@ export interface BootstrapOptions {
   nodeId?: string;
   /** Rewritten probes: a path on the health port forwarded to a local application port. */
   probes?: readonly ProbeRoute[];
+  /** Stream stats to Weft's metrics service (default true). */
+  metricsSink?: boolean;
 }
 
 /** One application probe served on the health port. */
@@ -82,6 +89,7 @@ const T = {
   httpOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
   router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  metricsService: 'type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig',
 } as const;
 
 /** The message types of {@link envoyBootstrap} and {@link sdsFiles}, for checking them. */
@@ -174,6 +182,22 @@ export function envoyBootstrap(o: BootstrapOptions = {}): JsonObject {
   return {
     node: { ...(o.nodeId ? { id: o.nodeId } : {}), metadata: { FLAVOR: 'envoy' } },
     admin: { address: socket('127.0.0.1', SIDECAR.adminPort) },
+    ...(o.metricsSink === false
+      ? {}
+      : {
+          stats_sinks: [
+            {
+              name: 'envoy.stat_sinks.metrics_service',
+              typed_config: {
+                '@type': T.metricsService,
+                transport_api_version: 'V3',
+                grpc_service: { envoy_grpc: { cluster_name: XDS_CLUSTER } },
+                report_counters_as_deltas: true,
+                histogram_emit_mode: 'HISTOGRAM',
+              },
+            },
+          ],
+        }),
     dynamic_resources: {
       ads_config: {
         api_type: 'GRPC',

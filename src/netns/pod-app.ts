@@ -67,6 +67,21 @@ function listen(
   });
 }
 
+/**
+ * What a request asks of the HTTP/1.1 server in its query: `status=<code>` answers with that code,
+ * `delayMs=<ms>` answers that much later (at most 10 s), so tests know each call's outcome and
+ * latency in advance.
+ */
+function asked(url: string | undefined): { code: number; delayMs: number } {
+  const q = new URL(url ?? '/', 'http://pod').searchParams;
+  const code = Number(q.get('status') ?? 200);
+  const delayMs = Number(q.get('delayMs') ?? 0);
+  return {
+    code: Number.isInteger(code) && code >= 200 && code <= 599 ? code : 200,
+    delayMs: Number.isFinite(delayMs) ? Math.min(Math.max(0, delayMs), 10_000) : 0,
+  };
+}
+
 async function serve(
   pod: string,
   ports: Partial<Record<AppProtocol, number>>,
@@ -84,8 +99,11 @@ async function serve(
           : {}),
       };
       req.resume();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(answer));
+      const { code, delayMs } = asked(req.url);
+      setTimeout(() => {
+        res.writeHead(code, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer));
+      }, delayMs);
     });
     await listen(s, ports.http1);
   }

@@ -18,6 +18,7 @@ import { FolderSource } from '../inputs/folder-source';
 import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
 import { afterCompile, rollBackPatchesOnNack } from '../mesh/wiring';
+import { registerTrafficMetrics, startTrafficMetrics, type TrafficMetricsRuntime } from '../metrics';
 import { listenOn } from '../net';
 import { judgeFor } from '../patch/envoy-judge';
 import type { Condition } from '../smi/model';
@@ -58,6 +59,8 @@ export interface ServeOptions extends ServeIdentityOptions {
   caSecret?: string;
   /** Kubernetes mode: serve the sidecar injector on this address. */
   webhookAddress?: string;
+  /** Kubernetes mode: serve the TrafficMetrics aggregated API on this address. */
+  metricsApiAddress?: string;
   /** Injector flags (see {@link injectorFromFlags}). */
   weftImage?: string;
   sidecarImage?: string;
@@ -106,6 +109,8 @@ export interface RunningServe {
   compiler?: MeshCompiler;
   /** The identity stage (CA, certificate endpoint); folder and resources modes. */
   identity: ServeIdentity;
+  /** Traffic metrics from the sidecars (config-dir mode). */
+  trafficMetrics?: TrafficMetricsRuntime;
   /** Resolves after the next recompile (tests use it to wait for a change to land). */
   nextCompile(): Promise<void>;
   stop(): Promise<void>;
@@ -241,6 +246,13 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
         }),
     );
   }
+  // The sidecars' stats arrive on the xDS port; resources mode has no model to name them by.
+  const traffic = compiler
+    ? startTrafficMetrics(server, () => compiler?.currentModel, {
+        mtls: identity.running.ca !== undefined && !o.insecureXds,
+      })
+    : undefined;
+  if (traffic) registerTrafficMetrics(metrics, traffic);
   registerXdsMetrics(metrics, server);
   const mismatches = (): number => compiler?.identityMismatches ?? 0;
   identity.registerMetrics(metrics, mismatches);
@@ -260,6 +272,7 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
         notReadyReason: () => 'inputs not loaded yet',
         conditions: () => compiler?.currentConditions ?? [],
         version: WEFT_VERSION,
+        ...(traffic ? { trafficMetrics: { store: traffic.store, model: traffic.model } } : {}),
       });
       admin = app;
       const i = adminAddress.lastIndexOf(':');
@@ -275,6 +288,7 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
     // Close what already runs (file watchers, the xDS server, the CA's timers), so the process
     // can exit with the error instead of running on without serving.
     stopSource();
+    traffic?.stop();
     await admin?.close();
     await server.shutdown(0);
     await identity.stop();
@@ -286,9 +300,11 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
     adminUrl,
     compiler,
     identity,
+    ...(traffic ? { trafficMetrics: traffic } : {}),
     nextCompile: () => new Promise<void>((r) => waiters.push(r)),
     stop: async () => {
       stopSource();
+      traffic?.stop();
       await admin?.close();
       await server.shutdown();
       await identity.stop();

@@ -26,6 +26,8 @@ import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
 import { admitPatch } from '../mesh/patch-admission';
 import { admitSmi } from '../mesh/smi-admission';
+import { registerTrafficMetrics, startTrafficMetrics } from '../metrics';
+import { AggregatedApi } from '../metrics/aggregated';
 import { listenOn } from '../net';
 import { judgeFor } from '../patch/envoy-judge';
 import { HelperThread } from '../worker/helper-thread';
@@ -69,6 +71,11 @@ export interface KubeServeOptions extends ServeIdentityOptions {
   /** Extra SANs of the injector's certificate, for a webhook registered by URL. */
   webhookDnsNames?: readonly string[];
   webhookIpAddresses?: readonly string[];
+  /**
+   * `--metrics-api-address`: serve the TrafficMetrics API as an aggregated API here (HTTPS, for
+   * the chart's APIServices; needs the mesh CA).
+   */
+  metricsApiAddress?: string;
 }
 
 /** A running Kubernetes-mode `weft serve`. */
@@ -83,6 +90,8 @@ export interface RunningKubeServe {
   bundles: CaBundlePublisher | undefined;
   /** The sidecar injector, with `webhookAddress`. */
   webhook: InjectionWebhook | undefined;
+  /** The TrafficMetrics aggregated API, with `metricsApiAddress`. */
+  metricsApi: AggregatedApi | undefined;
   /** Resolves after the next compile and its reporting. */
   nextCompile(): Promise<void>;
   stop(): Promise<void>;
@@ -156,6 +165,11 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
   });
   // A rotation (or a root leaving the bundle) must reach the mesh namespaces without a compile.
   ca?.on('change', () => controller.refreshLeaderWork());
+  // Sidecars stream their stats on the xDS port; the admin server and the aggregated API answer.
+  const traffic = startTrafficMetrics(server, () => c.currentModel, {
+    mtls: ca !== undefined && !o.insecureXds,
+  });
+  registerTrafficMetrics(metrics, traffic);
   registerXdsMetrics(metrics, server);
   identity.registerMetrics(metrics, () => c.identityMismatches);
   if (bundles) {
@@ -189,6 +203,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
                 .map((n) => n.name),
           }),
           version: VERSION,
+          trafficMetrics: { store: traffic.store, model: traffic.model },
         }),
       );
       log.info('admin server listening', { url: admin.url });
@@ -221,6 +236,29 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
       ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
     });
   }
+  let metricsApi: AggregatedApi | undefined;
+  if (o.metricsApiAddress) {
+    try {
+      if (!ca)
+        throw new Error(
+          '--metrics-api-address needs the mesh CA for its serving certificate, but Weft runs without one (--insecure-xds alone); pass --ca-secret or drop --metrics-api-address',
+        );
+      metricsApi = await AggregatedApi.start({
+        address: o.metricsApiAddress,
+        ca,
+        client,
+        namespace: meshNamespace,
+        store: traffic.store,
+        model: traffic.model,
+      });
+    } catch (err) {
+      await webhook?.stop();
+      await admin?.app.close();
+      await server.shutdown();
+      await identity.stop();
+      throw err;
+    }
+  }
   log.info('watching the API server', { server: client.serverUrl, meshNamespace });
   await controller.start();
   return {
@@ -232,8 +270,11 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     identity,
     bundles,
     webhook,
+    metricsApi,
     nextCompile: () => controller.nextCompile(),
     stop: async () => {
+      traffic.stop();
+      await metricsApi?.stop();
       await webhook?.stop();
       await controller.stop();
       helper.stop();

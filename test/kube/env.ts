@@ -272,6 +272,25 @@ export interface KubeEnvOptions {
    * anybody else's.
    */
   serviceClusterIpRange?: string;
+  /**
+   * Configure the aggregation layer: a front-proxy CA and client certificate
+   * (`--requestheader-*`, `--proxy-client-*`), so APIServices can forward to aggregated servers.
+   */
+  aggregation?: boolean;
+}
+
+/** The front proxy's CA and its client certificate (CN front-proxy-client), for aggregation. */
+function makeFrontProxyCerts(dir: string): void {
+  openssl(
+    'req -x509 -newkey rsa:2048 -nodes -keyout fp-ca.key -out fp-ca.crt -days 2 -subj /CN=weft-test-front-proxy-ca',
+    dir,
+  );
+  writeFileSync(join(dir, 'fp.ext'), 'extendedKeyUsage=clientAuth\n');
+  openssl('req -newkey rsa:2048 -nodes -keyout fp.key -out fp.csr -subj /CN=front-proxy-client', dir);
+  openssl(
+    'x509 -req -in fp.csr -CA fp-ca.crt -CAkey fp-ca.key -CAcreateserial -out fp.crt -days 2 -extfile fp.ext',
+    dir,
+  );
 }
 
 /** Starts etcd and kube-apiserver; resolves once /readyz answers. */
@@ -321,6 +340,18 @@ export async function startKubeEnv(o: KubeEnvOptions = {}): Promise<KubeEnv> {
     '--allow-privileged=true',
     `--cert-dir=${join(dir, 'certs')}`,
   ];
+  if (o.aggregation) {
+    makeFrontProxyCerts(dir);
+    apiArgs.push(
+      `--requestheader-client-ca-file=${join(dir, 'fp-ca.crt')}`,
+      '--requestheader-allowed-names=front-proxy-client',
+      '--requestheader-username-headers=X-Remote-User',
+      '--requestheader-group-headers=X-Remote-Group',
+      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+      `--proxy-client-cert-file=${join(dir, 'fp.crt')}`,
+      `--proxy-client-key-file=${join(dir, 'fp.key')}`,
+    );
+  }
   let api: ChildProcess | undefined;
   const startApi = async (): Promise<void> => {
     const { openSync } = await import('node:fs');

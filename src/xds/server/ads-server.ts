@@ -119,6 +119,7 @@ export class AdsServer {
   private readonly identityOf: (call: ServerDuplexStream<unknown, unknown>) => string | undefined;
   private readonly csdsScope: (call: CsdsCall) => (proxy: ProxyStatus) => boolean;
   private readonly keepaliveMs: number;
+  private readonly alsoServed: ((server: Server) => void)[] = [];
 
   constructor(opts: AdsServerOptions = {}) {
     this.cache = opts.cache ?? new SnapshotCache();
@@ -129,8 +130,23 @@ export class AdsServer {
     this.keepaliveMs = opts.keepaliveMs ?? 30_000;
   }
 
+  /**
+   * Adds another service to the server this one starts (call before {@link AdsServer.listen}): the
+   * metrics sink shares the xDS port, its TLS and its client certificates, so a sidecar needs no
+   * second connection or trust setting to report its stats.
+   */
+  alsoServe(register: (server: Server) => void): void {
+    this.alsoServed.push(register);
+  }
+
+  /** The identity the TLS certificate of `call`'s peer proves, when xDS is mutual TLS. */
+  peerIdentity(call: ServerDuplexStream<unknown, unknown>): string | undefined {
+    return this.identityOf(call);
+  }
+
   /** Adds the ADS and CSDS services to an existing gRPC server. */
   addTo(server: Server): void {
+    for (const register of this.alsoServed) register(server);
     const ctx = {
       cache: this.cache,
       registry: this.registry,

@@ -1,0 +1,409 @@
+/**
+ * The TrafficMetrics API as a Kubernetes aggregated API server: the API server's aggregation layer
+ * forwards `/apis/metrics.smi-spec.io/...` here (the chart's APIServices), and users reach it with
+ * their own credentials and RBAC (`kubectl get --raw /apis/metrics.smi-spec.io/v1alpha1/...`).
+ *
+ * Authentication and authorization are delegated, as aggregated API servers do:
+ * - the aggregator proves itself with its front-proxy client certificate, checked against the
+ *   request-header CA and allowed names the API server publishes in the ConfigMap
+ *   `kube-system/extension-apiserver-authentication`; the user it vouches for is in the
+ *   request-header headers it names (`X-Remote-User`, `X-Remote-Group`, `X-Remote-Extra-*`);
+ * - a caller that comes directly with a bearer token is checked with a TokenReview;
+ * - every read is then authorized with a SubjectAccessReview: verb `get` (one resource, or its
+ *   `edges` subresource) or `list`, resource the kind's plural, group `metrics.smi-spec.io`, in the
+ *   namespace asked. Discovery (`/apis/metrics.smi-spec.io[/<version>]`) needs authentication only.
+ *
+ * The serving certificate comes from the mesh CA for `<service>.<namespace>.svc`, the name the
+ * aggregator checks, renewed at two thirds of its life and re-issued when the CA changes; Weft
+ * writes the CA's bundle into each APIService's `caBundle` (as it does for its webhooks).
+ */
+import { createServer, type Server } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import type { CertificateAuthority, IssuedKeyPair } from '../identity/ca';
+import { controlPlaneIdentity, SERVING_TTL_MS } from '../identity/tls';
+import { messageOf } from '../identity/x509';
+import { KubeApiError, type KubeClient } from '../kube/client';
+import { logger } from '../log';
+import type { MeshModel } from '../smi/model';
+import { answer, GROUP, KINDS, VERSIONS } from './api';
+import type { MetricsStore } from './store';
+
+const log = logger('metrics');
+
+/** The APIService objects Weft keeps the caBundle of, one per served version. */
+export const API_SERVICES = VERSIONS.map((v) => `${v}.${GROUP}`);
+
+/** Options of {@link AggregatedApi.start}. */
+export interface AggregatedApiOptions {
+  /** `host:port` to listen on. */
+  address: string;
+  ca: CertificateAuthority;
+  client: KubeClient;
+  /** The Service the APIServices name: the certificate is for `<service>.<namespace>.svc`. */
+  namespace?: string;
+  service?: string;
+  store: MetricsStore;
+  model: () => MeshModel | undefined;
+}
+
+/** The request-header settings the API server publishes for aggregated servers. */
+export interface RequestHeaderConfig {
+  /** CA certificates (PEM) that sign the front proxy's client certificate. */
+  caPem: string;
+  /** Common names allowed as front proxy; empty: any certificate the CA signed. */
+  allowedNames: string[];
+  usernameHeaders: string[];
+  groupHeaders: string[];
+  extraHeaderPrefixes: string[];
+}
+
+/** A caller, once authenticated. */
+interface User {
+  username: string;
+  uid?: string;
+  groups: string[];
+  extra: Record<string, string[]>;
+}
+
+/** Reads `kube-system/extension-apiserver-authentication`; throws naming the fix. */
+export async function readRequestHeaderConfig(client: KubeClient): Promise<RequestHeaderConfig> {
+  let cm: { data?: Record<string, string> };
+  try {
+    cm = await client.request(
+      'GET',
+      '/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication',
+    );
+  } catch (err) {
+    throw new Error(
+      `cannot read ConfigMap kube-system/extension-apiserver-authentication, which says how the API server's aggregation layer authenticates (Weft's ServiceAccount needs the Role extension-apiserver-authentication-reader; the chart binds it): ${messageOf(err)}`,
+    );
+  }
+  const d = cm.data ?? {};
+  const list = (k: string): string[] => {
+    try {
+      const v = JSON.parse(d[k] ?? '[]') as unknown;
+      return Array.isArray(v) ? v.map(String) : [];
+    } catch {
+      return [];
+    }
+  };
+  const caPem = d['requestheader-client-ca-file'] ?? '';
+  if (!caPem)
+    throw new Error(
+      'the API server publishes no requestheader-client-ca-file: start it with --requestheader-client-ca-file and --proxy-client-cert-file so its aggregation layer can forward to Weft',
+    );
+  return {
+    caPem,
+    allowedNames: list('requestheader-allowed-names'),
+    usernameHeaders: list('requestheader-username-headers'),
+    groupHeaders: list('requestheader-group-headers'),
+    extraHeaderPrefixes: list('requestheader-extra-headers-prefix'),
+  };
+}
+
+/** The user the front proxy names in the request headers, when its certificate is one we accept. */
+export function frontProxyUser(
+  cfg: RequestHeaderConfig,
+  peer: { authorized: boolean; commonName: string | undefined },
+  /** Every value of each header, unjoined (Node's `headersDistinct`): groups come one a header. */
+  headers: Record<string, string[] | undefined>,
+): User | 'proxy-without-user' | undefined {
+  if (!peer.authorized) return undefined;
+  if (cfg.allowedNames.length > 0 && !cfg.allowedNames.includes(peer.commonName ?? '')) return undefined;
+  const values = (name: string): string[] => headers[name.toLowerCase()] ?? [];
+  const username = cfg.usernameHeaders.map((h) => values(h)[0]).find((v) => v);
+  if (!username) return 'proxy-without-user';
+  const groups = cfg.groupHeaders.flatMap(values);
+  const extra: Record<string, string[]> = {};
+  for (const prefix of cfg.extraHeaderPrefixes)
+    for (const [k, v] of Object.entries(headers))
+      if (k.startsWith(prefix.toLowerCase()) && v !== undefined)
+        extra[decodeURIComponent(k.slice(prefix.length))] = v;
+  return { username, groups, extra };
+}
+
+/** The SubjectAccessReview attributes of a GET of `path` (under the group), or undefined for discovery. */
+export function accessAttributes(path: string):
+  | {
+      verb: 'get' | 'list';
+      version: string;
+      resource: string;
+      subresource?: string;
+      namespace?: string;
+      name?: string;
+    }
+  | undefined {
+  const seg = path.split('/').filter((s) => s !== '');
+  if (seg.length <= 1) return undefined;
+  const version = seg[0]!;
+  let rest = seg.slice(1);
+  let namespace: string | undefined;
+  if (rest[0] === 'namespaces' && rest.length >= 3 && rest[2] !== 'edges') {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  const [resource, name, sub] = rest as [string, string | undefined, string | undefined];
+  // A namespace is itself the object for the cluster-scoped kind.
+  if (resource === 'namespaces' && name) namespace = name;
+  return {
+    verb: name === undefined ? 'list' : 'get',
+    version,
+    resource,
+    ...(sub ? { subresource: sub } : {}),
+    ...(namespace ? { namespace } : {}),
+    ...(name ? { name } : {}),
+  };
+}
+
+function issue(o: AggregatedApiOptions): Promise<IssuedKeyPair> {
+  const ns = o.namespace ?? 'weft-system';
+  const svc = o.service ?? 'weft';
+  return o.ca.issueWithNewKey(controlPlaneIdentity(o.ca.trustDomain), SERVING_TTL_MS, {
+    dnsNames: [`${svc}.${ns}.svc`, `${svc}.${ns}.svc.cluster.local`],
+    ipAddresses: [],
+  });
+}
+
+/** See the module comment. */
+export class AggregatedApi {
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly onCaChange = (): void => {
+    this.renew();
+    void this.patchBundles();
+  };
+
+  private constructor(
+    private readonly o: AggregatedApiOptions,
+    private readonly server: Server,
+    private readonly cfg: RequestHeaderConfig,
+    private current: IssuedKeyPair,
+    /** The port it listens on. */
+    readonly port: number,
+  ) {}
+
+  /** Reads the request-header settings, issues the certificate, listens, writes the caBundles. */
+  static async start(o: AggregatedApiOptions): Promise<AggregatedApi> {
+    const cfg = await readRequestHeaderConfig(o.client);
+    const first = await issue(o);
+    let self: AggregatedApi | undefined;
+    const server = createServer(
+      {
+        key: first.keyPem,
+        cert: first.chainPem,
+        ca: cfg.caPem,
+        // The front proxy presents a client certificate; direct callers with a token do not.
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+      (req, res) => {
+        void self!.handle(cfg, req, res);
+      },
+    );
+    const i = o.address.lastIndexOf(':');
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(Number(o.address.slice(i + 1)), o.address.slice(0, i).replace(/^\[|\]$/g, ''), () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (server.address() as { port: number }).port;
+    self = new AggregatedApi(o, server, cfg, first, port);
+    self.schedule();
+    o.ca.on('change', self.onCaChange);
+    log.info('TrafficMetrics aggregated API listening', { port });
+    await self.patchBundles();
+    return self;
+  }
+
+  private async handle(
+    cfg: RequestHeaderConfig,
+    req: import('node:http').IncomingMessage,
+    res: import('node:http').ServerResponse,
+  ): Promise<void> {
+    const send = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    const fail = (status: number, reason: string, message: string): void =>
+      send(status, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message,
+        reason,
+        code: status,
+      });
+    try {
+      const url = new URL(req.url ?? '/', 'https://weft');
+      if (req.method !== 'GET')
+        return fail(405, 'MethodNotAllowed', 'TrafficMetrics are read-only: GET only');
+      if (url.pathname === '/healthz' || url.pathname === '/readyz' || url.pathname === '/livez')
+        return send(200, { status: 'ok' });
+      const prefix = `/apis/${GROUP}`;
+      if (url.pathname !== prefix && !url.pathname.startsWith(`${prefix}/`))
+        return fail(404, 'NotFound', `this server serves ${prefix} only`);
+      const sock = req.socket as TLSSocket;
+      const cert = sock.getPeerCertificate?.();
+      const peer = {
+        authorized: sock.authorized === true,
+        commonName: cert && 'subject' in cert ? (cert.subject?.CN as string | undefined) : undefined,
+      };
+      let user: User | 'proxy-without-user' | undefined = frontProxyUser(cfg, peer, req.headersDistinct);
+      if (user === undefined) user = await this.tokenUser(req.headers.authorization);
+      if (user === undefined)
+        return fail(
+          401,
+          'Unauthorized',
+          'present the front proxy certificate of the aggregation layer, or a bearer token',
+        );
+      const path = url.pathname.slice(prefix.length);
+      const attrs = accessAttributes(path);
+      if (attrs) {
+        if (user === 'proxy-without-user') return fail(401, 'Unauthorized', 'the front proxy named no user');
+        if (!(await this.allowed(user, attrs)))
+          return fail(
+            403,
+            'Forbidden',
+            `${user.username} may not ${attrs.verb} ${attrs.resource}${attrs.subresource ? `/${attrs.subresource}` : ''}.${GROUP}${attrs.namespace ? ` in namespace ${attrs.namespace}` : ' at the cluster scope'}`,
+          );
+      }
+      const q = Object.fromEntries(url.searchParams) as Record<string, string>;
+      const a = answer(path, q, {
+        model: this.o.model(),
+        store: this.o.store,
+        now: Date.now(),
+        visible: () => true,
+      });
+      send(a.status, a.body);
+    } catch (err) {
+      fail(503, 'ServiceUnavailable', `cannot check the caller with the API server: ${messageOf(err)}`);
+    }
+  }
+
+  private async tokenUser(authorization: string | undefined): Promise<User | undefined> {
+    const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+    if (!m) return undefined;
+    const tr = await this.o.client.request<{
+      status?: {
+        authenticated?: boolean;
+        user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> };
+      };
+    }>('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenReview',
+      spec: { token: m[1] },
+    });
+    const u = tr.status?.user;
+    if (!tr.status?.authenticated || !u?.username) return undefined;
+    return {
+      username: u.username,
+      ...(u.uid ? { uid: u.uid } : {}),
+      groups: u.groups ?? [],
+      extra: u.extra ?? {},
+    };
+  }
+
+  private async allowed(
+    user: User,
+    attrs: NonNullable<ReturnType<typeof accessAttributes>>,
+  ): Promise<boolean> {
+    if (!KINDS.some((k) => k.plural === attrs.resource)) return true; // answered with 404 anyway
+    const sar = await this.o.client.request<{ status?: { allowed?: boolean } }>(
+      'POST',
+      '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+      {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: user.username,
+          ...(user.uid ? { uid: user.uid } : {}),
+          groups: user.groups,
+          extra: user.extra,
+          resourceAttributes: { group: GROUP, ...attrs },
+        },
+      },
+    );
+    return sar.status?.allowed === true;
+  }
+
+  /** Writes the CA bundle into each APIService of {@link API_SERVICES} that lacks it. */
+  async patchBundles(): Promise<boolean> {
+    const bundle = Buffer.from(this.o.ca.bundlePem()).toString('base64');
+    let ok = true;
+    for (const name of API_SERVICES) {
+      const path = `/apis/apiregistration.k8s.io/v1/apiservices/${name}`;
+      try {
+        const svc = await this.o.client.request<{ spec?: { caBundle?: string } }>('GET', path);
+        if (svc.spec?.caBundle === bundle) continue;
+        await this.o.client.request(
+          'PATCH',
+          path,
+          { spec: { caBundle: bundle } },
+          'application/merge-patch+json',
+        );
+        log.info('CA bundle written into the APIService', { apiService: name });
+      } catch (err) {
+        ok = false;
+        log.error(
+          'cannot write the CA bundle into the APIService: the aggregation layer will not trust Weft',
+          {
+            apiService: name,
+            error:
+              err instanceof KubeApiError && err.status === 404
+                ? `APIService ${name} does not exist; apply the chart (weft install --apply)`
+                : messageOf(err),
+          },
+        );
+      }
+    }
+    return ok;
+  }
+
+  /** The serving certificate presented now (its chain, for tests). */
+  get certificate(): IssuedKeyPair {
+    return this.current;
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    const at = this.current.renewAt.getTime();
+    this.timer = setTimeout(() => this.renew(), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
+    this.timer.unref();
+  }
+
+  private renew(): void {
+    if (this.closed) return;
+    issue(this.o).then(
+      (next) => {
+        if (this.closed) return;
+        this.current = next;
+        this.server.setSecureContext({ key: next.keyPem, cert: next.chainPem, ca: this.cfg.caPem });
+        this.schedule();
+      },
+      (err: unknown) => {
+        log.error(
+          'cannot renew the TrafficMetrics API certificate; the current one serves until it expires',
+          {
+            expires: this.current.notAfter.toISOString(),
+            error: messageOf(err),
+          },
+        );
+        this.timer = setTimeout(() => this.renew(), 30_000);
+        this.timer.unref();
+      },
+    );
+  }
+
+  /** Stops listening. */
+  async stop(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.o.ca.off('change', this.onCaChange);
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+  }
+}

@@ -1,0 +1,540 @@
+/**
+ * The SMI Traffic Metrics API (`metrics.smi-spec.io`, v1alpha1 and the v1alpha2 draft with
+ * `trafficsplits`), answered from the {@link MetricsStore} and the mesh model. Pure apart from the
+ * clock it is given: a path and a query in, a status and a JSON body out, so the admin server and
+ * the aggregated API server share it.
+ *
+ * What the numbers are, per kind of resource:
+ * - pods, and everything made of pods (namespaces, deployments, replicasets, statefulsets,
+ *   daemonsets, jobs): the traffic the resource's pods received, measured by their own sidecars
+ *   (server side), summed over the pods;
+ * - services: the calls client sidecars sent to the service (client side);
+ * - trafficsplits (v1alpha2): the calls client sidecars sent to the split's root service, before
+ *   the split chose a backend; its edges are one item per backend, with `backend: {apex, name,
+ *   weight}`.
+ *
+ * Edges (`.../<name>/edges`) come from the client side: `direction: to` items are what the
+ * resource's pods sent, per destination; `direction: from` items what others sent to it, per
+ * source. A sidecar knows which Service it called, not which pod answered, so a destination is
+ * named in the resource's own kind when every pod behind that Service belongs to one resource of
+ * that kind, and as the Service otherwise.
+ *
+ * Pods are grouped into their controllers by the names and labels Kubernetes gives them (a
+ * Deployment's pods carry `pod-template-hash` and are named `<deployment>-<hash>-<suffix>`, a
+ * StatefulSet's are `<name>-<ordinal>` with `statefulset.kubernetes.io/pod-name`, a Job's carry
+ * `job-name`, a DaemonSet's `controller-revision-hash` and `pod-template-generation`).
+ */
+import type { MeshModel, WorkloadModel } from '../smi/model';
+import { formatWindow, type MetricsStore, parseWindow, quantile, type Sample, type SeriesKey } from './store';
+
+/** The API group. */
+export const GROUP = 'metrics.smi-spec.io';
+/** Versions served, oldest first. */
+export const VERSIONS = ['v1alpha1', 'v1alpha2'] as const;
+/** A served version. */
+export type Version = (typeof VERSIONS)[number];
+
+/** Default window when a request names none (as the spec's examples). */
+export const DEFAULT_WINDOW_MS = 30_000;
+
+/** A resource kind of the API: its plural (path segment) and Kubernetes kind. */
+interface KindInfo {
+  readonly plural: string;
+  readonly kind: string;
+  readonly namespaced: boolean;
+  /** The versions that serve it. */
+  readonly versions: readonly Version[];
+}
+
+/** Kinds served, in the order the resource list shows them. */
+export const KINDS: readonly KindInfo[] = [
+  { plural: 'namespaces', kind: 'Namespace', namespaced: false, versions: VERSIONS },
+  { plural: 'pods', kind: 'Pod', namespaced: true, versions: VERSIONS },
+  { plural: 'deployments', kind: 'Deployment', namespaced: true, versions: VERSIONS },
+  { plural: 'replicasets', kind: 'ReplicaSet', namespaced: true, versions: VERSIONS },
+  { plural: 'statefulsets', kind: 'StatefulSet', namespaced: true, versions: VERSIONS },
+  { plural: 'daemonsets', kind: 'DaemonSet', namespaced: true, versions: VERSIONS },
+  { plural: 'jobs', kind: 'Job', namespaced: true, versions: VERSIONS },
+  { plural: 'services', kind: 'Service', namespaced: true, versions: VERSIONS },
+  { plural: 'trafficsplits', kind: 'TrafficSplit', namespaced: true, versions: ['v1alpha2'] },
+];
+
+/** A reference to a resource, as the API shows it. */
+export interface ResourceRef {
+  kind: string;
+  namespace?: string;
+  name?: string;
+}
+
+/** One metric of a TrafficMetrics. */
+export interface MetricValue {
+  name: string;
+  unit?: 'seconds';
+  /** A Kubernetes quantity: `12m` seconds is 12 ms. */
+  value: string;
+}
+
+/** A TrafficMetrics object. */
+export interface TrafficMetrics {
+  kind: 'TrafficMetrics';
+  apiVersion: string;
+  metadata: { name: string; namespace?: string; creationTimestamp: string };
+  timestamp: string;
+  window: string;
+  resource: ResourceRef;
+  edge: { direction: 'to' | 'from'; resource: ResourceRef | null };
+  /** v1alpha2, trafficsplit edges: the backend the item is about. */
+  backend?: { apex: string; name: string; weight: number };
+  metrics: MetricValue[];
+}
+
+/** What a request gets: an HTTP status and a JSON body. */
+export interface ApiAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** What the API reads besides the store. */
+export interface ApiContext {
+  model: MeshModel | undefined;
+  store: MetricsStore;
+  now: number;
+  /** Whether the caller may read this namespace (`''` for cluster-wide lists). */
+  visible: (namespace: string) => boolean;
+}
+
+/** Formats milliseconds as a quantity of seconds (`12m` = 12 ms, `1500u` = 1.5 ms). */
+export function secondsQuantity(ms: number): string {
+  if (Number.isInteger(ms)) return `${ms}m`;
+  return `${Math.round(ms * 1000)}u`;
+}
+
+/** Parses a quantity of seconds as {@link secondsQuantity} writes it (and plain seconds) into ms. */
+export function parseSecondsQuantity(q: string): number {
+  const m = /^(-?\d+(?:\.\d+)?)(m|u|n)?$/.exec(q);
+  if (!m) return Number.NaN;
+  const v = Number(m[1]);
+  return m[2] === 'm' ? v : m[2] === 'u' ? v / 1000 : m[2] === 'n' ? v / 1e6 : v * 1000;
+}
+
+/** The five metrics of a sample, latencies only when there are samples. */
+export function metricsOf(s: Sample): MetricValue[] {
+  const out: MetricValue[] = [];
+  for (const [name, q] of [
+    ['p99_response_latency', 0.99],
+    ['p90_response_latency', 0.9],
+    ['p50_response_latency', 0.5],
+  ] as const) {
+    const v = quantile(s, q);
+    if (v !== undefined)
+      out.push({ name, unit: 'seconds', value: secondsQuantity(Math.round(v * 1000) / 1000) });
+  }
+  out.push({ name: 'success_count', value: String(s.success) });
+  out.push({ name: 'failure_count', value: String(s.failure) });
+  return out;
+}
+
+// --- grouping pods into resources ------------------------------------------------------------
+
+type Pod = WorkloadModel;
+
+/** The name of the resource of `plural` that `pod` belongs to, if any. */
+export function ownerOf(plural: string, pod: Pod): string | undefined {
+  const l = pod.labels;
+  switch (plural) {
+    case 'pods':
+      return pod.name;
+    case 'namespaces':
+      return pod.namespace;
+    case 'deployments':
+    case 'replicasets': {
+      const h = l['pod-template-hash'];
+      if (!h) return undefined;
+      const m = new RegExp(`^(.+)-${h}-[a-z0-9]+$`).exec(pod.name);
+      if (!m) return undefined;
+      return plural === 'deployments' ? m[1] : `${m[1]}-${h}`;
+    }
+    case 'statefulsets': {
+      if (l['statefulset.kubernetes.io/pod-name'] !== pod.name) return undefined;
+      return /^(.+)-\d+$/.exec(pod.name)?.[1];
+    }
+    case 'jobs':
+      return l['job-name'] ?? l['batch.kubernetes.io/job-name'];
+    case 'daemonsets':
+      if (!l['controller-revision-hash'] || !l['pod-template-generation']) return undefined;
+      return /^(.+)-[a-z0-9]+$/.exec(pod.name)?.[1];
+    default:
+      return undefined;
+  }
+}
+
+function podsOf(model: MeshModel | undefined): Pod[] {
+  return (model?.workloads ?? []).filter((w) => w.kind === 'Pod');
+}
+
+const podKey = (p: { namespace: string; name: string }): string => `${p.namespace}/${p.name}`;
+
+/** Resources of `plural` that exist (have pods, or are Services/TrafficSplits/Namespaces). */
+function resourcesOf(plural: string, ctx: ApiContext): ResourceRef[] {
+  const kind = KINDS.find((k) => k.plural === plural)!.kind;
+  const m = ctx.model;
+  const seen = new Map<string, ResourceRef>();
+  const add = (namespace: string | undefined, name: string): void => {
+    const r: ResourceRef = { kind, ...(namespace !== undefined ? { namespace } : {}), name };
+    seen.set(`${namespace ?? ''}/${name}`, r);
+  };
+  if (plural === 'services') for (const s of m?.services ?? []) add(s.namespace, s.name);
+  else if (plural === 'trafficsplits') for (const s of m?.splits ?? []) add(s.namespace, s.name);
+  else if (plural === 'namespaces') {
+    for (const n of m?.namespaces ?? []) add(undefined, n.name);
+    for (const p of podsOf(m)) add(undefined, p.namespace);
+  } else
+    for (const p of podsOf(m)) {
+      const o = ownerOf(plural, p);
+      if (o) add(p.namespace, o);
+    }
+  return [...seen.values()].sort((a, b) =>
+    `${a.namespace ?? ''}/${a.name}`.localeCompare(`${b.namespace ?? ''}/${b.name}`),
+  );
+}
+
+/** Pods (`<ns>/<name>`) that make up a resource of a pod-made kind. */
+function membersOf(plural: string, r: ResourceRef, ctx: ApiContext): Set<string> {
+  const out = new Set<string>();
+  if (plural === 'services') {
+    const s = ctx.model?.services.find((x) => x.namespace === r.namespace && x.name === r.name);
+    for (const w of s?.workloads ?? []) if (w.kind === 'Pod') out.add(podKey(w));
+    return out;
+  }
+  for (const p of podsOf(ctx.model)) {
+    if (plural !== 'namespaces' && p.namespace !== r.namespace) continue;
+    if (ownerOf(plural, p) === r.name) out.add(podKey(p));
+  }
+  return out;
+}
+
+/** A destination Service named in `plural`'s kind when it maps to exactly one such resource. */
+function destinationOf(plural: string, service: string, ctx: ApiContext): ResourceRef {
+  const [namespace, name] = service.split('/') as [string, string];
+  const asService: ResourceRef = { kind: 'Service', namespace, name };
+  if (plural === 'services' || plural === 'trafficsplits') return asService;
+  const s = ctx.model?.services.find((x) => x.namespace === namespace && x.name === name);
+  const pods = podsOf(ctx.model);
+  const owners = new Set<string>();
+  for (const w of s?.workloads ?? []) {
+    if (w.kind !== 'Pod') return asService;
+    const p = pods.find((x) => x.namespace === w.namespace && x.name === w.name);
+    const o = p ? ownerOf(plural, p) : undefined;
+    if (!o) return asService;
+    owners.add(o);
+  }
+  if (owners.size !== 1) return asService;
+  const kind = KINDS.find((k) => k.plural === plural)!.kind;
+  const o = [...owners][0]!;
+  return plural === 'namespaces' ? { kind, name: o } : { kind, namespace, name: o };
+}
+
+/** The sources a client pod stands for in `plural`'s kind (services: each one the pod backs). */
+function sourcesOf(plural: string, pod: string, ctx: ApiContext): ResourceRef[] {
+  const [namespace, name] = pod.split('/') as [string, string];
+  const p = podsOf(ctx.model).find((x) => x.namespace === namespace && x.name === name);
+  const kind = KINDS.find((k) => k.plural === plural)!.kind;
+  if (plural === 'services') {
+    const svcs = p?.services ?? [];
+    if (svcs.length === 0) return [{ kind: 'Pod', namespace, name }];
+    return svcs.map((s) => ({ kind, namespace: s.namespace, name: s.name }));
+  }
+  const o = p ? ownerOf(plural, p) : plural === 'pods' ? name : undefined;
+  if (!o) return [{ kind: 'Pod', namespace, name }];
+  return [plural === 'namespaces' ? { kind, name: o } : { kind, namespace, name: o }];
+}
+
+const refKey = (r: ResourceRef): string => `${r.kind}/${r.namespace ?? ''}/${r.name ?? ''}`;
+
+// --- label selectors --------------------------------------------------------------------------
+
+type Requirement = (labels: Readonly<Record<string, string>>) => boolean;
+
+/** Parses an equality-based label selector (`a=b,c!=d,e,!f`); throws naming the bad term. */
+export function parseSelector(text: string): Requirement[] {
+  const out: Requirement[] = [];
+  for (const raw of text.split(',')) {
+    const t = raw.trim();
+    if (t === '') continue;
+    let m = /^([A-Za-z0-9./_-]+)\s*(==|=|!=)\s*([A-Za-z0-9._-]*)$/.exec(t);
+    if (m) {
+      const [, k, op, v] = m as unknown as [string, string, string, string];
+      out.push(op === '!=' ? (l) => l[k] !== v : (l) => l[k] === v);
+      continue;
+    }
+    m = /^(!)?([A-Za-z0-9./_-]+)$/.exec(t);
+    if (m) {
+      const k = m[2]!;
+      out.push(m[1] ? (l) => !(k in l) : (l) => k in l);
+      continue;
+    }
+    throw new Error(`labelSelector term "${t}" is not key=value, key!=value, key or !key`);
+  }
+  return out;
+}
+
+// --- answers ----------------------------------------------------------------------------------
+
+function status(code: number, reason: string, message: string): ApiAnswer {
+  return {
+    status: code,
+    body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code },
+  };
+}
+
+function resourceList(version: Version): unknown {
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: `${GROUP}/${version}`,
+    resources: KINDS.filter((k) => k.versions.includes(version)).flatMap((k) => [
+      {
+        name: k.plural,
+        singularName: '',
+        namespaced: k.namespaced,
+        kind: 'TrafficMetrics',
+        verbs: ['get', 'list'],
+      },
+      {
+        name: `${k.plural}/edges`,
+        singularName: '',
+        namespaced: k.namespaced,
+        kind: 'TrafficMetricsList',
+        verbs: ['get'],
+      },
+    ]),
+  };
+}
+
+/** The `APIGroup` document of `/apis/metrics.smi-spec.io`. */
+export function apiGroup(): unknown {
+  const versions = VERSIONS.map((v) => ({ groupVersion: `${GROUP}/${v}`, version: v }));
+  return {
+    kind: 'APIGroup',
+    apiVersion: 'v1',
+    name: GROUP,
+    versions,
+    preferredVersion: versions[versions.length - 1],
+  };
+}
+
+interface Query {
+  window?: string;
+  labelSelector?: string;
+}
+
+/**
+ * Answers a GET of `path` (under `/apis/metrics.smi-spec.io`, e.g. `/v1alpha1/namespaces/shop/pods`)
+ * with `query`.
+ */
+export function answer(path: string, query: Query, ctx: ApiContext): ApiAnswer {
+  const seg = path.split('/').filter((s) => s !== '');
+  if (seg.length === 0) return { status: 200, body: apiGroup() };
+  const version = seg[0] as Version;
+  if (!VERSIONS.includes(version))
+    return status(404, 'NotFound', `${GROUP} serves ${VERSIONS.join(' and ')}, not "${seg[0]}"`);
+  if (seg.length === 1) return { status: 200, body: resourceList(version) };
+  let windowMs = DEFAULT_WINDOW_MS;
+  if (query.window !== undefined) {
+    const w = parseWindow(query.window);
+    if (w === undefined || w <= 0)
+      return status(400, 'BadRequest', `window "${query.window}" is not a duration such as 30s, 1m or 5m`);
+    windowMs = Math.min(w, ctx.store.retentionMs);
+  }
+  let selector: Requirement[] = [];
+  try {
+    selector = query.labelSelector ? parseSelector(query.labelSelector) : [];
+  } catch (err) {
+    return status(400, 'BadRequest', (err as Error).message);
+  }
+  // /<v>/<plural>[/<name>[/edges]] for cluster-wide kinds and lists across namespaces;
+  // /<v>/namespaces/<ns>/<plural>[/<name>[/edges]] for namespaced ones.
+  let namespace: string | undefined;
+  let rest = seg.slice(1);
+  if (rest[0] === 'namespaces' && rest.length >= 3 && rest[2] !== 'edges') {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  const [plural, name, sub, ...extra] = rest as [string, string | undefined, string | undefined];
+  const info = KINDS.find((k) => k.plural === plural && k.versions.includes(version));
+  if (!info || extra.length > 0 || (sub !== undefined && sub !== 'edges'))
+    return status(404, 'NotFound', `no such resource: ${GROUP}/${version} ${seg.slice(1).join('/')}`);
+  if (info.namespaced && name !== undefined && namespace === undefined)
+    return status(
+      404,
+      'NotFound',
+      `${plural} are namespaced: GET /apis/${GROUP}/${version}/namespaces/<ns>/${plural}/${name}`,
+    );
+  const api = `${GROUP}/${version}`;
+  const req = { info, api, windowMs, ctx };
+  if (name === undefined) {
+    if (selector.length > 0 && (plural === 'services' || plural === 'trafficsplits'))
+      return status(
+        400,
+        'BadRequest',
+        `labelSelector is served for kinds made of pods and for namespaces, not ${plural}`,
+      );
+    if (namespace !== undefined ? !ctx.visible(namespace) : !ctx.visible(''))
+      return status(
+        403,
+        'Forbidden',
+        `cannot list ${plural}${namespace ? ` in namespace ${namespace}` : ''}`,
+      );
+    const items = resourcesOf(plural, ctx)
+      .filter((r) => namespace === undefined || r.namespace === namespace)
+      .filter((r) => ctx.visible(r.namespace ?? r.name ?? ''))
+      .filter((r) => selector.length === 0 || matchesSelector(plural, r, selector, ctx))
+      .map((r) => itemOf(req, r));
+    return {
+      status: 200,
+      body: {
+        kind: 'TrafficMetricsList',
+        apiVersion: api,
+        metadata: {},
+        resource: { kind: info.kind, ...(namespace ? { namespace } : {}) },
+        ...(query.labelSelector ? { selector: selectorObject(query.labelSelector) } : {}),
+        items,
+      },
+    };
+  }
+  const ns = info.namespaced ? namespace : undefined;
+  if (!ctx.visible(ns ?? name))
+    return status(403, 'Forbidden', `cannot get ${plural} ${ns ? `${ns}/` : ''}${name}`);
+  const r = resourcesOf(plural, ctx).find((x) => x.name === name && x.namespace === ns);
+  if (!r)
+    return status(
+      404,
+      'NotFound',
+      `${info.kind} ${ns ? `${ns}/` : ''}${name} is not in the mesh (no such ${info.kind.toLowerCase()}, or none of its pods are known)`,
+    );
+  if (sub === undefined) return { status: 200, body: itemOf(req, r) };
+  const items = edgesOf(req, r).filter(
+    (i) => i.edge.resource === null || ctx.visible(i.edge.resource.namespace ?? i.edge.resource.name ?? ''),
+  );
+  return {
+    status: 200,
+    body: { kind: 'TrafficMetricsList', apiVersion: api, metadata: {}, resource: r, items },
+  };
+}
+
+function selectorObject(text: string): unknown {
+  const matchLabels: Record<string, string> = {};
+  for (const t of text.split(',')) {
+    const m = /^\s*([^=!\s]+)\s*==?\s*(\S*)\s*$/.exec(t);
+    if (m) matchLabels[m[1]!] = m[2]!;
+  }
+  return { matchLabels };
+}
+
+function matchesSelector(plural: string, r: ResourceRef, sel: Requirement[], ctx: ApiContext): boolean {
+  if (plural === 'namespaces') {
+    const labels = ctx.model?.namespaces.find((n) => n.name === r.name)?.labels ?? {};
+    return sel.every((f) => f(labels));
+  }
+  const members = membersOf(plural, r, ctx);
+  return podsOf(ctx.model).some((p) => members.has(podKey(p)) && sel.every((f) => f(p.labels)));
+}
+
+interface Req {
+  info: KindInfo;
+  api: string;
+  windowMs: number;
+  ctx: ApiContext;
+}
+
+function base(req: Req, r: ResourceRef, edge: TrafficMetrics['edge'], s: Sample): TrafficMetrics {
+  const now = new Date(req.ctx.now).toISOString();
+  return {
+    kind: 'TrafficMetrics',
+    apiVersion: req.api,
+    metadata: {
+      name: r.name ?? '',
+      ...(r.namespace ? { namespace: r.namespace } : {}),
+      creationTimestamp: now,
+    },
+    timestamp: now,
+    window: formatWindow(req.windowMs),
+    resource: r,
+    edge,
+    metrics: metricsOf(s),
+  };
+}
+
+/** The resource's own item: all the traffic it received (edge `to`, resource null, as the spec). */
+function itemOf(req: Req, r: ResourceRef): TrafficMetrics {
+  const { ctx } = req;
+  const plural = req.info.plural;
+  let match: (k: SeriesKey) => boolean;
+  if (plural === 'services') {
+    const svc = `${r.namespace}/${r.name}`;
+    match = (k) => k.kind === 'out' && k.service === svc;
+  } else if (plural === 'trafficsplits') {
+    const split = ctx.model?.splits.find((s) => s.namespace === r.namespace && s.name === r.name);
+    const root = `${r.namespace}/${split?.rootService ?? ''}`;
+    match = (k) => k.kind === 'apex' && k.service === root;
+  } else {
+    const members = membersOf(plural, r, ctx);
+    match = (k) => k.kind === 'in' && members.has(k.pod);
+  }
+  return base(req, r, { direction: 'to', resource: null }, ctx.store.sum(match, req.windowMs, ctx.now));
+}
+
+function edgesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
+  const { ctx } = req;
+  const plural = req.info.plural;
+  const keys = ctx.store.keys(req.windowMs, ctx.now).filter((k) => k.kind === 'out');
+  const out: TrafficMetrics[] = [];
+  if (plural === 'trafficsplits') {
+    const split = ctx.model?.splits.find((s) => s.namespace === r.namespace && s.name === r.name);
+    for (const b of split?.backends ?? []) {
+      const svc = `${r.namespace}/${b.service}`;
+      const s = ctx.store.sum((k) => k.kind === 'out' && k.service === svc, req.windowMs, ctx.now);
+      out.push({
+        ...base(
+          req,
+          r,
+          { direction: 'to', resource: { kind: 'Service', namespace: r.namespace!, name: b.service } },
+          s,
+        ),
+        backend: { apex: split!.rootService, name: b.service, weight: b.weight },
+      });
+    }
+    return out;
+  }
+  const self = refKey(r);
+  const members = membersOf(plural, r, ctx);
+  // to: what the resource's pods sent, per destination.
+  const to = new Map<string, { ref: ResourceRef; keys: Set<string> }>();
+  // from: what others sent to the resource, per source.
+  const from = new Map<string, { ref: ResourceRef; keys: Set<string> }>();
+  const keyId = (k: SeriesKey): string => `${k.pod}|${k.service}`;
+  for (const k of keys) {
+    if (members.has(k.pod)) {
+      const d = destinationOf(plural, k.service, ctx);
+      const e = to.get(refKey(d)) ?? { ref: d, keys: new Set() };
+      e.keys.add(keyId(k));
+      to.set(refKey(d), e);
+    }
+    if (refKey(destinationOf(plural, k.service, ctx)) === self)
+      for (const src of sourcesOf(plural, k.pod, ctx)) {
+        const e = from.get(refKey(src)) ?? { ref: src, keys: new Set() };
+        e.keys.add(keyId(k));
+        from.set(refKey(src), e);
+      }
+  }
+  for (const [dir, groups] of [
+    ['to', to],
+    ['from', from],
+  ] as const)
+    for (const id of [...groups.keys()].sort()) {
+      const g = groups.get(id)!;
+      const s = ctx.store.sum((k) => k.kind === 'out' && g.keys.has(keyId(k)), req.windowMs, ctx.now);
+      out.push(base(req, r, { direction: dir, resource: g.ref }, s));
+    }
+  return out;
+}

@@ -1,0 +1,241 @@
+/**
+ * Traffic measurements kept by Weft itself: a bounded window of success and failure counts and a
+ * latency histogram per series, where a series is one thing one proxy measured:
+ *
+ * - `out`: a client pod's calls to one destination Service (its outbound cluster), client side;
+ * - `apex`: a client pod's calls to one Service as it dialed it (before a TrafficSplit chose a
+ *   backend), client side;
+ * - `in`: every request a pod's sidecar received, server side.
+ *
+ * Time is cut into slots of {@link StoreOptions.slotMs}; only slots that saw traffic exist, and slots
+ * older than the retention are dropped, so an idle series costs a few hundred bytes. The number of
+ * series is capped too: past {@link StoreOptions.maxSeries} the series updated longest ago goes.
+ * Memory is therefore bounded by `maxSeries × (retention / slot)` slots, whatever the proxies send.
+ */
+
+/** What a series measures: see the module comment. */
+export type SeriesKind = 'out' | 'apex' | 'in';
+
+/** One series: who measured (a pod, `<ns>/<name>`), what and toward which Service (`<ns>/<name>`). */
+export interface SeriesKey {
+  readonly kind: SeriesKind;
+  /** The reporting pod, `<namespace>/<name>`. */
+  readonly pod: string;
+  /** `out` and `apex`: the destination Service, `<namespace>/<name>`; `in`: `''`. */
+  readonly service: string;
+}
+
+/** Counts and a histogram over some time. */
+export interface Sample {
+  /** Responses that were not 5xx. */
+  success: number;
+  /** 5xx responses (Envoy's own 503s for refused or failed connections included). */
+  failure: number;
+  /** Latency histogram: counts per bucket of {@link Sample.bounds} (not cumulative), plus overflow. */
+  buckets: number[];
+  /** Upper bounds of the buckets, in milliseconds, ascending (Envoy's histogram bounds). */
+  bounds: readonly number[];
+}
+
+/** Options of {@link MetricsStore}. */
+export interface StoreOptions {
+  /** Width of one time slot (default 10 s). */
+  slotMs?: number;
+  /** How far back queries can look (default 10 min). */
+  retentionMs?: number;
+  /** At most this many series (default 50,000). */
+  maxSeries?: number;
+}
+
+interface Slot {
+  success: number;
+  failure: number;
+  buckets: number[];
+}
+
+interface Series {
+  key: SeriesKey;
+  bounds: readonly number[];
+  /** Slots by index (time / slotMs). */
+  slots: Map<number, Slot>;
+  touched: number;
+}
+
+/** Parses a Kubernetes-style duration (`30s`, `1m`, `1m30s`, `500ms`) into milliseconds. */
+export function parseWindow(text: string): number | undefined {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let ms = 0;
+  let used = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+    ms += Number(m[1]) * unit;
+    used = re.lastIndex;
+  }
+  return used === text.length && used > 0 ? ms : undefined;
+}
+
+/** Formats milliseconds as the spec's windows are written (`30s`, `5m0s`). */
+export function formatWindow(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${s % 60}s`;
+}
+
+/**
+ * The latency at quantile `q` (0..1) of a histogram, in milliseconds, or undefined without samples.
+ * Within the bucket that holds the quantile, the value is interpolated linearly between its lower
+ * and upper bound: the answer is off by at most that bucket's width (with Envoy's default bounds,
+ * for example, anything between 100 and 250 ms). Samples past the last bound report the last bound.
+ */
+export function quantile(s: Sample, q: number): number | undefined {
+  const total = s.buckets.reduce((a, b) => a + b, 0);
+  if (total === 0) return undefined;
+  const rank = q * total;
+  let seen = 0;
+  for (let i = 0; i < s.buckets.length; i++) {
+    const n = s.buckets[i]!;
+    if (n > 0 && seen + n >= rank) {
+      if (i >= s.bounds.length) return s.bounds[s.bounds.length - 1] ?? 0;
+      const lower = i === 0 ? 0 : s.bounds[i - 1]!;
+      const upper = s.bounds[i]!;
+      return lower + ((upper - lower) * Math.max(0, rank - seen)) / n;
+    }
+    seen += n;
+  }
+  return s.bounds[s.bounds.length - 1] ?? 0;
+}
+
+function keyText(k: SeriesKey): string {
+  return `${k.kind}\u0000${k.pod}\u0000${k.service}`;
+}
+
+/** See the module comment. */
+export class MetricsStore {
+  readonly slotMs: number;
+  readonly retentionMs: number;
+  readonly maxSeries: number;
+  private readonly series = new Map<string, Series>();
+
+  constructor(o: StoreOptions = {}) {
+    this.slotMs = o.slotMs ?? 10_000;
+    this.retentionMs = o.retentionMs ?? 600_000;
+    this.maxSeries = o.maxSeries ?? 50_000;
+  }
+
+  /** Number of series held. */
+  get size(): number {
+    return this.series.size;
+  }
+
+  /**
+   * Adds what one flush of one proxy measured: `buckets` are per-bucket counts (not cumulative)
+   * for `bounds`, with one more entry for samples past the last bound.
+   */
+  add(
+    key: SeriesKey,
+    at: number,
+    delta: { success?: number; failure?: number; buckets?: readonly number[]; bounds?: readonly number[] },
+  ): void {
+    const k = keyText(key);
+    let s = this.series.get(k);
+    if (!s) {
+      if (this.series.size >= this.maxSeries) this.evictOldest();
+      s = { key, bounds: delta.bounds ?? [], slots: new Map(), touched: at };
+      this.series.set(k, s);
+    }
+    // Map order is insertion order: re-inserting keeps the least recently updated first.
+    this.series.delete(k);
+    this.series.set(k, s);
+    s.touched = at;
+    if (delta.bounds && delta.bounds.length > 0 && !sameBounds(s.bounds, delta.bounds)) {
+      // Bounds changed (a restarted proxy with other settings): older slots cannot be merged.
+      s.bounds = delta.bounds;
+      s.slots.clear();
+    }
+    const index = Math.floor(at / this.slotMs);
+    let slot = s.slots.get(index);
+    if (!slot) {
+      slot = { success: 0, failure: 0, buckets: new Array(s.bounds.length + 1).fill(0) };
+      s.slots.set(index, slot);
+      this.prune(s, at);
+    }
+    slot.success += delta.success ?? 0;
+    slot.failure += delta.failure ?? 0;
+    if (delta.buckets)
+      for (let i = 0; i < slot.buckets.length; i++) slot.buckets[i]! += delta.buckets[i] ?? 0;
+  }
+
+  /**
+   * Sums the series `match` admits over the last `windowMs` before `now` (whole slots: the window is
+   * rounded up to the slot width). Series with other bucket bounds than the first are re-bucketed
+   * at their upper bounds, which can only widen the error to their own bucket width.
+   */
+  sum(match: (k: SeriesKey) => boolean, windowMs: number, now: number): Sample & { series: number } {
+    const from = Math.floor((now - windowMs) / this.slotMs) + 1;
+    const to = Math.floor(now / this.slotMs);
+    let out: Sample & { series: number } = { success: 0, failure: 0, buckets: [], bounds: [], series: 0 };
+    for (const s of this.series.values()) {
+      if (!match(s.key)) continue;
+      let hit = false;
+      for (const [i, slot] of s.slots) {
+        if (i < from || i > to) continue;
+        if (!hit && out.bounds.length === 0)
+          out = { ...out, bounds: s.bounds, buckets: new Array(s.bounds.length + 1).fill(0) };
+        hit = true;
+        out.success += slot.success;
+        out.failure += slot.failure;
+        addBuckets(out, s.bounds, slot.buckets);
+      }
+      if (hit) out.series++;
+    }
+    return out;
+  }
+
+  /** The keys of every series with traffic in the last `windowMs` before `now`. */
+  keys(windowMs: number, now: number): SeriesKey[] {
+    const from = Math.floor((now - windowMs) / this.slotMs) + 1;
+    const out: SeriesKey[] = [];
+    for (const s of this.series.values())
+      for (const i of s.slots.keys())
+        if (i >= from) {
+          out.push(s.key);
+          break;
+        }
+    return out;
+  }
+
+  /** Drops slots past the retention, and series left without slots. */
+  expire(now: number): void {
+    for (const [k, s] of this.series) {
+      this.prune(s, now);
+      if (s.slots.size === 0) this.series.delete(k);
+    }
+  }
+
+  private prune(s: Series, now: number): void {
+    const oldest = Math.floor((now - this.retentionMs) / this.slotMs);
+    for (const i of s.slots.keys()) if (i <= oldest) s.slots.delete(i);
+  }
+
+  private evictOldest(): void {
+    const first = this.series.keys().next();
+    if (!first.done) this.series.delete(first.value);
+  }
+}
+
+function sameBounds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Adds `buckets` (for `bounds`) into `out`, placing each bucket by its upper bound. */
+function addBuckets(out: Sample, bounds: readonly number[], buckets: readonly number[]): void {
+  if (sameBounds(out.bounds, bounds)) {
+    for (let i = 0; i < buckets.length; i++) out.buckets[i]! += buckets[i] ?? 0;
+    return;
+  }
+  for (let i = 0; i < buckets.length; i++) {
+    const upper = i < bounds.length ? bounds[i]! : Number.POSITIVE_INFINITY;
+    let j = out.bounds.findIndex((b) => b >= upper);
+    if (j < 0) j = out.bounds.length;
+    out.buckets[j]! += buckets[i] ?? 0;
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * The metrics store, the sink's decoding of Envoy's StreamMetricsMessage (through the real
+ * protobuf encoding) and the TrafficMetrics API's answers, without Envoy: windows, bounds,
+ * percentiles and their bucket error, grouping of pods into resources, errors a caller sees.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { answer, parseSecondsQuantity, secondsQuantity, type TrafficMetrics } from '../../src/metrics/api';
+import { classifyStat, decodeStreamMetrics, deltasOf, encodeStreamMetrics } from '../../src/metrics/sink';
+import { MetricsStore, parseWindow, quantile } from '../../src/metrics/store';
+import { topologyDot, topologyEdges } from '../../src/metrics/view';
+import { buildModel } from '../../src/smi';
+import type { MeshModel } from '../../src/smi/model';
+
+const BOUNDS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000];
+
+/** A histogram of `latencies` (ms) over {@link BOUNDS}, per bucket plus overflow. */
+function hist(latencies: number[]): number[] {
+  const b = new Array(BOUNDS.length + 1).fill(0);
+  for (const l of latencies) {
+    const i = BOUNDS.findIndex((x) => l <= x);
+    b[i < 0 ? BOUNDS.length : i]++;
+  }
+  return b;
+}
+
+describe('metrics store', () => {
+  it('sums a window of slots and forgets what is older than the window', () => {
+    const s = new MetricsStore({ slotMs: 10_000, retentionMs: 60_000 });
+    const key = { kind: 'out', pod: 'shop/buyer', service: 'shop/store' } as const;
+    s.add(key, 1_000, { success: 5, failure: 1 });
+    s.add(key, 25_000, { success: 2 });
+    assert.deepEqual(
+      [s.sum(() => true, 30_000, 29_000).success, s.sum(() => true, 10_000, 29_000).success],
+      [7, 2],
+    );
+    assert.equal(s.sum(() => true, 30_000, 29_000).failure, 1);
+    // Past the retention the slot is gone, and with it the series.
+    s.expire(200_000);
+    assert.equal(s.size, 0);
+  });
+
+  it('holds at most maxSeries series, dropping the one updated longest ago', () => {
+    const s = new MetricsStore({ maxSeries: 2 });
+    for (const pod of ['a/1', 'a/2', 'a/3']) s.add({ kind: 'in', pod, service: '' }, 0, { success: 1 });
+    assert.equal(s.size, 2);
+    assert.deepEqual(
+      s.keys(60_000, 0).map((k) => k.pod),
+      ['a/2', 'a/3'],
+    );
+  });
+
+  it('computes percentiles within the bucket that holds them', () => {
+    const lat = [...new Array(90).fill(3), ...new Array(10).fill(300)];
+    const s = { success: 100, failure: 0, buckets: hist(lat), bounds: BOUNDS };
+    const p50 = quantile(s, 0.5)!;
+    const p99 = quantile(s, 0.99)!;
+    assert.ok(p50 > 1 && p50 <= 5, `p50 ${p50} in (1, 5]`);
+    assert.ok(p99 > 250 && p99 <= 500, `p99 ${p99} in (250, 500]`);
+    assert.equal(quantile({ ...s, buckets: hist([]) }, 0.5), undefined);
+  });
+
+  it('parses windows and quantities', () => {
+    assert.equal(parseWindow('1m30s'), 90_000);
+    assert.equal(parseWindow('500ms'), 500);
+    assert.equal(parseWindow('30'), undefined);
+    assert.equal(parseWindow('5x'), undefined);
+    assert.equal(parseSecondsQuantity(secondsQuantity(12)), 12);
+    assert.equal(parseSecondsQuantity(secondsQuantity(1.5)), 1.5);
+  });
+});
+
+describe('metrics sink decoding', () => {
+  it('maps stat names to series and folds counters and histograms', () => {
+    assert.deepEqual(classifyStat('shop/buyer', 'cluster.outbound_8080_shop_store-v1.upstream_rq_5xx'), {
+      key: { kind: 'out', pod: 'shop/buyer', service: 'shop/store-v1' },
+      what: 'failure',
+    });
+    assert.equal(
+      classifyStat('shop/buyer', 'http.outbound_8080_shop_store.downstream_rq_time')?.key.kind,
+      'apex',
+    );
+    assert.equal(classifyStat('shop/buyer', 'http.inbound_8080.downstream_rq_2xx')?.what, 'success');
+    assert.equal(classifyStat('shop/buyer', 'cluster.weft-xds.upstream_rq_2xx'), undefined);
+    assert.equal(classifyStat('shop/buyer', 'cluster.passthrough.upstream_rq_2xx'), undefined);
+    // Through the protobuf wire format, as Envoy sends it.
+    const bytes = encodeStreamMetrics({
+      identifier: { node: { id: 'shop/buyer' } },
+      envoy_metrics: [
+        {
+          name: 'cluster.outbound_80_shop_api.upstream_rq_2xx',
+          type: 0,
+          metric: [{ counter: { value: 7 } }],
+        },
+        {
+          name: 'cluster.outbound_80_shop_api.upstream_rq_5xx',
+          type: 0,
+          metric: [{ counter: { value: 2 } }],
+        },
+        {
+          name: 'cluster.outbound_80_shop_api.upstream_rq_time',
+          type: 4,
+          metric: [
+            {
+              histogram: {
+                sample_count: 9,
+                bucket: [
+                  { upper_bound: 5, cumulative_count: 6 },
+                  { upper_bound: 500, cumulative_count: 8 },
+                ],
+              },
+            },
+          ],
+        },
+        { name: 'server.uptime', type: 1, metric: [{ gauge: { value: 1 } }] },
+      ],
+    });
+    const msg = decodeStreamMetrics(bytes);
+    assert.equal(msg.identifier?.node?.id, 'shop/buyer');
+    assert.deepEqual(deltasOf('shop/buyer', msg), [
+      {
+        key: { kind: 'out', pod: 'shop/buyer', service: 'shop/api' },
+        success: 7,
+        failure: 2,
+        buckets: [6, 2, 1],
+        bounds: [5, 500],
+      },
+    ]);
+  });
+});
+
+const MANIFESTS = [
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { team: 'a' } } },
+  {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'api', namespace: 'shop' },
+    spec: { clusterIP: '10.96.0.10', selector: { app: 'api' }, ports: [{ port: 80 }] },
+  },
+  ...['api-5d9f7c8b6-abcde', 'api-5d9f7c8b6-fghij', 'web-7c6b5d4f9-xyzab'].map((name) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: 'shop',
+      labels: { app: name.split('-')[0]!, 'pod-template-hash': name.split('-')[1]! },
+    },
+    spec: { containers: [{ name: 'app', image: 'x' }] },
+    status: {
+      phase: 'Running',
+      podIP: name.startsWith('web') ? '10.1.0.3' : name.endsWith('e') ? '10.1.0.1' : '10.1.0.2',
+    },
+  })),
+];
+
+describe('TrafficMetrics API', () => {
+  const model: MeshModel = buildModel(MANIFESTS as never).model;
+  const store = new MetricsStore();
+  const now = 100_000;
+  // web's pod called api twice (one 503); each api pod received one call.
+  store.add({ kind: 'out', pod: 'shop/web-7c6b5d4f9-xyzab', service: 'shop/api' }, now - 1000, {
+    success: 1,
+    failure: 1,
+    buckets: hist([3, 300]),
+    bounds: BOUNDS,
+  });
+  for (const p of ['api-5d9f7c8b6-abcde', 'api-5d9f7c8b6-fghij'])
+    store.add({ kind: 'in', pod: `shop/${p}`, service: '' }, now - 1000, {
+      success: 1,
+      buckets: hist([2]),
+      bounds: BOUNDS,
+    });
+  const ctx = { model, store, now, visible: () => true };
+  const get = (path: string, q: Record<string, string> = {}) => answer(path, q, ctx);
+  const n = (t: TrafficMetrics, name: string): string | undefined =>
+    t.metrics.find((m) => m.name === name)?.value;
+
+  it('lists its resources and versions', () => {
+    const list = get('/v1alpha1').body as { resources: { name: string }[] };
+    assert.ok(list.resources.some((r) => r.name === 'pods/edges'));
+    assert.ok(!list.resources.some((r) => r.name === 'trafficsplits'), 'trafficsplits are v1alpha2');
+    assert.ok(
+      (get('/v1alpha2').body as { resources: { name: string }[] }).resources.some(
+        (r) => r.name === 'trafficsplits',
+      ),
+    );
+  });
+
+  it('groups pods into their Deployment and sums what they received', () => {
+    const d = get('/v1alpha1/namespaces/shop/deployments/api').body as TrafficMetrics;
+    assert.deepEqual(d.resource, { kind: 'Deployment', namespace: 'shop', name: 'api' });
+    assert.equal(n(d, 'success_count'), '2');
+    const list = get('/v1alpha1/namespaces/shop/deployments').body as { items: TrafficMetrics[] };
+    assert.deepEqual(
+      list.items.map((i) => i.resource.name),
+      ['api', 'web'],
+    );
+    const ns = get('/v1alpha1/namespaces/shop').body as TrafficMetrics;
+    assert.equal(n(ns, 'success_count'), '2');
+  });
+
+  it('names an edge in the kind asked for when the Service maps to one such resource', () => {
+    const e = get('/v1alpha1/namespaces/shop/deployments/web/edges').body as { items: TrafficMetrics[] };
+    assert.equal(e.items.length, 1);
+    assert.deepEqual(e.items[0]!.edge, {
+      direction: 'to',
+      resource: { kind: 'Deployment', namespace: 'shop', name: 'api' },
+    });
+    assert.equal(n(e.items[0]!, 'failure_count'), '1');
+    // Two pods behind the Service: a pod edge names the Service.
+    const p = get('/v1alpha1/namespaces/shop/pods/web-7c6b5d4f9-xyzab/edges').body as {
+      items: TrafficMetrics[];
+    };
+    assert.deepEqual(p.items[0]!.edge.resource, { kind: 'Service', namespace: 'shop', name: 'api' });
+    const dot = topologyDot(topologyEdges([e], 'Deployment'));
+    assert.match(dot, /"shop\/web" -> "shop\/api" \[label="50\.00% /);
+  });
+
+  it('filters lists by label selector, and says what is wrong with a request', () => {
+    const l = get('/v1alpha1/namespaces/shop/pods', { labelSelector: 'app=api' }).body as {
+      items: TrafficMetrics[];
+    };
+    assert.equal(l.items.length, 2);
+    assert.equal(get('/v1alpha1/namespaces/shop/pods', { labelSelector: 'app in (a)' }).status, 400);
+    assert.equal(get('/v1alpha1/namespaces/shop/pods', { window: 'soon' }).status, 400);
+    const missing = get('/v1alpha1/namespaces/shop/pods/nope');
+    assert.equal(missing.status, 404);
+    assert.match((missing.body as { message: string }).message, /not in the mesh/);
+    assert.equal(get('/v9/pods').status, 404);
+    const hidden = answer('/v1alpha1/namespaces/shop/pods', {}, { ...ctx, visible: () => false });
+    assert.equal(hidden.status, 403);
+  });
+});
