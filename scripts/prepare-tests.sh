@@ -18,6 +18,7 @@ declare -A package_of=(
   [iptables-restore]=iptables
   [unshare]=util-linux       # per-pod mount namespaces
   [setpriv]=util-linux       # sidecars as uid 1337
+  [chromium]=chromium        # the dashboard's browser test (driven by playwright-core)
 )
 missing=()
 for c in "${!package_of[@]}"; do

@@ -33,6 +33,7 @@ const HEAVY = [
   'envoy/tier.test',
   'envoy/metrics.test',
   'cli/demo-envoy.test',
+  'dashboard/browser.test',
 ];
 const heavy = files.filter((f) => HEAVY.some((h) => f.includes(h)));
 const light = files.filter((f) => !heavy.includes(f));

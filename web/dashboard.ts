@@ -150,6 +150,12 @@ function drawGraph(s: DashboardState): void {
       },
     })),
   ];
+  // Counts on the container, for people inspecting the page and for the browser test.
+  const box = $('#graph');
+  box.dataset.nodes = String(nodes.length);
+  box.dataset.allowed = String(s.allowed.length);
+  box.dataset.live = String(s.live.filter((e) => !e.denied).length);
+  box.dataset.denied = String(s.live.filter((e) => e.denied).length);
   const key = s.nodes.map((n) => n.id).join(' ');
   cy.batch(() => {
     cy.elements().remove();
@@ -307,7 +313,9 @@ function draw(s: DashboardState): void {
 
 function connect(): void {
   const live = $('#live');
-  const source = new EventSource('api/events');
+  // `?window=1m` on the page's address narrows the metrics window (default: Weft's, 5m).
+  const window = new URLSearchParams(location.search).get('window');
+  const source = new EventSource(`api/events${window ? `?window=${encodeURIComponent(window)}` : ''}`);
   source.addEventListener('open', () => {
     live.textContent = 'live';
     live.dataset.state = 'live';

@@ -109,6 +109,11 @@ export function proxyView(p: ProxyStatus): Record<string, unknown> {
 /** Registers the xDS server's own metrics (connected proxies, ACKs and NACKs per type, bytes sent). */
 export function registerXdsMetrics(metrics: Metrics, xds: AdsServer): void {
   const reg: ProxyRegistry = xds.registry;
+  // Every type's counters exist from the start at 0, so rate() and alerts see the first NACK.
+  for (const type of new Set(Object.values(SHORT_NAME))) {
+    metrics.inc('weft_xds_acks_total', 'ACKs received, by resource type.', { type }, 0);
+    metrics.inc('weft_xds_nacks_total', 'NACKs received, by resource type.', { type }, 0);
+  }
   metrics.collect('weft_xds_connected_proxies', 'Proxies with an open ADS stream.', 'gauge', () => [
     { labels: {}, value: reg.proxies().length },
   ]);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ExplainError, explain } from '../explain';
 import type { MeshCompiler } from '../mesh/compiler';
-import type { MetricsStore } from '../metrics/store';
+import { type MetricsStore, parseWindow } from '../metrics/store';
 import type { EnvoyPatch } from '../patch/select';
 import type { Condition, MeshModel } from '../smi/model';
 import type { ProxyRegistry } from '../xds/proxy-state';
@@ -63,9 +63,18 @@ const FILES: Readonly<Record<string, string>> = {
   'dashboard.css': 'text/css; charset=utf-8',
 };
 
+/** The `window` query parameter, when it is one the TrafficMetrics API takes (up to its 10 minutes). */
+function windowOf(req: FastifyRequest): string | undefined {
+  const w = (req.query as { window?: unknown }).window;
+  if (typeof w !== 'string') return undefined;
+  const ms = parseWindow(w);
+  return ms !== undefined && ms > 0 && ms <= 600_000 ? w : undefined;
+}
+
 /** The state the caller may see, now. */
-function stateFor(m: DashboardMount, visible: Visibility): DashboardState {
+function stateFor(m: DashboardMount, visible: Visibility, window: string | undefined): DashboardState {
   return dashboardState({
+    ...(window ? { window } : {}),
     model: m.sources.model(),
     conditions: m.conditions(),
     proxies: m.registry.proxies(),
@@ -121,7 +130,7 @@ export function mountDashboard(app: FastifyInstance, m: DashboardMount): void {
   app.get('/dashboard/api/state', async (req, reply) => {
     const visible = await m.access(req, reply);
     if (!visible) return reply;
-    return stateFor(m, visible);
+    return stateFor(m, visible, windowOf(req));
   });
   app.get('/dashboard/api/explain', async (req, reply) => {
     const visible = await m.access(req, reply);
@@ -163,8 +172,9 @@ export function mountDashboard(app: FastifyInstance, m: DashboardMount): void {
       connection: 'keep-alive',
     });
     let last = '';
+    const window = windowOf(req);
     const push = (): void => {
-      const state = stateFor(m, visible);
+      const state = stateFor(m, visible, window);
       const key = JSON.stringify({ ...state, at: '' });
       if (key === last) return;
       last = key;

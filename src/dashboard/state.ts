@@ -9,7 +9,7 @@
  * what `weft top` and `kubectl get --raw` show, never a second reading of the stats.
  */
 import { answer, parseSecondsQuantity, type TrafficMetrics } from '../metrics/api';
-import type { MetricsStore } from '../metrics/store';
+import { type MetricsStore, parseWindow } from '../metrics/store';
 import type { EnvoyPatch } from '../patch/select';
 import type { Condition, MeshModel, WorkloadModel } from '../smi/model';
 import { type ProxyStatus, proxyFlavor } from '../xds/proxy-state';
@@ -25,8 +25,11 @@ import type {
 
 export type * from './types';
 
-/** The metrics window the dashboard reads (long enough to see a few flushes of the sidecars' stats). */
-export const DASHBOARD_WINDOW = '1m';
+/**
+ * The metrics window the dashboard reads by default: long enough that a burst of calls stays on the
+ * picture while someone looks, short enough to be "now".
+ */
+export const DASHBOARD_WINDOW = '5m';
 
 /** What {@link dashboardState} reads. */
 export interface StateSources {
@@ -38,6 +41,8 @@ export interface StateSources {
   readonly groupsPatchedBy: (patch: string) => readonly string[];
   readonly store: MetricsStore | undefined;
   readonly now: number;
+  /** The metrics window, a duration as the TrafficMetrics API takes it (`30s`, `5m`); default {@link DASHBOARD_WINDOW}. */
+  readonly window?: string;
   /** Whether the caller may read the namespace. */
   readonly visible: (namespace: string) => boolean;
 }
@@ -100,7 +105,7 @@ function readMetrics(src: StateSources, model: MeshModel, path: string): Traffic
   if (!src.store) return [];
   const a = answer(
     path,
-    { window: DASHBOARD_WINDOW },
+    { window: src.window ?? DASHBOARD_WINDOW },
     { model, store: src.store, now: src.now, visible: src.visible },
   );
   if (a.status !== 200) return [];
@@ -139,6 +144,7 @@ export function dashboardState(src: StateSources): DashboardState {
   const nodeIds = new Set(nodes.map((n) => n.id));
   const backendsOf = new Map(nodes.map((n) => [n.id, n.backends]));
 
+  const seconds = (parseWindow(src.window ?? DASHBOARD_WINDOW) ?? 300_000) / 1000;
   const live: LiveEdge[] = [];
   if (model)
     for (const w of workloads) {
@@ -158,7 +164,7 @@ export function dashboardState(src: StateSources): DashboardState {
         live.push({
           from,
           to,
-          rps: round1(n / 60),
+          rps: round1(n / seconds),
           success: n === 0 ? null : ok / n,
           p99: p99 === undefined ? null : parseSecondsQuantity(p99),
           denied: n > 0 && !permitted,
@@ -245,7 +251,7 @@ export function dashboardState(src: StateSources): DashboardState {
 
   return {
     at: new Date(src.now).toISOString(),
-    window: DASHBOARD_WINDOW,
+    window: src.window ?? DASHBOARD_WINDOW,
     permissive: model?.settings.permissive ?? false,
     nodes,
     allowed,
