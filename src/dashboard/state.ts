@@ -50,6 +50,7 @@ export interface StateSources {
 const workloadId = (ns: string, name: string): string => `w:${ns}/${name}`;
 const serviceId = (ns: string, name: string): string => `s:${ns}/${name}`;
 const round1 = (n: number): number => Math.round(n * 10) / 10;
+const round2 = (n: number): number => Math.round(n * 100) / 100;
 
 function metricValue(t: TrafficMetrics, name: string): string | undefined {
   return t.metrics.find((m) => m.name === name)?.value;
@@ -164,7 +165,7 @@ export function dashboardState(src: StateSources): DashboardState {
         live.push({
           from,
           to,
-          rps: round1(n / seconds),
+          rps: round2(n / seconds),
           success: n === 0 ? null : ok / n,
           p99: p99 === undefined ? null : parseSecondsQuantity(p99),
           denied: n > 0 && !permitted,

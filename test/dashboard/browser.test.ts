@@ -205,12 +205,17 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
     assert.equal(await weight('store-v1'), '90');
     assert.equal(await weight('store-v2'), '10');
     // The 20 split calls, each counted on one backend once the stats arrive.
-    await page.waitForFunction(
-      `[...document.querySelectorAll('[data-split="shop/store-split"] [data-calls]')]
-        .reduce((a, e) => a + Number(e.getAttribute('data-calls')), 0) >= 20`,
-      undefined,
-      { timeout: BOUND },
-    );
+    const splitCalls = async (): Promise<number> => {
+      let n = 0;
+      for (const l of await page.locator('[data-split="shop/store-split"] [data-calls]').all())
+        n += Number(await l.getAttribute('data-calls'));
+      return n;
+    };
+    const end = Date.now() + BOUND;
+    while ((await splitCalls()) < 20) {
+      assert.ok(Date.now() < end, `the split's 20 calls never showed: ${await splitCalls()}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     await shot('split-before');
     config.write('30-split.yaml', split(30, 70));
     await page.waitForSelector(
