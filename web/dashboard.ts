@@ -233,6 +233,7 @@ function drawSplits(splits: readonly SplitView[]): void {
           el(
             'td',
             b.observedPercent === null ? 'observed -' : `observed ${b.observedPercent}% (${b.calls} calls)`,
+            { 'data-calls': String(b.calls) },
           ),
         );
         return tr;

@@ -17,7 +17,6 @@ import { createServer, request } from 'node:http';
 import type { Command } from 'commander';
 import { KubeClient, loadKubeConfig } from '../kube/client';
 import type { CommandRegistrar } from './index';
-import { remoteFlags } from './proxy';
 import {
   ADMIN_PORT,
   adminGet,
@@ -31,7 +30,7 @@ import {
 /** `weft serve`'s default admin address. */
 const DEFAULT_ADMIN_URL = 'http://127.0.0.1:15014';
 
-interface DashboardFlags extends RemoteFlags {
+interface DashboardFlags extends Omit<RemoteFlags, 'xdsAddress' | 'certDir' | 'trustDomain'> {
   open?: boolean;
   port: string;
 }
@@ -107,68 +106,75 @@ export async function tokenProxy(
 
 /** Registers `weft dashboard`. */
 export const registerDashboard: CommandRegistrar = (program: Command, setExitCode) => {
-  remoteFlags(
-    program
-      .command('dashboard')
-      .description(
-        "Opens Weft's web dashboard: the topology with allowed edges (TrafficTargets) and live\n" +
-          'edges (rate, success, p99 from the sidecars), each TrafficSplit with its weights beside the\n' +
-          'observed share, proxies with their sync and NACK state, conditions with their fixes,\n' +
-          'EnvoyPatches with their status, and explain for one call. Read-only; it updates live.\n' +
-          'With --admin-url (default http://127.0.0.1:15014) it prints the address on that admin server.\n' +
-          'In a cluster (--kubernetes, --kubeconfig) it port-forwards to the Weft pod and serves a\n' +
-          "loopback proxy that adds your kubeconfig user's token (or --token), which Weft checks with\n" +
-          'TokenReview and RBAC; it runs until you stop it (Ctrl-C).',
-      )
-      .option('--open', 'also open it in the default browser')
-      .option('--port <port>', 'cluster mode: loopback port of the local proxy (0: any free port)', '0'),
-  ).action(async (f: DashboardFlags) => {
-    try {
-      const port = Number(f.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535)
-        throw new UsageError(`--port must be a port number, not "${f.port}"`);
-      if (!f.kubernetes && !f.kubeconfig) {
-        const base = f.adminUrl ?? DEFAULT_ADMIN_URL;
-        // Fails with what is wrong (nothing listening, a Weft without the dashboard) before printing.
-        await adminGet(base, '/dashboard/api/state');
-        const url = new URL('/dashboard/', base).toString();
-        process.stdout.write(`${url}\n`);
-        if (f.open) openBrowser(url);
-        setExitCode(0);
-        return;
-      }
-      const kc = loadKubeConfig(f.kubeconfig);
-      if (f.context) kc.setCurrentContext(f.context);
-      const client = new KubeClient(kc);
-      const namespace = f.namespace ?? 'weft-system';
-      const pod = await findWeftPod(client, namespace);
-      const auth = f.token ? `Bearer ${f.token}` : await kubeAuthorization(kc);
-      if (!auth)
-        throw new Error(
-          "your kubeconfig user has no bearer token (a client certificate, say), and Weft's dashboard in a cluster takes a token the API server vouches for: pass --token $(kubectl create token <service-account> -n <namespace>) of an account that may list pods in the mesh namespaces",
-        );
-      const fwd = await portForward(kc, namespace, pod, ADMIN_PORT);
-      const proxy = await tokenProxy({ host: '127.0.0.1', port: fwd.localPort }, auth, port);
+  program
+    .command('dashboard')
+    .description(
+      "Opens Weft's web dashboard: the topology with allowed edges (TrafficTargets) and live\n" +
+        'edges (rate, success, p99 from the sidecars), each TrafficSplit with its weights beside the\n' +
+        'observed share, proxies with their sync and NACK state, conditions with their fixes,\n' +
+        'EnvoyPatches with their status, and explain for one call. Read-only; it updates live.\n' +
+        'Folder mode: checks the dashboard answers on --admin-url and prints its address.\n' +
+        'In a cluster (--kubernetes, --kubeconfig) it port-forwards to the Weft pod and serves a\n' +
+        "loopback proxy that adds your kubeconfig user's token (or --token), which Weft checks with\n" +
+        'TokenReview and RBAC; it runs until you stop it (Ctrl-C).',
+    )
+    .option('--admin-url <url>', "a running Weft's admin server", DEFAULT_ADMIN_URL)
+    .option('--kubernetes', 'reach Weft in the cluster of the current kubeconfig context (port-forward)')
+    .option('--kubeconfig <file>', 'as --kubernetes, with this kubeconfig')
+    .option('--context <name>', 'kubeconfig context (default: the current one)')
+    .option('-n, --namespace <ns>', "Weft's namespace in the cluster", 'weft-system')
+    .option('--token <token>', "bearer token Weft checks in a cluster (default: the kubeconfig user's)")
+    .option('--open', 'also open it in the default browser')
+    .option('--port <port>', 'cluster mode: loopback port of the local proxy (0: any free port)', '0')
+    .action(async (f: DashboardFlags) => {
       try {
-        await adminGet(`${proxy.url}/`, `${proxy.url}/dashboard/api/state`);
-      } catch (err) {
+        const port = Number(f.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535)
+          throw new UsageError(`--port must be a port number, not "${f.port}"`);
+        if (!f.kubernetes && !f.kubeconfig) {
+          const base = f.adminUrl ?? DEFAULT_ADMIN_URL;
+          // Fails with what is wrong (nothing listening, a Weft without the dashboard) before printing.
+          await adminGet(base, '/dashboard/api/state');
+          const url = new URL('/dashboard/', base).toString();
+          process.stdout.write(`${url}\n`);
+          if (f.open) openBrowser(url);
+          setExitCode(0);
+          return;
+        }
+        const kc = loadKubeConfig(f.kubeconfig);
+        if (f.context) kc.setCurrentContext(f.context);
+        const client = new KubeClient(kc);
+        const namespace = f.namespace ?? 'weft-system';
+        const pod = await findWeftPod(client, namespace);
+        const auth = f.token ? `Bearer ${f.token}` : await kubeAuthorization(kc);
+        if (!auth)
+          throw new Error(
+            "your kubeconfig user has no bearer token (a client certificate, say), and Weft's dashboard in a cluster takes a token the API server vouches for: pass --token $(kubectl create token <service-account> -n <namespace>) of an account that may list pods in the mesh namespaces",
+          );
+        const fwd = await portForward(kc, namespace, pod, ADMIN_PORT);
+        const proxy = await tokenProxy({ host: '127.0.0.1', port: fwd.localPort }, auth, port);
+        try {
+          await adminGet(`${proxy.url}/`, `${proxy.url}/dashboard/api/state`);
+        } catch (err) {
+          await proxy.stop();
+          await fwd.stop();
+          throw err;
+        }
+        const url = `${proxy.url}/dashboard/`;
+        process.stdout.write(
+          `${url}\n(pod ${namespace}/${pod} through ${client.serverUrl}; Ctrl-C to stop)\n`,
+        );
+        if (f.open) openBrowser(url);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
         await proxy.stop();
         await fwd.stop();
-        throw err;
+        setExitCode(0);
+      } catch (err) {
+        process.stderr.write(`weft dashboard: ${err instanceof Error ? err.message : String(err)}\n`);
+        setExitCode(err instanceof UsageError ? 2 : 1);
       }
-      const url = `${proxy.url}/dashboard/`;
-      process.stdout.write(`${url}\n(pod ${namespace}/${pod} through ${client.serverUrl}; Ctrl-C to stop)\n`);
-      if (f.open) openBrowser(url);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      await proxy.stop();
-      await fwd.stop();
-      setExitCode(0);
-    } catch (err) {
-      process.stderr.write(`weft dashboard: ${err instanceof Error ? err.message : String(err)}\n`);
-      setExitCode(err instanceof UsageError ? 2 : 1);
-    }
-  });
+    });
 };
