@@ -156,15 +156,29 @@ function drawGraph(s: DashboardState): void {
   box.dataset.allowed = String(s.allowed.length);
   box.dataset.live = String(s.live.filter((e) => !e.denied).length);
   box.dataset.denied = String(s.live.filter((e) => e.denied).length);
-  const key = s.nodes.map((n) => n.id).join(' ');
+  // Only what changed is touched: existing nodes keep their places, edges get their new numbers.
+  const wanted = new Map<string, { data: Record<string, unknown> }>(
+    [...nodes, ...edges].map((e) => [e.data.id, e]),
+  );
   cy.batch(() => {
-    cy.elements().remove();
-    cy.add([...nodes, ...edges]);
+    cy.elements()
+      .filter((e) => !wanted.has(e.id()))
+      .remove();
+    for (const [id, e] of wanted) {
+      const have = cy.getElementById(id);
+      if (have.nonempty()) have.data(e.data);
+    }
+    cy.add([...nodes, ...edges].filter((e) => cy.getElementById(e.data.id).empty()));
   });
+  const key = s.nodes.map((n) => n.id).join(' ');
   if (key !== nodeKey) {
     nodeKey = key;
     cy.layout({ name: 'dagre', rankDir: 'LR', nodeSep: 30, rankSep: 120 } as cytoscape.LayoutOptions).run();
   }
+  // How many nodes have a place of their own (all of them, once laid out).
+  box.dataset.placed = String(
+    new Set(cy.nodes().map((n) => `${Math.round(n.position('x'))},${Math.round(n.position('y'))}`)).size,
+  );
 }
 
 function drawLiveEdges(s: DashboardState): void {
@@ -174,7 +188,7 @@ function drawLiveEdges(s: DashboardState): void {
     s.live.map((e) => [
       label(e.from),
       label(e.to),
-      String(e.rps),
+      e.rps === 0 && e.success !== null ? '<0.01' : String(e.rps),
       pct(e.success),
       ms(e.p99),
       e.denied ? 'denied' : '',

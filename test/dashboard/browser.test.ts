@@ -228,6 +228,8 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
     );
     assert.equal(await weight('store-v1'), '30');
     assert.equal(await page.evaluate('window.weftTestMark'), 42, 'the page was not reloaded');
+    const graph = await page.locator('#graph').evaluate((e) => [e.dataset.nodes, e.dataset.placed]);
+    assert.equal(graph[1], graph[0], 'after live updates every node of the graph still has its own place');
     await shot('split-after');
   });
 
