@@ -25,12 +25,12 @@ import {
   buyerToStore,
   PORT,
   STORE_SPLIT,
-  TIER_PODS,
+  startTierPods,
   TIER_ROUTES,
   TIER_SERVICE_ACCOUNTS,
   type TierAddresses,
   type TierPod,
-  tierPod,
+  tierAddresses,
   tierWorkloads,
 } from '../envoy/tier-fixture';
 import { ConfigDir } from '../mesh/mesh-fixture';
@@ -106,15 +106,7 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
       serviceAccounts: TIER_SERVICE_ACCOUNTS,
       envoyBinary: envoy!,
     });
-    const net = mesh.network;
-    A = {
-      pods: Object.fromEntries(TIER_PODS.map((p) => [p, net.podAddress()])) as Record<TierPod, string>,
-      services: {
-        store: net.serviceAddress(),
-        'store-v1': net.serviceAddress(),
-        'store-v2': net.serviceAddress(),
-      },
-    };
+    A = tierAddresses(mesh.network);
     config.write('00-workloads.yaml', tierWorkloads(A));
     config.write('10-routes.yaml', TIER_ROUTES);
     config.write('20-buyer-to-store.yaml', buyerToStore(['open']));
@@ -122,14 +114,7 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
     config.write('40-broken.yaml', BROKEN_TARGET);
     config.write('50-patch.yaml', PATCH);
     await mesh.start();
-    const started = await Promise.allSettled(
-      RUNNING.map(async (p) => {
-        pods.set(p, await mesh.startPod(tierPod(p, A)));
-      }),
-    );
-    const failed = started.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed.length > 0)
-      throw new Error(failed.map((f) => String(f.reason?.message ?? f.reason)).join('\n\n'));
+    await startTierPods(mesh, RUNNING, A, pods);
     const call = async (from: TierPod, host: string, n: number, status?: number): Promise<void> => {
       const out = await pods
         .get(from)!
