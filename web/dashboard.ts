@@ -92,6 +92,10 @@ const cy = cytoscape({
       style: { shape: 'ellipse', 'background-color': '#fff4d6', 'border-color': '#c79a2b' },
     },
     {
+      selector: 'node[refused="yes"]',
+      style: { 'border-color': '#d93025', 'border-width': 3, color: '#b3261e' },
+    },
+    {
       selector: 'edge',
       style: { 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 1.5, 'font-size': 10 },
     },
@@ -131,7 +135,15 @@ const cy = cytoscape({
 let nodeKey = '';
 
 function drawGraph(s: DashboardState): void {
-  const nodes = s.nodes.map((n) => ({ data: { id: n.id, label: n.name, kind: n.kind, ns: n.namespace } }));
+  const nodes = s.nodes.map((n) => ({
+    data: {
+      id: n.id,
+      label: n.denied > 0 ? `${n.name} (${n.denied} denied)` : n.name,
+      kind: n.kind,
+      ns: n.namespace,
+      refused: n.denied > 0 ? 'yes' : 'no',
+    },
+  }));
   const edges = [
     ...s.nodes.flatMap((n) =>
       n.backends.map((b) => ({ data: { id: `b ${n.id} ${b}`, source: n.id, target: b, kind: 'backs' } })),
@@ -156,6 +168,7 @@ function drawGraph(s: DashboardState): void {
   box.dataset.allowed = String(s.allowed.length);
   box.dataset.live = String(s.live.filter((e) => !e.denied).length);
   box.dataset.denied = String(s.live.filter((e) => e.denied).length);
+  box.dataset.refused = String(s.nodes.filter((n) => n.denied > 0).length);
   // Only what changed is touched: existing nodes keep their places, edges get their new numbers.
   const wanted = new Map<string, { data: Record<string, unknown> }>(
     [...nodes, ...edges].map((e) => [e.data.id, e]),
@@ -178,6 +191,14 @@ function drawGraph(s: DashboardState): void {
   // How many nodes have a place of their own (all of them, once laid out).
   box.dataset.placed = String(
     new Set(cy.nodes().map((n) => `${Math.round(n.position('x'))},${Math.round(n.position('y'))}`)).size,
+  );
+}
+
+function drawDenied(s: DashboardState): void {
+  const refused = s.nodes.filter((n) => n.denied > 0);
+  fillTable(
+    '#denied',
+    refused.map((n) => [label(n.id), String(n.denied)]),
   );
 }
 
@@ -319,6 +340,7 @@ function draw(s: DashboardState): void {
     `as of ${new Date(s.at).toLocaleTimeString()}${s.permissive ? ' · permissive mode' : ''}`;
   drawGraph(s);
   drawLiveEdges(s);
+  drawDenied(s);
   drawSplits(s.splits);
   drawProxies(s);
   drawConditions(s.conditions);

@@ -10,11 +10,13 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ExplainError, explain } from '../explain';
 import type { MeshCompiler } from '../mesh/compiler';
+import type { TrafficMetricsRuntime } from '../metrics';
 import { type MetricsStore, parseWindow } from '../metrics/store';
 import type { EnvoyPatch } from '../patch/select';
 import type { Condition, MeshModel } from '../smi/model';
 import type { ProxyRegistry } from '../xds/proxy-state';
-import { type DashboardState, dashboardState } from './state';
+import { DeniedAttempts } from './denials';
+import { DASHBOARD_WINDOW, type DashboardState, dashboardState } from './state';
 
 /** What the dashboard reads besides the admin server's own sources. */
 export interface DashboardSources {
@@ -26,16 +28,27 @@ export interface DashboardSources {
   groupsPatchedBy: (patch: string) => readonly string[];
   /** The sidecars' traffic, when Weft receives it. */
   store?: MetricsStore;
+  /** Refusals the sidecars' access policy counted, when Weft receives their stats. */
+  denials?: DeniedAttempts;
 }
 
 /** The dashboard's sources in `weft serve`: the compiler's model and patches, the sidecars' traffic. */
-export function dashboardSources(c: MeshCompiler, store: MetricsStore | undefined): DashboardSources {
-  return {
+export function dashboardSources(
+  c: MeshCompiler,
+  traffic: TrafficMetricsRuntime | undefined,
+): DashboardSources {
+  const sources: DashboardSources = {
     model: () => c.currentModel,
     patches: () => c.currentPatches,
     groupsPatchedBy: (patch) => c.groupsPatchedBy(patch),
-    ...(store ? { store } : {}),
   };
+  if (traffic) {
+    const denials = new DeniedAttempts();
+    traffic.sink.listeners.push(denials.record);
+    sources.store = traffic.store;
+    sources.denials = denials;
+  }
+  return sources;
 }
 
 /** What a caller may read: every namespace, or some. */
@@ -73,15 +86,18 @@ function windowOf(req: FastifyRequest): string | undefined {
 
 /** The state the caller may see, now. */
 function stateFor(m: DashboardMount, visible: Visibility, window: string | undefined): DashboardState {
+  const now = Date.now();
+  const windowMs = parseWindow(window ?? DASHBOARD_WINDOW) ?? 300_000;
   return dashboardState({
     ...(window ? { window } : {}),
+    ...(m.sources.denials ? { denied: m.sources.denials.counts(now, windowMs) } : {}),
     model: m.sources.model(),
     conditions: m.conditions(),
     proxies: m.registry.proxies(),
     patches: m.sources.patches(),
     groupsPatchedBy: m.sources.groupsPatchedBy,
     store: m.sources.store,
-    now: Date.now(),
+    now,
     visible,
   });
 }

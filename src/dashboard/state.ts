@@ -43,6 +43,8 @@ export interface StateSources {
   readonly now: number;
   /** The metrics window, a duration as the TrafficMetrics API takes it (`30s`, `5m`); default {@link DASHBOARD_WINDOW}. */
   readonly window?: string;
+  /** Refused attempts in the window per pod (`<ns>/<name>`), from the sidecars' RBAC stats. */
+  readonly denied?: ReadonlyMap<string, number>;
   /** Whether the caller may read the namespace. */
   readonly visible: (namespace: string) => boolean;
 }
@@ -127,6 +129,7 @@ export function dashboardState(src: StateSources): DashboardState {
       name: w.name,
       serviceAccount: w.serviceAccount,
       backends: [],
+      denied: w.kind === 'Pod' ? (src.denied?.get(`${w.namespace}/${w.name}`) ?? 0) : 0,
     })),
     ...services.map((s) => ({
       id: serviceId(s.namespace, s.name),
@@ -138,6 +141,7 @@ export function dashboardState(src: StateSources): DashboardState {
         .filter((w) => src.visible(w.namespace))
         .map((w) => workloadId(w.namespace, w.name))
         .sort(),
+      denied: 0,
     })),
   ];
   const allowed = model ? allowedEdges(model, workloads) : [];

@@ -14,6 +14,8 @@ export interface DashNode {
   readonly serviceAccount: string;
   /** Services: the workloads behind them (node ids). */
   readonly backends: readonly string[];
+  /** Pods: attempts their sidecar's access policy refused in the window (callers unknown); else 0. */
+  readonly denied: number;
 }
 
 /** An edge TrafficTargets allow: a source workload may reach a destination workload. */

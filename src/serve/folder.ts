@@ -274,7 +274,7 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
         conditions: () => compiler?.currentConditions ?? [],
         version: WEFT_VERSION,
         ...(traffic ? { trafficMetrics: { store: traffic.store, model: traffic.model } } : {}),
-        ...(compiler ? { dashboard: dashboardSources(compiler, traffic?.store) } : {}),
+        ...(compiler ? { dashboard: dashboardSources(compiler, traffic) } : {}),
       });
       admin = app;
       const i = adminAddress.lastIndexOf(':');

@@ -205,7 +205,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
           }),
           version: VERSION,
           trafficMetrics: { store: traffic.store, model: traffic.model },
-          dashboard: dashboardSources(c, traffic.store),
+          dashboard: dashboardSources(c, traffic),
         }),
       );
       log.info('admin server listening', { url: admin.url });

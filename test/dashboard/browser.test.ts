@@ -5,8 +5,8 @@
  * edit shows up without a reload; proxies, conditions and an EnvoyPatch render; an explain query
  * answers. Screenshots go to `test-artifacts/` (kept by CI, ignored by git).
  *
- * Pods: buyer (may call store's `/open`), thief (no TrafficTarget: its calls are refused by
- * store's sidecar), store-v1 and store-v2 behind the Service `store`, split 90/10.
+ * Pods: buyer (may call store's `/open`), thief (may use store's TCP port only: its HTTP calls
+ * are refused by store's sidecar), store-v1 and store-v2 behind the Service `store`, split 90/10.
  *
  * Needs root, ip, iptables, unshare, setpriv, Envoy and Chromium; skips saying what is missing.
  */
@@ -23,6 +23,7 @@ import { netnsUnavailable } from '../../src/netns/system';
 import { dashboardQueries, exportedNames, promqlMetricNames } from '../deploy/grafana-queries';
 import {
   buyerToStore,
+  OTHER_TARGETS,
   PORT,
   STORE_SPLIT,
   startTierPods,
@@ -54,6 +55,8 @@ const ARTIFACTS = join(__dirname, '..', '..', '..', 'test-artifacts');
 const RUNNING: readonly TierPod[] = ['buyer', 'thief', 'store-v1', 'store-v2'];
 /** Generous: the sidecars flush their stats every 5 s, and the machine may be busy. */
 const BOUND = 60_000;
+/** HTTP calls thief makes that store-v1's sidecar refuses. */
+const THIEF_CALLS = 5;
 
 /** A TrafficTarget naming a route group that does not exist: a condition with its fix. */
 const BROKEN_TARGET = `apiVersion: access.smi-spec.io/v1alpha3
@@ -110,6 +113,7 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
     config.write('00-workloads.yaml', tierWorkloads(A));
     config.write('10-routes.yaml', TIER_ROUTES);
     config.write('20-buyer-to-store.yaml', buyerToStore(['open']));
+    config.write('21-targets.yaml', OTHER_TARGETS);
     config.write('30-split.yaml', split(90, 10));
     config.write('40-broken.yaml', BROKEN_TARGET);
     config.write('50-patch.yaml', PATCH);
@@ -128,9 +132,8 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
     };
     await call('buyer', A.services['store-v1'], 10, 200);
     await call('buyer', A.services.store, 20, 200);
-    // No TrafficTarget lets thief in: store-v1's sidecar refuses every attempt (at the connection,
-    // so the refusals are in no TrafficMetrics; the explain query below says why).
-    await call('thief', A.services['store-v1'], 5);
+    // thief may use store's TCP port only: store-v1's sidecar refuses its HTTP calls with 403.
+    await call('thief', A.services['store-v1'], THIEF_CALLS, 403);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -161,6 +164,15 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
     const row = (from: string, to: string): string =>
       `#live-edges tbody tr:has(td:text-is("${from}")):has(td:text-is("${to}"))`;
     await page.waitForSelector(row('shop/buyer', 'shop/store-v1'), { timeout: BOUND });
+    // The refusals, at the destination: the RBAC stats of store-v1's sidecar.
+    const refused = page.locator('#denied tbody tr:has(td:text-is("shop/store-v1"))');
+    await refused.waitFor({ timeout: BOUND });
+    const end = Date.now() + BOUND;
+    while (Number(await refused.locator('td').nth(1).textContent()) < THIEF_CALLS) {
+      assert.ok(Date.now() < end, `store-v1's refusals: ${await refused.locator('td').nth(1).textContent()}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(Number(await refused.locator('td').nth(1).textContent()), THIEF_CALLS);
     const buyerRow = await page.locator(row('shop/buyer', 'shop/store-v1')).locator('td').allTextContents();
     assert.equal(buyerRow[3], '100.0%', `buyer's calls all answered: ${buyerRow.join(' | ')}`);
     assert.match(buyerRow[4]!, /^\d+(\.\d+)?m?s$/, 'a p99 latency');
@@ -169,12 +181,14 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
       nodes: Number(e.dataset.nodes),
       allowed: Number(e.dataset.allowed),
       live: Number(e.dataset.live),
+      refused: Number(e.dataset.refused),
       canvases: e.querySelectorAll('canvas').length,
     }));
     // Workloads buyer, thief, store-v1, store-v2, web-0, web-1; Services store, store-v1, store-v2, web.
     assert.equal(graph.nodes, 10);
     assert.ok(graph.allowed >= 2, 'buyer → store-v1 and buyer → store-v2 are allowed');
     assert.ok(graph.live >= 2, 'buyer → store-v1 and buyer → store are live');
+    assert.equal(graph.refused, 1, 'store-v1 is marked with its refusals');
     assert.ok(graph.canvases > 0, 'cytoscape drew');
     await shot('topology');
   });

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { parseAllDocuments } from 'yaml';
 import { Metrics } from '../../src/admin/metrics';
 import { buildAdmin } from '../../src/admin/server';
+import { DeniedAttempts } from '../../src/dashboard/denials';
 import { dashboardState } from '../../src/dashboard/state';
 import { MetricsStore } from '../../src/metrics/store';
 import { buildModel } from '../../src/smi/build';
@@ -105,6 +106,37 @@ describe('dashboard state', () => {
       100,
       'the observed shares add up',
     );
+  });
+
+  it("counts the refusals of the sidecars' RBAC filters per destination pod, in the window", () => {
+    const d = new DeniedAttempts();
+    const counter = (name: string, value: number) => ({ name, type: 0, metric: [{ counter: { value } }] });
+    d.record(
+      'shop/store-v1',
+      {
+        envoy_metrics: [
+          counter('http.inbound_8080.rbac.denied', 4),
+          counter('inbound_7070.rbac.denied', 1),
+          counter('http.inbound_8080.rbac.shadow_denied', 9),
+          counter('http.inbound_8080.rbac.allowed', 30),
+        ],
+      },
+      NOW - 400_000,
+    );
+    d.record('shop/store-v1', { envoy_metrics: [counter('http.inbound_8080.rbac.denied', 2)] }, NOW - 10_000);
+    assert.deepEqual(
+      [...d.counts(NOW, 300_000)],
+      [['shop/store-v1', 2]],
+      'the older 5 are outside 5 minutes',
+    );
+    assert.deepEqual(
+      [...d.counts(NOW, 600_000)],
+      [['shop/store-v1', 7]],
+      'shadow and allowed are not refusals',
+    );
+    const s = dashboardState({ ...base, denied: d.counts(NOW, 300_000), visible: () => true });
+    assert.equal(s.nodes.find((n) => n.id === 'w:shop/store-v1')?.denied, 2);
+    assert.equal(s.nodes.find((n) => n.id === 'w:shop/store-v2')?.denied, 0);
   });
 
   it('shows nothing of a namespace the caller may not read', () => {
