@@ -15,6 +15,7 @@ import { dashboardState } from '../../src/dashboard/state';
 import { MetricsStore } from '../../src/metrics/store';
 import { buildModel } from '../../src/smi/build';
 import type { MeshModel } from '../../src/smi/model';
+import type { ProxyStatus, TypeStatus } from '../../src/xds/proxy-state';
 import {
   buyerToStore,
   STORE_SPLIT,
@@ -137,6 +138,47 @@ describe('dashboard state', () => {
     const s = dashboardState({ ...base, denied: d.counts(NOW, 300_000), visible: () => true });
     assert.equal(s.nodes.find((n) => n.id === 'w:shop/store-v1')?.denied, 2);
     assert.equal(s.nodes.find((n) => n.id === 'w:shop/store-v2')?.denied, 0);
+  });
+
+  it('shows each proxy in sync, behind, or with the NACK in its own words', () => {
+    const status = (id: string, lds: Partial<TypeStatus>): ProxyStatus => ({
+      streamId: id.length,
+      node: { id, cluster: '', metadata: {}, userAgent: 'envoy' },
+      group: `envoy/Pod/${id}`,
+      identity: undefined,
+      mode: 'sotw',
+      peer: '10.9.0.1:5000',
+      connectedAt: new Date(NOW),
+      types: { lds: { subscribed: '*', awaiting: false, acks: 1, nacks: 0, ...lds } },
+    });
+    const nack = {
+      proxy: 'shop/store-v2',
+      group: 'envoy/Pod/shop/store-v2',
+      typeUrl: 'type.googleapis.com/envoy.config.listener.v3.Listener' as const,
+      version: 'v2',
+      nonce: '2',
+      resourceNames: [],
+      code: 3,
+      message: 'Invalid path: /x',
+      at: new Date(NOW),
+    };
+    const s = dashboardState({
+      ...base,
+      proxies: [
+        status('shop/buyer', { sentVersion: 'v1', ackedVersion: 'v1' }),
+        status('shop/store-v1', { sentVersion: 'v2', ackedVersion: 'v1', awaiting: true }),
+        status('shop/store-v2', { sentVersion: 'v2', ackedVersion: 'v1', nacks: 1, lastNack: nack }),
+      ],
+      visible: () => true,
+    });
+    assert.deepEqual(
+      s.proxies.map((p) => [p.id, p.synced, p.types[0]?.nack ?? null]),
+      [
+        ['shop/buyer', true, null],
+        ['shop/store-v1', false, null],
+        ['shop/store-v2', false, 'Invalid path: /x'],
+      ],
+    );
   });
 
   it('shows nothing of a namespace the caller may not read', () => {
