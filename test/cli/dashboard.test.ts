@@ -8,11 +8,8 @@ import { execFile } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import { Metrics } from '../../src/admin/metrics';
-import { buildAdmin } from '../../src/admin/server';
 import { tokenProxy } from '../../src/cli/dashboard';
-import { startAds, type TestAds } from '../xds/util';
+import { startTestAdmin, type TestAdmin } from '../dashboard/admin-fixture';
 
 const ROOT = join(__dirname, '..', '..', '..');
 
@@ -25,23 +22,15 @@ function weft(args: string[]): Promise<{ code: number; out: string; err: string 
 }
 
 describe('weft dashboard', () => {
-  let t: TestAds;
-  let app: FastifyInstance;
+  let admin: TestAdmin;
   let url: string;
   before(async () => {
-    t = await startAds();
-    app = buildAdmin({
-      metrics: new Metrics(),
-      xds: t.server,
-      ready: () => true,
+    admin = await startTestAdmin({
       dashboard: { model: () => undefined, patches: () => [], groupsPatchedBy: () => [] },
     });
-    url = await app.listen({ host: '127.0.0.1', port: 0 });
+    url = admin.url;
   });
-  after(async () => {
-    await app.close();
-    await t.stop();
-  });
+  after(() => admin.stop());
 
   it("prints the dashboard's address on a running Weft's admin server", async () => {
     const r = await weft(['dashboard', '--admin-url', url]);

@@ -6,10 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { FastifyInstance } from 'fastify';
 import { parseAllDocuments } from 'yaml';
-import { Metrics } from '../../src/admin/metrics';
-import { buildAdmin } from '../../src/admin/server';
 import { DeniedAttempts } from '../../src/dashboard/denials';
 import { dashboardState } from '../../src/dashboard/state';
 import { MetricsStore } from '../../src/metrics/store';
@@ -23,7 +20,7 @@ import {
   type TierAddresses,
   tierWorkloads,
 } from '../envoy/tier-fixture';
-import { startAds, type TestAds } from '../xds/util';
+import { startTestAdmin, type TestAdmin } from './admin-fixture';
 
 const A: TierAddresses = {
   pods: {
@@ -188,15 +185,10 @@ describe('dashboard state', () => {
 });
 
 describe('dashboard routes', () => {
-  let t: TestAds;
-  let app: FastifyInstance;
+  let admin: TestAdmin;
   let url: string;
   before(async () => {
-    t = await startAds();
-    app = buildAdmin({
-      metrics: new Metrics(),
-      xds: t.server,
-      ready: () => true,
+    admin = await startTestAdmin({
       // As in a cluster: only a token the API server vouches for, and only its namespaces.
       debugAccess: async (auth) =>
         auth === 'Bearer shop-reader'
@@ -209,12 +201,9 @@ describe('dashboard routes', () => {
         store: store(),
       },
     });
-    url = await app.listen({ host: '127.0.0.1', port: 0 });
+    url = admin.url;
   });
-  after(async () => {
-    await app.close();
-    await t.stop();
-  });
+  after(() => admin.stop());
 
   it('refuses the page and its data without a token the access check accepts', async () => {
     for (const path of [
