@@ -3,7 +3,7 @@
  * running Weft with real Envoy sidecars and real traffic: the topology shows allowed and live
  * edges; the split's weights and observed share render and a split
  * edit shows up without a reload; proxies, conditions and an EnvoyPatch render; an explain query
- * answers. Screenshots go to `test-artifacts/` (kept by CI, ignored by git).
+ * answers. Screenshots go to `test-artifacts/` (ignored by git; for CI to keep).
  *
  * Pods: buyer (may call store's `/open`), thief (may use store's TCP port only: its HTTP calls
  * are refused by store's sidecar), store-v1 and store-v2 behind the Service `store`, split 90/10.
