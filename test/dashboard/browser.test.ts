@@ -145,12 +145,18 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
       const u = new URL(r.url());
       if (u.host !== admin.host) offsite.push(r.url());
     });
+    // Script errors and refusals of the page's Content-Security-Policy show up as console errors.
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(`${mesh.weft.adminUrl}/dashboard/`);
     // Marks this document: a reload would lose it.
     // (Page code is given as text: the tests compile without the DOM's types.)
     await page.evaluate('window.weftTestMark = 42');
   });
   const offsite: string[] = [];
+  const pageErrors: string[] = [];
 
   after(async () => {
     await browser?.close();
@@ -270,6 +276,7 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
     await page.locator('#explain').scrollIntoViewIfNeeded();
     await shot('explain');
     assert.deepEqual(offsite, [], 'the page fetched nothing but Weft');
+    assert.deepEqual(pageErrors, [], 'no script errors, nothing the page policy refused');
   });
 
   it("every Grafana query names a metric that Weft's /metrics or a sidecar's /stats/prometheus exports", async () => {
