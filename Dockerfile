@@ -8,8 +8,10 @@ WORKDIR /weft
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
-COPY scripts/generate-envoy-types.js scripts/
+COPY scripts/generate-envoy-types.js scripts/build-web.js scripts/
 COPY src src
+# The dashboard page, bundled with its libraries into dist/web: the image serves it offline.
+COPY web web
 # `weft conformance`'s local driver starts the test API server from here; the CLI loads it.
 COPY test/kube/env.ts test/kube/
 RUN npm run build
@@ -41,6 +43,7 @@ WORKDIR /weft
 COPY --from=envoy /envoy /usr/local/bin/envoy
 COPY --from=deps /weft/node_modules node_modules
 COPY --from=build /weft/dist/src dist/src
+COPY --from=build /weft/dist/web dist/web
 COPY --from=build /weft/dist/test/kube dist/test/kube
 COPY package.json ./
 COPY bin bin

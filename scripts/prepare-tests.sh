@@ -19,6 +19,7 @@ declare -A package_of=(
   [unshare]=util-linux       # per-pod mount namespaces
   [setpriv]=util-linux       # sidecars as uid 1337
   [prometheus]=prometheus    # the TrafficMetrics Prometheus source's test scrapes real sidecars
+  [chromium]=chromium        # the dashboard's browser test (driven by playwright-core)
 )
 missing=()
 for c in "${!package_of[@]}"; do

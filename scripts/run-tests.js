@@ -34,6 +34,7 @@ const HEAVY = [
   'envoy/metrics.test',
   'envoy/metrics-prometheus.test',
   'cli/demo-envoy.test',
+  'dashboard/browser.test',
 ];
 const heavy = files.filter((f) => HEAVY.some((h) => f.includes(h)));
 const light = files.filter((f) => !heavy.includes(f));

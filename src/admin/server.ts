@@ -4,6 +4,7 @@
  * the cluster network or localhost only.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { type DashboardSources, mountDashboard } from '../dashboard/routes';
 import { answer as trafficMetricsAnswer } from '../metrics/api';
 import type { MetricsStore } from '../metrics/store';
 import type { Condition, MeshModel } from '../smi/model';
@@ -32,6 +33,8 @@ export interface AdminSources {
   version?: string;
   /** The SMI Traffic Metrics API under `/apis/metrics.smi-spec.io` (same access as `/debug/*`). */
   trafficMetrics?: { store: MetricsStore; model: () => MeshModel | undefined };
+  /** The web dashboard under `/dashboard` (same access as `/debug/*`). */
+  dashboard?: DashboardSources;
 }
 
 /** What a debug caller may see: nothing (with the reason and HTTP status), or namespaces. */
@@ -67,6 +70,7 @@ export const ADMIN_ENDPOINTS: readonly { path: string; what: string; open: boole
     open: false,
   },
   { path: '/debug/conditions', what: 'conditions of the mesh inputs, with the fix', open: false },
+  { path: '/dashboard/', what: 'the web dashboard (weft dashboard opens it)', open: false },
   {
     path: '/apis/metrics.smi-spec.io',
     what: "SMI TrafficMetrics (v1alpha1, v1alpha2) from the sidecars' stats",
@@ -105,6 +109,11 @@ export function proxyView(p: ProxyStatus): Record<string, unknown> {
 /** Registers the xDS server's own metrics (connected proxies, ACKs and NACKs per type, bytes sent). */
 export function registerXdsMetrics(metrics: Metrics, xds: AdsServer): void {
   const reg: ProxyRegistry = xds.registry;
+  // Every type's counters exist from the start at 0, so rate() and alerts see the first NACK.
+  for (const type of new Set(Object.values(SHORT_NAME))) {
+    metrics.inc('weft_xds_acks_total', 'ACKs received, by resource type.', { type }, 0);
+    metrics.inc('weft_xds_nacks_total', 'NACKs received, by resource type.', { type }, 0);
+  }
   metrics.collect('weft_xds_connected_proxies', 'Proxies with an open ADS stream.', 'gauge', () => [
     { labels: {}, value: reg.proxies().length },
   ]);
@@ -229,6 +238,16 @@ export function buildAdmin(src: AdminSources): FastifyInstance {
     app.get('/apis/metrics.smi-spec.io', serve);
     app.get('/apis/metrics.smi-spec.io/*', serve);
   }
+  if (src.dashboard)
+    mountDashboard(app, {
+      sources: src.dashboard,
+      registry: src.xds.registry,
+      conditions: () => src.conditions?.() ?? [],
+      access: async (req, reply) => {
+        const g = await grantOf(req, reply);
+        return g ? (ns: string) => (ns === '' ? g.namespaces === '*' : visible(g, ns)) : undefined;
+      },
+    });
   return app;
 }
 

@@ -13,6 +13,7 @@ import { registerCa } from './ca';
 import { registerCheck } from './check';
 import { registerCompletion } from './completion';
 import { registerConformance } from './conformance';
+import { registerDashboard } from './dashboard';
 import { registerDemo } from './demo';
 import { registerDiff } from './diff';
 import { registerExplain } from './explain';
@@ -38,6 +39,7 @@ const registrars: CommandRegistrar[] = [
   registerProxy,
   registerTop,
   registerTopology,
+  registerDashboard,
   registerDemo,
   registerConformance,
   registerDiff,

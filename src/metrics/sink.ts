@@ -207,6 +207,8 @@ export class MetricsSink {
   readonly stats: SinkStats = { streams: 0, messages: 0, bytes: 0, refused: 0 };
   /** Sees each message's bytes as they arrive (the bench replays real ones at scale). */
   tap: ((bytes: Buffer) => void) | undefined;
+  /** Called with every accepted message, for readers of stats the store does not keep. */
+  readonly listeners: ((pod: string, msg: StreamMetricsMessage, at: number) => void)[] = [];
   private readonly now: () => number;
 
   constructor(private readonly o: SinkOptions) {
@@ -268,6 +270,7 @@ export class MetricsSink {
       }
       const at = this.now();
       for (const d of deltasOf(pod, msg)) this.o.store.add(d.key, at, d);
+      for (const l of this.listeners) l(pod, msg, at);
     });
     call.on('end', () => finish());
     call.on('error', () => finish());

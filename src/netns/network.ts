@@ -121,6 +121,11 @@ export class PodNetwork {
       await shQuiet('ip', ['netns', 'del', ns]);
     }
     await shQuiet('ip', ['link', 'del', `wft-${name}`]);
+    // A namespace can outlive its name while the kernel still holds a reference to it, and with
+    // it the host end of its veth, which would block the next run's pod of the same number.
+    const links = await shQuiet('ip', ['-o', 'link', 'show']);
+    for (const m of links.matchAll(new RegExp(`^\\d+: (wft${name}h\\d+)[@:]`, 'gm')))
+      await shQuiet('ip', ['link', 'del', m[1]!]);
     for (const chain of ['FORWARD', 'INPUT']) {
       const listed = await shQuiet('iptables', ['-S', chain]);
       for (const spec of ruleSpecs(listed, `weft-netns:${name}`)) await shQuiet('iptables', ['-D', ...spec]);

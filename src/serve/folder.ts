@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Metrics } from '../admin/metrics';
 import { buildAdmin, registerXdsMetrics } from '../admin/server';
+import { dashboardSources } from '../dashboard/routes';
 import { parseCidrs, parsePorts } from '../inject/capture';
 import type { InjectorOptions, Resources } from '../inject/mutate';
 import { FolderSource } from '../inputs/folder-source';
@@ -283,6 +284,7 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
         conditions: () => compiler?.currentConditions ?? [],
         version: WEFT_VERSION,
         ...(traffic ? { trafficMetrics: { store: traffic.store, model: traffic.model } } : {}),
+        ...(compiler ? { dashboard: dashboardSources(compiler, traffic) } : {}),
       });
       admin = app;
       const i = adminAddress.lastIndexOf(':');

@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { Metrics } from '../admin/metrics';
 import { listenAdmin, registerXdsMetrics } from '../admin/server';
+import { dashboardSources } from '../dashboard/routes';
 import type { InjectorOptions } from '../inject/mutate';
 import { InjectionWebhook } from '../inject/webhook';
 import { CaBundlePublisher } from '../kube/ca-bundle';
@@ -207,6 +208,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
           }),
           version: VERSION,
           trafficMetrics: { store: traffic.store, model: traffic.model },
+          dashboard: dashboardSources(c, traffic),
         }),
       );
       log.info('admin server listening', { url: admin.url });

@@ -15,7 +15,8 @@
 
 import { ANNOTATION } from '../../src/inject/mutate';
 import type { KubeObject } from '../../src/kube/client';
-import { POD_APP_IMAGE } from '../../src/netns/mesh';
+import { type EnvoyMesh, type MeshPod, POD_APP_IMAGE } from '../../src/netns/mesh';
+import type { PodNetwork } from '../../src/netns/network';
 
 /** Ports the store pods serve. */
 export const PORT = { http1: 8080, h2c: 8081, grpc: 9090, tcp: 7070 } as const;
@@ -24,6 +25,38 @@ export const PORT = { http1: 8080, h2c: 8081, grpc: 9090, tcp: 7070 } as const;
 export interface TierAddresses {
   pods: Record<TierPod, string>;
   services: { store: string; 'store-v1': string; 'store-v2': string };
+}
+
+/** Addresses for every tier pod and Service, taken from the network in a fixed order. */
+export function tierAddresses(net: PodNetwork): TierAddresses {
+  return {
+    pods: Object.fromEntries(TIER_PODS.map((p) => [p, net.podAddress()])) as Record<TierPod, string>,
+    services: {
+      store: net.serviceAddress(),
+      'store-v1': net.serviceAddress(),
+      'store-v2': net.serviceAddress(),
+    },
+  };
+}
+
+/**
+ * Starts these tier pods at once and puts each in `into`; when any fails, throws every failure
+ * (each names its pod and the end of its log), after the others have started or failed too.
+ */
+export async function startTierPods(
+  mesh: EnvoyMesh,
+  names: readonly TierPod[],
+  a: TierAddresses,
+  into: Map<TierPod, MeshPod>,
+): Promise<void> {
+  const started = await Promise.allSettled(
+    names.map(async (p) => {
+      into.set(p, await mesh.startPod(tierPod(p, a)));
+    }),
+  );
+  const failed = started.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed.length > 0)
+    throw new Error(failed.map((f) => String(f.reason?.message ?? f.reason)).join('\n\n'));
 }
 
 /** Pods of the tier. */

@@ -32,12 +32,13 @@ import {
   OTHER_TARGETS,
   PORT,
   STORE_SPLIT,
+  startTierPods,
   TIER_PODS,
   TIER_ROUTES,
   TIER_SERVICE_ACCOUNTS,
   type TierAddresses,
   type TierPod,
-  tierPod,
+  tierAddresses,
   tierWorkloads,
 } from './tier-fixture';
 
@@ -146,29 +147,14 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
       trustDomain: TD,
       envoyBinary: envoy!,
     });
-    const net = mesh.network;
-    A = {
-      pods: Object.fromEntries(TIER_PODS.map((p) => [p, net.podAddress()])) as Record<TierPod, string>,
-      services: {
-        store: net.serviceAddress(),
-        'store-v1': net.serviceAddress(),
-        'store-v2': net.serviceAddress(),
-      },
-    };
+    A = tierAddresses(mesh.network);
     config.write('00-workloads.yaml', tierWorkloads(A));
     config.write('10-routes.yaml', TIER_ROUTES);
     config.write('20-buyer-to-store.yaml', buyerToStore(['open', 'revocable', 'grpc']));
     config.write('21-targets.yaml', OTHER_TARGETS);
     config.write('30-split.yaml', STORE_SPLIT);
     await mesh.start();
-    const started = await Promise.allSettled(
-      TIER_PODS.map(async (p) => {
-        pods.set(p, await mesh.startPod(tierPod(p, A)));
-      }),
-    );
-    const failed = started.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed.length > 0)
-      throw new Error(failed.map((f) => String(f.reason?.message ?? f.reason)).join('\n\n'));
+    await startTierPods(mesh, TIER_PODS, A, pods);
   });
 
   after(async () => {

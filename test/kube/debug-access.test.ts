@@ -121,6 +121,26 @@ describe('debug views in Kubernetes mode', () => {
       ['shop/buyer'],
     );
   });
+
+  it('guards the web dashboard the same way: the page and its data need a token, data only of readable namespaces', async () => {
+    for (const p of ['/dashboard/', '/dashboard/api/state', '/dashboard/api/events'])
+      assert.equal((await get(p)).status, 401, p);
+    assert.equal((await get('/dashboard/api/state', await token('nobody'))).status, 403);
+    const t = await token('viewer');
+    const page = await get('/dashboard/', t);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>Weft dashboard<\/title>/);
+    const state = (await (await get('/dashboard/api/state', t)).json()) as {
+      nodes: { namespace: string }[];
+      proxies: { id: string }[];
+    };
+    assert.ok(state.nodes.length > 0);
+    assert.deepEqual([...new Set(state.nodes.map((n) => n.namespace))], ['shop']);
+    assert.deepEqual(
+      state.proxies.map((p) => p.id),
+      ['shop/buyer'],
+    );
+  });
 });
 
 describe('weft status --kubeconfig against a dead API server', () => {
