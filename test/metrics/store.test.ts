@@ -245,7 +245,19 @@ describe('TrafficMetrics API', () => {
       items: TrafficMetrics[];
     };
     assert.equal(l.items.length, 2);
-    assert.equal(get('/v1alpha1/namespaces/shop/pods', { labelSelector: 'app in (a)' }).status, 400);
+    const set = get('/v1alpha1/namespaces/shop/pods', {
+      labelSelector: 'app in (api, db),pod-template-hash notin (x)',
+    });
+    assert.equal((set.body as { items: TrafficMetrics[] }).items.length, 2);
+    assert.deepEqual((set.body as { selector: unknown }).selector, {
+      matchExpressions: [
+        { key: 'app', operator: 'In', values: ['api', 'db'] },
+        { key: 'pod-template-hash', operator: 'NotIn', values: ['x'] },
+      ],
+    });
+    const none = get('/v1alpha1/namespaces/shop/pods', { labelSelector: 'app notin (api,web)' });
+    assert.equal((none.body as { items: TrafficMetrics[] }).items.length, 0);
+    assert.equal(get('/v1alpha1/namespaces/shop/pods', { labelSelector: 'app ~ a' }).status, 400);
     assert.equal(get('/v1alpha1/namespaces/shop/pods', { window: 'soon' }).status, 400);
     const missing = get('/v1alpha1/namespaces/shop/pods/nope');
     assert.equal(missing.status, 404);
