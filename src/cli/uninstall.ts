@@ -26,7 +26,7 @@ export const registerUninstall: CommandRegistrar = (program: Command, setExitCod
       if (opts.crds)
         process.stderr.write(
           'weft uninstall: warning: --crds deletes the SMI and Weft CRDs, and the API server then deletes ' +
-            'every TrafficSplit, TrafficTarget, HTTPRouteGroup, TCPRoute, UDPRoute, MeshConfig and EnvoyPatch ' +
+            'every TrafficSplit, TrafficTarget, IdentityBinding, HTTPRouteGroup, TCPRoute, UDPRoute, MeshConfig and EnvoyPatch ' +
             'in every namespace\n',
         );
       try {

@@ -31,6 +31,22 @@ const identityRef = (withPort: boolean): Schema =>
     ['kind', 'name'],
   );
 
+/**
+ * A v1alpha4 TrafficTarget subject: a ServiceAccount or an IdentityBinding (whose `group` is
+ * `access.smi-spec.io`).
+ */
+const subjectRefV1alpha4 = (withPort: boolean): Schema =>
+  obj(
+    {
+      kind: { type: 'string', enum: ['ServiceAccount', 'IdentityBinding'] },
+      group: str,
+      name: str,
+      namespace: str,
+      ...(withPort ? { port: int } : {}),
+    },
+    ['kind', 'name'],
+  );
+
 const ruleRef = obj({ kind: str, name: str, matches: arr(str) }, ['kind', 'name']);
 
 /** `headers` is accepted both as a map and as a list of single-key maps (both are in the wild). */
@@ -128,7 +144,7 @@ const v1alpha1Target: Record<string, Schema> = {
   specs: arr(ruleRef),
 };
 
-/** TrafficTarget v1alpha1 (fields at the top level) to v1alpha3. */
+/** TrafficTarget v1alpha1 (fields at the top level) to v1alpha4 (IdentityBinding subjects). */
 export const trafficTarget = crd(
   'access.smi-spec.io',
   'TrafficTarget',
@@ -147,11 +163,23 @@ export const trafficTarget = crd(
             ['destination'],
           ),
         }),
-        version('v1alpha3', true, {
+        version('v1alpha3', false, {
           ...v1alpha1Target,
-          // Stored objects are pruned to this schema, so it keeps v1alpha2's destination.port too.
           spec: obj(
             { destination: identityRef(true), sources: arr(identityRef(false)), rules: arr(ruleRef) },
+            ['destination'],
+          ),
+        }),
+        version('v1alpha4', true, {
+          ...v1alpha1Target,
+          // Stored objects are pruned to this schema, so it keeps v1alpha2's destination.port and
+          // every older field too.
+          spec: obj(
+            {
+              destination: subjectRefV1alpha4(true),
+              sources: arr(subjectRefV1alpha4(false)),
+              rules: arr(ruleRef),
+            },
             ['destination'],
           ),
         }),
@@ -163,6 +191,43 @@ export const trafficTarget = crd(
     ),
   ],
   ['tt'],
+);
+
+/**
+ * IdentityBinding v1alpha4. `matchExpressions` keeps whatever it holds: Weft refuses a binding that
+ * uses it, and pruning it away would instead make the selector select more pods than written.
+ */
+export const identityBinding = crd(
+  'access.smi-spec.io',
+  'IdentityBinding',
+  'identitybindings',
+  withColumns(
+    [
+      version('v1alpha4', true, {
+        spec: obj(
+          {
+            schemes: obj({
+              podLabelSelectors: arr(
+                obj({
+                  name: str,
+                  matchLabels: { type: 'object', additionalProperties: str },
+                  matchExpressions: arr({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true }),
+                }),
+              ),
+              spiffeIdentities: arr(str),
+              serviceAccount: str,
+            }),
+          },
+          ['schemes'],
+        ),
+      }),
+    ],
+    [
+      { name: 'ServiceAccount', type: 'string', jsonPath: '.spec.schemes.serviceAccount' },
+      { name: 'SPIFFE', type: 'string', jsonPath: '.spec.schemes.spiffeIdentities', priority: 1 },
+    ],
+  ),
+  ['ib'],
 );
 
 /** HTTPRouteGroup v1alpha1 (matches at the top level) to v1alpha4. */
@@ -302,5 +367,14 @@ export const envoyPatch = crd('weft.dev', 'EnvoyPatch', 'envoypatches', [
 
 /** Every CRD, in install order. */
 export function allCrds(): Schema[] {
-  return [trafficSplit, trafficTarget, httpRouteGroup, tcpRoute, udpRoute, meshConfig, envoyPatch];
+  return [
+    trafficSplit,
+    trafficTarget,
+    identityBinding,
+    httpRouteGroup,
+    tcpRoute,
+    udpRoute,
+    meshConfig,
+    envoyPatch,
+  ];
 }

@@ -168,7 +168,7 @@ function judgeAccess(
     const base: string[] = [];
     if (!a.sources.some((s) => s.identity === source))
       base.push(
-        `sources are ${a.sources.map((s) => `${s.namespace}/${s.serviceAccount}`).join(', ') || 'none'}, not the caller`,
+        `sources are ${[...a.sources.map((s) => `${s.namespace}/${s.serviceAccount}`), ...a.peerIdentities].join(', ') || 'none'}, not the caller`,
       );
     if (
       a.destinationInboundPorts !== null &&

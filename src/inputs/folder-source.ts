@@ -12,8 +12,9 @@ import { EventEmitter } from 'node:events';
 import { relative } from 'node:path';
 import { Batcher } from '../kube/batch';
 import { type Logger, logger } from '../log';
-import { fileCondition, parseYamlObjects, type YamlParseError } from '../smi/load';
+import { fileCondition, type YamlParseError } from '../smi/load';
 import type { Condition } from '../smi/model';
+import { HelperThread } from '../worker/helper-thread';
 import { readManifestTree } from './folder';
 import { LastGoodObjects } from './last-good';
 import { TreeWatcher } from './watch';
@@ -35,6 +36,12 @@ export class FolderSource extends EventEmitter {
   /** Per object, its last version that matched its schema (an edit that breaks it is refused). */
   private readonly objectsKept = new LastGoodObjects();
   private current: { objects: unknown[]; conditions: Condition[] } = { objects: [], conditions: [] };
+  /** Parses big files off the main thread, so xDS and admin keep answering meanwhile. */
+  private readonly parser: HelperThread;
+  /** Whether {@link parser} is this source's own, to stop with it. */
+  private readonly ownParser: boolean;
+  /** The reload in progress: reloads run one at a time, as parsing now yields to the loop. */
+  private reloading: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly dir: string,
@@ -42,8 +49,12 @@ export class FolderSource extends EventEmitter {
     maxDelayMs = 1000,
     /** How often the folder's fingerprint is checked as a backstop to change events (0: never). */
     private readonly pollMs = 2000,
+    /** The thread big files are parsed on (see `helper-thread.ts`); by default one of its own. */
+    parser?: HelperThread,
   ) {
     super();
+    this.ownParser = parser === undefined;
+    this.parser = parser ?? new HelperThread();
     this.batcher = new Batcher(quietMs, maxDelayMs, () => this.reload());
   }
 
@@ -69,8 +80,16 @@ export class FolderSource extends EventEmitter {
     return this.current;
   }
 
-  /** Re-reads every file now. */
-  async reload(): Promise<void> {
+  /** Re-reads every file now (after any reload already running). */
+  reload(): Promise<void> {
+    // Each reload reads the state the previous one left (last good versions, what was logged),
+    // so two must never interleave at an await.
+    const run = this.reloading.then(() => this.reloadNow());
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(): Promise<void> {
     let files: Awaited<ReturnType<typeof readManifestTree>>['files'];
     let unreadable: Awaited<ReturnType<typeof readManifestTree>>['unreadable'];
     try {
@@ -109,8 +128,11 @@ export class FolderSource extends EventEmitter {
       );
     }
     this.fsReported = fsReported;
-    for (const f of files) {
-      const r = parseYamlObjects(f.text, f.source);
+    // Parsing is the costly part (about a second for a 10,000-match group): big files go to the
+    // worker thread all at once, and the results are used in path order as before.
+    const parsed = await Promise.all(files.map((f) => this.parser.parse(f.text, f.source)));
+    for (const [i, f] of files.entries()) {
+      const r = parsed[i]!;
       const broken = r.conditions.some((c) => c.reason === 'YamlParseError');
       const keep = broken && this.lastGood.has(f.source);
       const use = keep ? this.lastGood.get(f.source)! : r.objects;
@@ -169,5 +191,6 @@ export class FolderSource extends EventEmitter {
   stop(): void {
     this.batcher.stop();
     this.watcher?.stop();
+    if (this.ownParser) this.parser.stop();
   }
 }

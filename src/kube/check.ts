@@ -9,6 +9,7 @@
  * (`weft install --apply --wait`).
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { SMI_KINDS } from '../smi/normalize';
 import { CA_BUNDLE_CONFIGMAP } from './ca-bundle';
 import { KubeApiError, type KubeClient, type KubeObject } from './client';
 import { DEFAULT_CA_SECRET } from './secret-ca-store';
@@ -360,8 +361,8 @@ async function listRetrying(
 }
 
 /** SMI kinds (and Weft's EnvoyPatch), which Weft reads only in mesh namespaces. */
-export const MESH_SCOPED_KINDS = WATCHED_KINDS.filter((k) =>
-  ['TrafficSplit', 'TrafficTarget', 'HTTPRouteGroup', 'TCPRoute', 'UDPRoute', 'EnvoyPatch'].includes(k.kind),
+export const MESH_SCOPED_KINDS = WATCHED_KINDS.filter(
+  (k) => SMI_KINDS.has(k.kind) || k.kind === 'EnvoyPatch',
 );
 
 /** An object Weft ignores because its namespace is not labelled into the mesh. */

@@ -79,7 +79,14 @@ export class KubeController {
     });
     this.events = new EventWriter(o.client);
     this.status = new StatusWriter(o.client);
-    this.source.on('batch', () => this.compile());
+    this.source.on('batch', () => {
+      void this.compile().catch((err: unknown) => {
+        // Whatever the inputs hold, serving goes on: proxies keep the snapshots they have.
+        log.error('compiling the cluster inputs failed; proxies keep their last config', {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      });
+    });
     this.leader.on('leading', () => {
       log.info('leading: this replica writes Events and status', { replica: o.replica });
       o.metrics.set('weft_leader', 'Whether this replica is the leader.', 1);
@@ -150,7 +157,7 @@ export class KubeController {
     this.o.metrics.set('weft_leader', 'Whether this replica is the leader.', 0);
     this.leader.start();
     await this.source.start();
-    this.compile();
+    await this.compile();
   }
 
   /** True once every informer has synced and the first snapshots exist. */
@@ -181,13 +188,15 @@ export class KubeController {
     await this.reporting;
   }
 
-  private compile(): void {
+  private async compile(): Promise<void> {
     const objects = this.source.objects();
     // The API server checks an SMI object only against its CRD's loose schema; one Weft refuses
     // (a weight beyond any integer it can serve) keeps its last good version serving, as in
     // folder mode, instead of dropping out of the mesh.
     const kept = this.objectsKept.apply(objects);
-    const r = this.o.compiler.update(kept.objects, kept.conditions);
+    // In slices, one proxy group per turn of the event loop, so xDS and admin keep answering
+    // during a big compile; the compiler queues overlapping calls, so results land in order.
+    const r = await this.o.compiler.updateInSlices(kept.objects, kept.conditions);
     this.compiles++;
     this.conditions = r.conditions;
     this.compiledOnce = true;

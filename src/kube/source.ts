@@ -35,9 +35,16 @@ export const WATCHED_KINDS: readonly ResourceKind[] = [
   },
   {
     group: 'access.smi-spec.io',
-    version: 'v1alpha3',
+    version: 'v1alpha4',
     plural: 'traffictargets',
     kind: 'TrafficTarget',
+    namespaced: true,
+  },
+  {
+    group: 'access.smi-spec.io',
+    version: 'v1alpha4',
+    plural: 'identitybindings',
+    kind: 'IdentityBinding',
     namespaced: true,
   },
   {

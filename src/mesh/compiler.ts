@@ -32,7 +32,7 @@ import { GroupKeys, type ProxyResources, type ProxyTarget, translateProxy } from
 import type { SnapshotCache } from '../xds/cache/cache';
 import type { ResourceEncoder, Snapshot, SnapshotInput } from '../xds/cache/snapshot';
 import type { NodeInfo } from '../xds/proxy-state';
-import { CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET } from '../xds/resource-types';
+import { CLUSTER, ENDPOINT, LISTENER, type ResourceTypeUrl, ROUTE, SECRET } from '../xds/resource-types';
 import { serviceTargetResolver } from './patch-targets';
 import { groupName, type ResolvedProxy, resolveProxy } from './proxies';
 
@@ -48,6 +48,12 @@ export interface MeshCompilerOptions {
   judge?: PatchJudge;
   /** See `applyPatches` (default true); off only to show Envoy refusing on its own. */
   nativeRules?: boolean;
+  /**
+   * Encodes one resource from its JSON text exactly as the compiler's encoder would, elsewhere
+   * (serve passes its helper thread's): {@link MeshCompiler.updateInSlices} then encodes big
+   * resources there while the loop keeps turning. Without it, they are encoded in the slice.
+   */
+  encodeElsewhere?: (typeUrl: ResourceTypeUrl, text: string) => Promise<Uint8Array>;
 }
 
 /** What one update did, for logs, metrics and the benchmark. */
@@ -137,7 +143,12 @@ export class MeshCompiler {
   };
   /** Translations and their snapshots by group key; only keys of active groups are kept. */
   private byKey = new Map<string, GroupEntry>();
+  /** Translations {@link updateInSlices} made ahead for the model it is about to commit. */
+  private prepared = new Map<string, GroupEntry>();
+  /** The sliced update in progress: they run one at a time. */
+  private slicing: Promise<unknown> = Promise.resolve();
   private readonly mtls: boolean;
+  private readonly encodeElsewhere: MeshCompilerOptions['encodeElsewhere'];
   private readonly meshNamespace: string;
   /**
    * Patches rolled back per group after a NACK, with the proxy's own error and the spec it
@@ -166,6 +177,7 @@ export class MeshCompiler {
     this.meshNamespace = opts.meshNamespace ?? 'weft-system';
     this.judge = opts.judge;
     this.nativeRules = opts.nativeRules ?? true;
+    this.encodeElsewhere = opts.encodeElsewhere;
     this.model = this.builder.build([]).model;
   }
 
@@ -252,12 +264,77 @@ export class MeshCompiler {
     const m0 = performance.now();
     const built = this.builder.build(rest);
     const modelMs = performance.now() - m0;
+    return this.commit(built, rest, patches, [...extraConditions, ...patchParse], t0, modelMs);
+  }
+
+  /**
+   * Like {@link update}, but first translates each active group whose inputs changed, one group
+   * per `pause()` (a turn of the event loop by default), so that xDS and admin keep answering
+   * while a big compile runs: only building the model, one group's translation and one group's
+   * encoding run without a break. Until the end nothing is served from the new inputs, and the end is {@link update}'s
+   * own synchronous step, which finds those translations ready. Calls are queued, never
+   * interleaved, since each one builds its model from the previous one.
+   */
+  updateInSlices(
+    objects: readonly unknown[],
+    extraConditions: readonly Condition[] = [],
+    pause: () => Promise<void> = () => new Promise((r) => setImmediate(r)),
+  ): Promise<UpdateResult> {
+    const run = this.slicing.then(async () => {
+      const t0 = performance.now();
+      const { patches, rest, conditions: patchParse } = extractPatches(objects);
+      const m0 = performance.now();
+      const built = this.builder.build(rest);
+      const modelMs = performance.now() - m0;
+      await pause();
+      const model = built.model;
+      const prepared = new Map<string, GroupEntry>();
+      // A group that proxies join meanwhile is translated in the last step; one that leaves
+      // only costs its translation here.
+      for (const g of [...this.active.values()]) {
+        const { key } = this.keys.keyOf(model, g.target);
+        if (this.byKey.has(key) || prepared.has(key)) continue;
+        const t = translateProxy(model, g.target, this.keys.view(model, g.target));
+        await pause();
+        const input = toInput(t.resources);
+        // Encoding a big resource (a RouteConfiguration of 10,000 routes: 0.2–0.6 s) is the
+        // longest step of all; done elsewhere ahead, the snapshot below finds it encoded. The
+        // list holds those encodings until the snapshot does.
+        const ahead = this.encodeElsewhere ? await this.encoder.encodeAhead(input, this.encodeElsewhere) : [];
+        prepared.set(key, {
+          resources: t.resources,
+          snapshot: this.encoder.snapshot(input),
+          conditions: t.conditions,
+        });
+        ahead.length = 0;
+        await pause();
+      }
+      this.prepared = prepared;
+      try {
+        return this.commit(built, rest, patches, [...extraConditions, ...patchParse], t0, modelMs);
+      } finally {
+        this.prepared = new Map();
+      }
+    });
+    this.slicing = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Makes a built model current and recompiles from it. */
+  private commit(
+    built: ReturnType<ModelBuilder['build']>,
+    rest: readonly unknown[],
+    patches: EnvoyPatch[],
+    extraConditions: readonly Condition[],
+    t0: number,
+    modelMs: number,
+  ): UpdateResult {
     this.model = built.model;
     this.inputs = rest;
     this.patches = patches;
     this.forgetStaleRollBacks();
     const result = this.recompile();
-    this.inputConditions = [...extraConditions, ...patchParse, ...built.conditions];
+    this.inputConditions = [...extraConditions, ...built.conditions];
     this.conditions = [...this.inputConditions, ...result.conditions];
     return { ...result, conditions: this.conditions, ms: performance.now() - t0, modelMs };
   }
@@ -313,7 +390,7 @@ export class MeshCompiler {
   ) {
     const { key, computed } = this.keys.keyOf(this.model, target);
     if (computed) stats.rekeyed++;
-    let entry = next.get(key) ?? this.byKey.get(key);
+    let entry = next.get(key) ?? this.byKey.get(key) ?? this.prepared.get(key);
     if (!entry) {
       const t = translateProxy(this.model, target, this.keys.view(this.model, target));
       entry = {

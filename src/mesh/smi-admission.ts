@@ -1,6 +1,6 @@
 /**
- * Admission of SMI objects (TrafficSplit, TrafficTarget, HTTPRouteGroup, TCPRoute, UDPRoute) for
- * the validating webhook (`/validate-smi`, the `weft-smi-validator` configuration).
+ * Admission of SMI objects (TrafficSplit, TrafficTarget, IdentityBinding, HTTPRouteGroup, TCPRoute,
+ * UDPRoute) for the validating webhook (`/validate-smi`, the `weft-smi-validator` configuration).
  *
  * What it evaluates against: the current mesh. The objects the compiler last built its model from
  * are built again (`buildModel`) with the object under review in place of its stored version (same
@@ -8,9 +8,10 @@
  * two:
  *
  * - Findings about the object alone ({@link REFUSED_REASONS} at severity Error: schema, names,
- *   regexes, match names, cross-namespace names, subject and rule kinds) refuse it, with the
- *   condition's own message, so `kubectl apply` prints what `weft check` or the object's status
- *   would have said. No other object can make such an object valid, so refusing loses nothing.
+ *   regexes, match names, cross-namespace names, subject and rule kinds, an IdentityBinding's
+ *   schemes and SPIFFE IDs) refuse it, with the condition's own message, so `kubectl apply`
+ *   prints what `weft check` or the object's status would have said. No other object can make
+ *   such an object valid, so refusing loses nothing.
  * - Everything else (a backend Service or route that does not exist yet, a conflicting split,
  *   weights that are all zero, ...) depends on other objects or is only a hint: the object is
  *   admitted and the messages come back as admission warnings. Objects can thus be applied in any
@@ -23,15 +24,7 @@
 import { buildModel } from '../smi/build';
 import { type ConditionReason, objectKey } from '../smi/conditions';
 import type { Condition } from '../smi/model';
-
-/** The SMI kinds the webhook checks. */
-export const SMI_KINDS: ReadonlySet<string> = new Set([
-  'TrafficSplit',
-  'TrafficTarget',
-  'HTTPRouteGroup',
-  'TCPRoute',
-  'UDPRoute',
-]);
+import { SMI_KINDS } from '../smi/normalize';
 
 /**
  * Reasons that concern the object alone: at severity Error they refuse it. The others (missing
@@ -48,6 +41,10 @@ export const REFUSED_REASONS: ReadonlySet<string> = new Set<ConditionReason>([
   'DestinationNamespaceMismatch',
   'UnsupportedSubjectKind',
   'UnsupportedRuleKind',
+  'IdentityBindingNoScheme',
+  'IdentityBindingConflictingSchemes',
+  'InvalidSpiffeId',
+  'SpiffeIdOutsideNamespace',
 ]);
 
 /** The webhook's answer. */
@@ -74,7 +71,8 @@ function identity(o: unknown): string | undefined {
 
 /**
  * Checks one SMI object against `inputs` (the current mesh's objects; see the module comment).
- * `object` must carry its namespace. Objects of other kinds are admitted without a look.
+ * `object` must carry its namespace. Objects of other kinds than {@link SMI_KINDS} are admitted without
+ * a look.
  */
 export function admitSmiObject(inputs: readonly unknown[], object: unknown): SmiAdmission {
   const id = identity(object);

@@ -24,6 +24,7 @@ import { judgeFor } from '../patch/envoy-judge';
 import type { Condition } from '../smi/model';
 import { readResourcesFile } from '../static/resources-file';
 import { watchFile } from '../static/watch';
+import { HelperThread } from '../worker/helper-thread';
 import { envoyResourceEncoder } from '../xds/encoder';
 import { AdsServer } from '../xds/server/ads-server';
 import {
@@ -167,19 +168,29 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
       ),
     );
     const judge = judgeFor(o.envoy);
-    c = new MeshCompiler(server.cache, encoder, { mtls: o.mtls ?? true, ...(judge ? { judge } : {}) });
+    // One helper thread parses big files and encodes big resources, so neither stalls serving.
+    const helper = new HelperThread();
+    c = new MeshCompiler(server.cache, encoder, {
+      mtls: o.mtls ?? true,
+      ...(judge ? { judge } : {}),
+      encodeElsewhere: (typeUrl, text) => helper.encode(typeUrl, text),
+    });
     if ((o.mtls ?? true) && !identity.running.ca) {
       log.warn(
         'proxies are compiled for mutual TLS but Weft has no CA (--ca-dir): they get no certificates, so calls between them fail; pass --ca-dir, or --no-mtls for plaintext development',
       );
     }
     compiler = c;
-    const source = new FolderSource(dir);
+    const source = new FolderSource(dir, undefined, undefined, undefined, helper);
     const seen = new Set<string>();
-    const recompile = (): void => {
+    // The compile in progress (or the last one): startup waits for the first.
+    let compiling: Promise<void> = Promise.resolve();
+    const recompile = async (): Promise<void> => {
       const { objects, conditions } = source.snapshot();
       try {
-        const r = c.update(objects, conditions);
+        // In slices, one proxy group per turn of the event loop: a big compile (a 10,000-match
+        // route group takes seconds on a busy machine) must not stop xDS and admin answering.
+        const r = await c.updateInSlices(objects, conditions);
         identity.checkModel(c.currentModel);
         afterCompile(metrics, server, r, objects.length);
         describeConditions(r.conditions, seen);
@@ -191,14 +202,20 @@ export async function startServe(o: ServeOptions): Promise<RunningServe> {
       }
       compiled();
     };
-    source.on('change', recompile);
+    source.on('change', () => {
+      compiling = recompile();
+    });
     c.onJudged(() => {
       describeConditions(c.currentConditions, seen);
       compiled();
     });
     rollBackPatchesOnNack(server, c);
     await source.start();
-    stopSource = () => source.stop();
+    await compiling;
+    stopSource = () => {
+      source.stop();
+      helper.stop();
+    };
     ready = true;
   } else {
     const file = resolve(o.resources!);

@@ -30,6 +30,7 @@ import { registerTrafficMetrics, startTrafficMetrics } from '../metrics';
 import { AggregatedApi } from '../metrics/aggregated';
 import { listenOn } from '../net';
 import { judgeFor } from '../patch/envoy-judge';
+import { HelperThread } from '../worker/helper-thread';
 import { envoyResourceEncoder } from '../xds/encoder';
 import { AdsServer } from '../xds/server/ads-server';
 import {
@@ -128,9 +129,13 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     ),
   );
   const judge = judgeFor(o.envoy);
+  // Big resources (a RouteConfiguration of 10,000 routes) are encoded on a helper thread during a
+  // sliced compile, so xDS and admin keep answering.
+  const helper = new HelperThread();
   compiler = new MeshCompiler(server.cache, encoder, {
     mtls: o.mtls ?? true,
     meshNamespace,
+    encodeElsewhere: (typeUrl, text) => helper.encode(typeUrl, text),
     ...(judge ? { judge } : {}),
   });
   const ca = identity.running.ca;
@@ -273,6 +278,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
       await metricsApi?.stop();
       await webhook?.stop();
       await controller.stop();
+      helper.stop();
       await admin?.app.close();
       await server.shutdown();
       await identity.stop();

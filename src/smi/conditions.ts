@@ -5,6 +5,7 @@
  * one, is left out); `Warning` when everything is served but probably not as meant, or when an
  * input is ignored without loss.
  */
+import { cmp } from './helpers';
 import type { Condition } from './model';
 
 /** How a reason is reported: condition type, status and default severity, and what it means. */
@@ -99,8 +100,37 @@ export const REASONS = {
     ...REF_ERR,
     effect: 'a split names a missing HTTPRouteGroup; its requests are not split',
   },
+  // IdentityBindings.
+  IdentityBindingNoScheme: { ...A_OUT, effect: 'an IdentityBinding with no scheme; left out' },
+  IdentityBindingConflictingSchemes: {
+    ...A_OUT,
+    effect: 'an IdentityBinding with both podLabelSelectors and serviceAccount (exclusive); left out',
+  },
+  InvalidSpiffeId: {
+    ...A_PART,
+    effect: 'a spiffeIdentities entry that is not a SPIFFE ID; that entry is left out',
+  },
+  SpiffeIdOutsideNamespace: {
+    ...A_PART,
+    effect: "a SPIFFE ID of a ServiceAccount outside the binding's namespace; that entry is left out",
+  },
+  SharedServiceAccount: {
+    ...A_PART,
+    effect: 'selected pods share a ServiceAccount with pods not selected; that ServiceAccount is not bound',
+  },
   // TrafficTargets.
-  UnsupportedSubjectKind: { ...REF_ERR, effect: 'a subject that is not a ServiceAccount; not used' },
+  UnsupportedSubjectKind: {
+    ...REF_ERR,
+    effect: 'a subject that is not a ServiceAccount (or, in v1alpha4, an IdentityBinding); not used',
+  },
+  IdentityBindingNotFound: {
+    ...REF_WARN,
+    effect: 'a subject names a missing IdentityBinding; it grants nothing until the binding appears',
+  },
+  IdentityBindingInOtherNamespace: {
+    ...REF_WARN,
+    effect: 'a subject names an IdentityBinding that exists only in another namespace; it grants nothing',
+  },
   DestinationNamespaceMismatch: { ...A_OUT, effect: 'the destination is in another namespace; left out' },
   UnknownServiceAccount: { ...REF_WARN, effect: 'a ServiceAccount neither defined nor used by a workload' },
   UnsupportedRuleKind: { ...REF_ERR, effect: 'a rule of a kind other than the SMI routes; left out' },
@@ -111,6 +141,10 @@ export const REASONS = {
     effect: 'match names on a rule whose route has no named match; rule left out',
   },
   PortNotServed: { ...REF_WARN, effect: 'an allowed port no Service of the destination serves' },
+  NoDestination: {
+    ...A_WARN,
+    effect: 'the destination IdentityBinding binds no ServiceAccount; the target applies to no workload',
+  },
   NoSources: { ...A_WARN, effect: 'no usable source; the target allows nothing' },
   NoRules: { ...A_WARN, effect: 'no usable rule; the target allows nothing' },
 } as const satisfies Record<string, ReasonInfo>;
@@ -156,10 +190,6 @@ export function condition(
   };
   const message = `${objectLabel(subject.kind, subject.namespace, subject.name)}: ${text}`;
   return field === undefined ? { ...base, message } : { ...base, field, message };
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Orders conditions by object, type, reason, field, message; the order of inputs never matters. */

@@ -20,14 +20,20 @@
  *   split covers no request (everything goes to the root), never every request.
  * - Several splits on one root: the oldest `creationTimestamp` wins, ties by name, objects without
  *   a timestamp count as newest.
- * - TrafficTarget: only ServiceAccount subjects; the destination must be in the TrafficTarget's own
- *   namespace (only a service owner grants access to it); a rule without `matches` allows every
- *   match of its route; unknown match names allow nothing; match names on a TCP/UDP rule must
- *   name the route's v1alpha4 `spec.matches.name`, else the rule is dropped rather than widened.
+ * - TrafficTarget: ServiceAccount subjects, and from v1alpha4 IdentityBindings; the destination
+ *   must be in the TrafficTarget's own namespace (only a service owner grants access to it); a
+ *   rule without `matches` allows every match of its route; unknown match names allow nothing;
+ *   match names on a TCP/UDP rule must name the route's v1alpha4 `spec.matches.name`, else the
+ *   rule is dropped rather than widened.
  *   No sources or no rules allows nothing. Ports in TCP/UDP routes and `destination.port` are
  *   served as Service ports and as container ports alike (`inboundPorts`). Next to HTTPRouteGroup
  *   rules in one target, TCPRoute rules narrow the HTTP rules to their ports and open nothing
  *   (the spec's L7 example); a TCPRoute-only target allows all traffic on its ports.
+ * - IdentityBinding (access v1alpha4): every scheme resolves to ServiceAccounts of the binding's
+ *   namespace, since a peer is known by its ServiceAccount certificate; a label selector binds a
+ *   ServiceAccount only when it selects every workload running as it (`SharedServiceAccount`);
+ *   SPIFFE IDs outside the mesh's ServiceAccounts are kept as peer principals. Both or no exclusive
+ *   schemes leave the binding out. See `bindings.ts`.
  * - HTTPRouteGroup `matches` is accepted at the top level or under `spec` in every version, and
  *   `headers` as a map or a list of single-key maps; duplicate match names keep the first. A match
  *   whose `pathRegex` or header regex RE2 rejects, or whose header name is not an HTTP token, is
@@ -37,7 +43,7 @@
  *   reason; a malformed one rejects its object (`InvalidSpec`).
  * - A Deployment stands for its pods only while no Pod in its namespace matches its selector.
  */
-export { buildModel, classifyPort, ModelBuilder } from './build';
+export { buildModel, ModelBuilder } from './build';
 export { type ConditionReason, REASONS, type ReasonInfo } from './conditions';
 export { type ParsedYaml, parseYamlObjects, type YamlParseError } from './load';
 export * from './model';
@@ -46,6 +52,7 @@ export type {
   EndpointSlice,
   HttpMatchSpec,
   HttpRouteGroup,
+  IdentityBinding,
   InvalidMatch,
   L4Route,
   MeshConfig,
@@ -53,6 +60,7 @@ export type {
   Normalized,
   ObjectMeta,
   Pod,
+  PodLabelSelector,
   Service,
   ServiceAccount,
   ServicePortSpec,
@@ -61,5 +69,6 @@ export type {
   TargetRule,
   TrafficTarget,
 } from './normalize';
-export { normalizeHeaders, normalizeObject, servedVersions } from './normalize';
+export { normalizeHeaders, normalizeObject, SMI_KINDS, servedVersions } from './normalize';
 export { re2Problem } from './regex';
+export { classifyPort } from './services';

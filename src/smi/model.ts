@@ -325,7 +325,11 @@ export interface AccessModel {
   readonly namespace: string;
   /** Name of the TrafficTarget object. */
   readonly name: string;
-  /** The destination identity; always in the TrafficTarget's own namespace. */
+  /**
+   * The destination identity; always in the TrafficTarget's own namespace. A TrafficTarget whose
+   * destination is an IdentityBinding has one AccessModel per ServiceAccount the binding resolves
+   * to, alike but for this field (and the ports derived from it).
+   */
   readonly destination: IdentityModel;
   /**
    * `destination.port` (v1alpha1, v1alpha2; honoured in v1alpha3 too when written): the only
@@ -337,6 +341,13 @@ export interface AccessModel {
   readonly destinationInboundPorts: readonly number[] | null;
   /** Allowed source identities, sorted by identity, de-duplicated. */
   readonly sources: readonly IdentityModel[];
+  /**
+   * Allowed peers that are no ServiceAccount of this mesh: SPIFFE IDs from the `spiffeIdentities`
+   * of source IdentityBindings in another trust domain, or not of the `/ns/<ns>/sa/<sa>` form.
+   * They are matched by certificate only (RBAC principals). Sorted, de-duplicated; empty without
+   * such bindings.
+   */
+  readonly peerIdentities: readonly string[];
   /**
    * Rules; traffic is allowed when it matches any rule. Sorted by kind then name. Empty means the
    * target allows nothing (reported).
@@ -361,7 +372,10 @@ export interface MeshModel {
   readonly workloads: readonly WorkloadModel[];
   /** Winning splits, sorted by namespace then root service. */
   readonly splits: readonly SplitModel[];
-  /** Resolved TrafficTargets, sorted by namespace then name. */
+  /**
+   * Resolved TrafficTargets, sorted by namespace then name (then destination identity, for a
+   * TrafficTarget whose IdentityBinding destination resolves to several ServiceAccounts).
+   */
   readonly access: readonly AccessModel[];
   /** HTTPRouteGroups, sorted by namespace then name. */
   readonly httpRouteGroups: readonly HttpRouteGroupModel[];

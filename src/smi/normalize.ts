@@ -16,6 +16,7 @@ import {
   EndpointSliceV1,
   HTTPRouteGroupTopLevel,
   HTTPRouteGroupUnderSpec,
+  IdentityBindingV1alpha4,
   type IssueLike,
   L4RouteV1alpha4,
   MeshConfigV1alpha1,
@@ -34,6 +35,7 @@ import {
   TrafficTargetV1alpha1UnderSpec,
   TrafficTargetV1alpha2,
   TrafficTargetV1alpha3,
+  TrafficTargetV1alpha4,
 } from './schemas';
 
 // ---------------------------------------------------------------- normalized shapes
@@ -69,12 +71,14 @@ export interface Split extends Base {
   readonly weightsRescaled: boolean;
 }
 
-/** A subject of a TrafficTarget (a ServiceAccount in the served versions). */
+/** A subject of a TrafficTarget: a ServiceAccount, or from v1alpha4 an IdentityBinding. */
 export interface Subject {
   readonly kind: string;
   readonly name: string;
   /** As written; null means the TrafficTarget's namespace. */
   readonly namespace: string | null;
+  /** v1alpha4 `group` as written (`access.smi-spec.io` for an IdentityBinding); null when absent. */
+  readonly group: string | null;
 }
 
 /** A rule of a TrafficTarget: a route reference, optionally narrowed to named matches. */
@@ -100,6 +104,26 @@ export interface TrafficTarget extends Base {
    * `specs` vs `spec.rules`), so conditions name the field the user actually wrote.
    */
   readonly paths: { readonly destination: string; readonly sources: string; readonly rules: string };
+}
+
+/** One `podLabelSelectors` entry of an IdentityBinding. */
+export interface PodLabelSelector {
+  /** The entry's `name`, only for people; null when absent. */
+  readonly name: string | null;
+  /** Never empty (the schema refuses an empty selector). */
+  readonly matchLabels: Readonly<Record<string, string>>;
+}
+
+/**
+ * An IdentityBinding (`access.smi-spec.io/v1alpha4`): the identities a workload has for the
+ * purposes of policy. A scheme that is absent or an empty list is null: it is not used.
+ */
+export interface IdentityBinding extends Base {
+  readonly kind: 'IdentityBinding';
+  readonly podLabelSelectors: readonly PodLabelSelector[] | null;
+  /** As written, in order (validated by `buildModel`, which names the entry). */
+  readonly spiffeIdentities: readonly string[] | null;
+  readonly serviceAccount: string | null;
 }
 
 /** One named HTTP match, any version, both header encodings. */
@@ -249,6 +273,7 @@ export interface MeshConfig extends Base {
 export type Normalized =
   | Split
   | TrafficTarget
+  | IdentityBinding
   | HttpRouteGroup
   | L4Route
   | Service
@@ -350,7 +375,12 @@ function normalizeSplitInt(
   };
 }
 
-type SubjectIn = { kind: string; name: string; namespace?: string | null | undefined };
+type SubjectIn = {
+  kind: string;
+  name: string;
+  namespace?: string | null | undefined;
+  group?: string | null | undefined;
+};
 type RuleIn = {
   kind: string;
   name: string;
@@ -359,7 +389,7 @@ type RuleIn = {
 };
 
 function subjectOf(s: SubjectIn): Subject {
-  return { kind: s.kind, name: s.name, namespace: s.namespace || null };
+  return { kind: s.kind, name: s.name, namespace: s.namespace || null, group: s.group || null };
 }
 
 function ruleOf(r: RuleIn): TargetRule {
@@ -385,6 +415,21 @@ function normalizeTarget(
     sources: (body.sources ?? []).map(subjectOf),
     rules: (body.rules ?? []).map(ruleOf),
     paths,
+  };
+}
+
+function normalizeBinding(o: z.infer<typeof IdentityBindingV1alpha4>, apiVersion: string): IdentityBinding {
+  const { podLabelSelectors, spiffeIdentities, serviceAccount } = o.spec.schemes;
+  return {
+    kind: 'IdentityBinding',
+    apiVersion,
+    meta: normalizeMeta(o.metadata, false),
+    podLabelSelectors:
+      podLabelSelectors && podLabelSelectors.length > 0
+        ? podLabelSelectors.map((p) => ({ name: p.name || null, matchLabels: sortKeys(p.matchLabels) }))
+        : null,
+    spiffeIdentities: spiffeIdentities && spiffeIdentities.length > 0 ? spiffeIdentities : null,
+    serviceAccount: serviceAccount || null,
   };
 }
 
@@ -749,6 +794,17 @@ const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
         parseWith(TrafficTargetV1alpha3, r, (o) => normalizeTarget(o.metadata, v, o.spec, TT_PATHS)),
     },
   ],
+  [
+    'access.smi-spec.io/v1alpha4 TrafficTarget',
+    {
+      read: (r, v) =>
+        parseWith(TrafficTargetV1alpha4, r, (o) => normalizeTarget(o.metadata, v, o.spec, TT_PATHS)),
+    },
+  ],
+  [
+    'access.smi-spec.io/v1alpha4 IdentityBinding',
+    { read: (r, v) => parseWith(IdentityBindingV1alpha4, r, (o) => normalizeBinding(o, v)) },
+  ],
   ...(['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'] as const).map(
     (ver) => [`specs.smi-spec.io/${ver} HTTPRouteGroup`, { read: readHttpRouteGroup }] as const,
   ),
@@ -821,6 +877,16 @@ const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
         })),
     },
   ],
+]);
+
+/** The SMI kinds (split, access and specs groups), which Weft reads in every served version. */
+export const SMI_KINDS: ReadonlySet<string> = new Set([
+  'TrafficSplit',
+  'TrafficTarget',
+  'IdentityBinding',
+  'HTTPRouteGroup',
+  'TCPRoute',
+  'UDPRoute',
 ]);
 
 /** Kinds that are cluster-scoped, so their condition object has an empty namespace. */

@@ -1,7 +1,7 @@
 /**
  * zod schemas for every object kind and version Weft reads: the SMI kinds (TrafficSplit,
- * TrafficTarget, HTTPRouteGroup, TCPRoute, UDPRoute) in every served version, the core Kubernetes
- * objects they refer to, and Weft's own MeshConfig.
+ * TrafficTarget, IdentityBinding, HTTPRouteGroup, TCPRoute, UDPRoute) in every served version, the
+ * core Kubernetes objects they refer to, and Weft's own MeshConfig.
  *
  * The schemas check shape only, as the API server would with the CRDs; meaning (references,
  * conflicts, weights) is checked later by `buildModel`. Unknown fields are dropped silently, as the
@@ -147,6 +147,57 @@ export const TrafficTargetV1alpha3 = z.object({
     destination: destinationWithPort,
     sources: z.array(subject).nullish(),
     rules: z.array(targetRule).nullish(),
+  }),
+});
+
+/** A v1alpha4 subject: a ServiceAccount or an IdentityBinding, with the API group of the latter. */
+const subjectV1alpha4 = subject.extend({ group: z.string().nullish() });
+
+/**
+ * TrafficTarget `access.smi-spec.io/v1alpha4`: the v1alpha3 shape whose destination and sources may
+ * also name an IdentityBinding (`kind: IdentityBinding`, `group: access.smi-spec.io`). A written
+ * `destination.port` is honoured as in v1alpha3, for the same reason.
+ */
+export const TrafficTargetV1alpha4 = z.object({
+  ...meta,
+  spec: z.object({
+    destination: subjectV1alpha4.extend({ port: portNumber.nullish() }),
+    sources: z.array(subjectV1alpha4).nullish(),
+    rules: z.array(targetRule).nullish(),
+  }),
+});
+
+/**
+ * One `podLabelSelectors` entry of an IdentityBinding. Only `matchLabels` is read, and it must name
+ * at least one label: an empty selector would select every pod of the namespace, and a
+ * `matchExpressions` Weft ignored would select more pods than written, so both are refused rather
+ * than widen what the binding grants.
+ */
+const podLabelSelector = z.object({
+  name: z.string().nullish(),
+  matchLabels: stringMap.refine((m) => Object.keys(m).length > 0, {
+    error: 'must name at least one label; an empty selector would select every pod of the namespace',
+  }),
+  matchExpressions: z
+    .array(z.unknown())
+    .max(0, { error: 'is not supported; select pods with matchLabels only' })
+    .nullish(),
+});
+
+/**
+ * IdentityBinding `access.smi-spec.io/v1alpha4`: the identities of a workload, by up to three
+ * schemes (`podLabelSelectors`, `spiffeIdentities`, `serviceAccount`). Which combinations are
+ * allowed and whether each SPIFFE ID is well formed is checked by `buildModel`, which can name the
+ * scheme and the entry.
+ */
+export const IdentityBindingV1alpha4 = z.object({
+  ...meta,
+  spec: z.object({
+    schemes: z.object({
+      podLabelSelectors: z.array(podLabelSelector).nullish(),
+      spiffeIdentities: z.array(name).nullish(),
+      serviceAccount: z.string().nullish(),
+    }),
   }),
 });
 

@@ -103,9 +103,12 @@ export function rbacPolicies(
     // Ports as the inbound side sees them: what was written, plus the target port behind a
     // Service port of that number (the proxy sees container ports, users write either).
     if (a.destinationInboundPorts !== null && !a.destinationInboundPorts.includes(port)) continue;
-    // Without mTLS every source maps to the same `any` principal: keep one copy.
+    // Peers bound by SPIFFE ID alone (IdentityBinding spiffeIdentities outside the mesh's
+    // ServiceAccounts) are principals like any source. Without mTLS every source maps to the same
+    // `any` principal: keep one copy.
+    const ids = [...a.sources.map((s) => s.identity), ...a.peerIdentities];
     const principals = [
-      ...new Map(a.sources.flatMap((s) => principal(s.identity)).map((p) => [JSON.stringify(p), p])).values(),
+      ...new Map(ids.flatMap((id) => principal(id)).map((p) => [JSON.stringify(p), p])).values(),
     ];
     if (principals.length === 0) continue;
     const tcp = a.rules.filter((r) => r.kind === 'TCPRoute');

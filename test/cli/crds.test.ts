@@ -40,7 +40,8 @@ describe('crds/', () => {
     );
     assert.deepEqual(served, {
       TrafficSplit: ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'],
-      TrafficTarget: ['v1alpha1', 'v1alpha2', 'v1alpha3'],
+      TrafficTarget: ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'],
+      IdentityBinding: ['v1alpha4'],
       HTTPRouteGroup: ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'],
       TCPRoute: ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'],
       UDPRoute: ['v1alpha4'],

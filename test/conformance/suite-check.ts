@@ -13,6 +13,7 @@ export const REQUIRED_SCENARIOS = [
   'access/default-deny',
   'access/tcproute-only',
   'access/delete-restores-deny',
+  'access/identitybinding',
   'specs/httproutegroup-path',
   'specs/httproutegroup-methods',
   'specs/httproutegroup-headers',

@@ -14,7 +14,7 @@ import type { CheckReport } from '../../src/cli/check';
 import { parseDuration } from '../../src/cli/install';
 import type { Finding } from '../../src/kube/check';
 import { freePort } from '../../src/net';
-import { type KubeEnv, startKubeEnv } from '../kube/env';
+import { type KubeEnv, kubectlOk, startKubeEnv } from '../kube/env';
 import { ROOT, weft } from './helm';
 
 describe('weft check on a real kube-apiserver', () => {
@@ -29,11 +29,8 @@ describe('weft check on a real kube-apiserver', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const r = await env.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const kubectl = async (args: string[], input?: string): Promise<string> =>
+    (await kubectlOk(env, args, input)).stdout;
   const weftCli = (args: string[], kubeconfig = env.kubeconfigPath) =>
     weft([...args, '--kubeconfig', kubeconfig]);
   const check = async (

@@ -16,7 +16,7 @@ import { CRD_FOLDERS } from '../../src/crds/render';
 import { LEADER_LEASE } from '../../src/kube/leader';
 import { WATCHED_KINDS } from '../../src/kube/source';
 import { STATUS_KINDS } from '../../src/kube/status';
-import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from '../kube/env';
+import { type KubeEnv, kubectlOk, startKubeEnv, WAIT_FOR_WEFT_CRDS } from '../kube/env';
 import { helmTemplate, MANIFESTS, ROOT, weft } from './helm';
 
 const WEFT_SA = 'system:serviceaccount:weft-system:weft';
@@ -49,11 +49,8 @@ describe('deploy manifests on a real kube-apiserver', () => {
     await env?.stop();
   });
 
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const r = await env.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const kubectl = async (args: string[], input?: string): Promise<string> =>
+    (await kubectlOk(env, args, input)).stdout;
   const weftCli = (args: string[]) => weft([...args, '--kubeconfig', env.kubeconfigPath]);
 
   /** Each object's resourceVersion (or `absent`), keyed by `kind/namespace/name`. */

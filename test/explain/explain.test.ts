@@ -113,6 +113,7 @@ describe('weft explain agrees with the compiled RBAC', () => {
     'access-tcproute-only',
     'access-v1alpha1-top-level',
     'access-v1alpha2-port',
+    'access-v1alpha4-identitybinding',
     'deny-by-default',
     'permissive',
     'split-v1alpha4-ab-matches',
@@ -172,7 +173,15 @@ describe('weft explain agrees with the compiled RBAC', () => {
       }
       assert.ok(checked > 0, 'something was checked');
       // Where the requests above are meant to meet a rule, the comparison covered allowed calls too.
-      if (['bookstore', 'access-tcproute-only', 'permissive', 'access-headers-both-encodings'].includes(name))
+      if (
+        [
+          'bookstore',
+          'access-tcproute-only',
+          'permissive',
+          'access-headers-both-encodings',
+          'access-v1alpha4-identitybinding',
+        ].includes(name)
+      )
         assert.ok(allowedSeen > 0, 'some call is allowed');
     });
   }

@@ -16,7 +16,7 @@ import { type RunningKubeServe, startKubeServe } from '../../src/serve';
 import { AdsClient } from '../../src/xds/client';
 import { LISTENER } from '../../src/xds/resource-types';
 import { addresses, markFixturePodsReady, workloads } from '../mesh/mesh-fixture';
-import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
+import { type KubeEnv, kubectlOk, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 const ROOT = join(__dirname, '..', '..', '..');
@@ -45,11 +45,8 @@ describe('debug views in Kubernetes mode', () => {
   let env: KubeEnv;
   let weft: RunningKubeServe;
   const clients: AdsClient[] = [];
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const r = await env.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const kubectl = async (args: string[], input?: string): Promise<string> =>
+    (await kubectlOk(env, args, input)).stdout;
   const token = async (sa: string): Promise<string> =>
     (await kubectl(['create', 'token', sa, '-n', 'shop'])).trim();
   const get = (path: string, bearer?: string): Promise<Response> =>

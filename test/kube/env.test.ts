@@ -53,6 +53,7 @@ describe('real kube-apiserver', () => {
     const smiKinds = [
       'trafficsplits.split.smi-spec.io',
       'traffictargets.access.smi-spec.io',
+      'identitybindings.access.smi-spec.io',
       'httproutegroups.specs.smi-spec.io',
       'tcproutes.specs.smi-spec.io',
       'udproutes.specs.smi-spec.io',

@@ -23,6 +23,37 @@ export interface KubeEnv {
   stop(): Promise<void>;
 }
 
+/** Runs kubectl and fails the test unless it exits 0, naming the command and its stderr. */
+export async function kubectlOk(env: KubeEnv, args: string[], input?: string): Promise<ProcessResult> {
+  const r = await env.kubectl(args, input);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r;
+}
+
+/**
+ * Polls `check` until it gives something other than `undefined` or `false`, and resolves with
+ * it; after `ms`, fails naming `what` and the last error `check` threw, if any. What a real API
+ * server and real proxies do takes their own time: tests wait for the state, not for a clock.
+ */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 30_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  let last = '';
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = `; last error: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (Date.now() > end) throw new Error(`never happened within ${ms} ms: ${what}${last}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** kubectl arguments that wait until every SMI and Weft CRD is served. */
 export const WAIT_FOR_WEFT_CRDS: readonly string[] = [
   'wait',
@@ -121,7 +152,8 @@ export function smiValidatorByUrl(url: string): string {
         namespaceSelector: { matchLabels: { 'weft.dev/mesh': 'enabled' } },
         rules: [
           rule('split.smi-spec.io', ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'], ['trafficsplits']),
-          rule('access.smi-spec.io', ['v1alpha1', 'v1alpha2', 'v1alpha3'], ['traffictargets']),
+          rule('access.smi-spec.io', ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'], ['traffictargets']),
+          rule('access.smi-spec.io', ['v1alpha4'], ['identitybindings']),
           rule(
             'specs.smi-spec.io',
             ['v1alpha1', 'v1alpha2', 'v1alpha3', 'v1alpha4'],

@@ -27,26 +27,12 @@ import {
 } from '../../src/workload/mesh-peer';
 import { codeOf, tempDir } from '../identity/util';
 import { addresses, BUYER_MAY_CALL, markFixturePodsReady, workloads } from '../mesh/mesh-fixture';
-import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
+import { eventually, type KubeEnv, kubectlOk, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
 const TD = 'cluster.local';
 const WEFT = join(__dirname, '..', '..', '..', 'bin', 'weft.js');
-
-async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  let last = '';
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      last = `; last error: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    if (Date.now() > end) throw new Error(`never happened within ${ms} ms: ${what}${last}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('identity in Kubernetes mode on a real kube-apiserver', () => {
   let env: KubeEnv;
@@ -57,11 +43,8 @@ describe('identity in Kubernetes mode on a real kube-apiserver', () => {
   let server: EchoServer | undefined;
   let A: ReturnType<typeof addresses>;
 
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const r = await env.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const kubectl = async (args: string[], input?: string): Promise<string> =>
+    (await kubectlOk(env, args, input)).stdout;
   const token = async (sa: string, audience = 'weft'): Promise<string> =>
     (await kubectl(['create', 'token', sa, '-n', 'shop', '--audience', audience, '--duration', '1h'])).trim();
   const start = (replica: string, extra: { caSecret?: string } = {}): Promise<RunningKubeServe> =>

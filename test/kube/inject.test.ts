@@ -13,7 +13,14 @@ import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
 import { type RunningKubeServe, startKubeServe } from '../../src/serve';
 import { webPod } from '../inject/pods';
-import { injectorWebhookByUrl, type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
+import {
+  eventually,
+  injectorWebhookByUrl,
+  type KubeEnv,
+  kubectlOk,
+  startKubeEnv,
+  WAIT_FOR_WEFT_CRDS,
+} from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
@@ -31,25 +38,12 @@ function podYaml(
   return JSON.stringify(webPod({ name, namespace, annotations, probes: { readinessProbe: probe } }));
 }
 
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`never happened within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe('sidecar injection on a real kube-apiserver', () => {
   let env: KubeEnv;
   let weft: RunningKubeServe;
 
-  const kubectl = async (args: string[], input?: string): Promise<{ stdout: string; stderr: string }> => {
-    const r = await env.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r;
-  };
+  const kubectl = (args: string[], input?: string): Promise<{ stdout: string; stderr: string }> =>
+    kubectlOk(env, args, input);
   const getPod = async (ns: string, name: string): Promise<StoredPod> =>
     JSON.parse((await kubectl(['get', 'pod', name, '-n', ns, '-o', 'json'])).stdout) as StoredPod;
   const sidecars = (p: StoredPod): string[] => (p.spec.initContainers ?? []).map((c) => c.name);

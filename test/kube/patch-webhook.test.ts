@@ -15,8 +15,10 @@ import { freePort } from '../../src/net';
 import { type RunningKubeServe, startKubeServe } from '../../src/serve';
 import { HOSTILE, VALID } from '../patch/hostile-fixture';
 import {
+  eventually,
   injectorWebhookByUrl,
   type KubeEnv,
+  kubectlOk,
   patchValidatorByUrl,
   startKubeEnv,
   WAIT_FOR_WEFT_CRDS,
@@ -35,25 +37,12 @@ function patchYaml(name: string, patches: readonly Record<string, unknown>[]): s
   });
 }
 
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`never happened within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe('EnvoyPatch validation on a real kube-apiserver', () => {
   let env: KubeEnv;
   let weft: RunningKubeServe | undefined;
 
-  const kubectl = async (args: string[], input?: string): Promise<{ stdout: string; stderr: string }> => {
-    const r = await env.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r;
-  };
+  const kubectl = (args: string[], input?: string): Promise<{ stdout: string; stderr: string }> =>
+    kubectlOk(env, args, input);
 
   before(async () => {
     env = await startKubeEnv();

@@ -18,18 +18,9 @@ import {
   markFixturePodsReady,
   workloads,
 } from '../mesh/mesh-fixture';
-import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
+import { eventually, type KubeEnv, kubectlOk, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
-
-async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > end) throw new Error(`never happened within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface PatchStatus {
   metadata: { generation: number };
@@ -44,11 +35,8 @@ describe('EnvoyPatch on a real kube-apiserver', () => {
   let A: FixtureAddresses;
   let weft: RunningKubeServe;
 
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const r = await env.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const kubectl = async (args: string[], input?: string): Promise<string> =>
+    (await kubectlOk(env, args, input)).stdout;
 
   before(async () => {
     env = await startKubeEnv();

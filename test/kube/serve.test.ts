@@ -26,20 +26,12 @@ import {
   split,
   workloads,
 } from '../mesh/mesh-fixture';
-import { type KubeEnv, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
+import { eventually, type KubeEnv, kubectlOk, startKubeEnv, WAIT_FOR_WEFT_CRDS } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 const ROOT = join(__dirname, '..', '..', '..');
 
 /** Polls `check` until it returns true or `ms` pass; the failure message says what never happened. */
-async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > end) throw new Error(`never happened within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function tally(c: EchoClient, n: number): Promise<{ counts: Record<string, number>; failed: number }> {
   const counts: Record<string, number> = {};
@@ -62,11 +54,8 @@ describe('weft serve --kubernetes on a real kube-apiserver', () => {
   let servers: EchoServer[] = [];
   let buyer: EchoClient;
 
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const r = await env.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const kubectl = async (args: string[], input?: string): Promise<string> =>
+    (await kubectlOk(env, args, input)).stdout;
   const start = (replica: string): Promise<RunningKubeServe> =>
     startKubeServe({
       kubeconfig: env.kubeconfigPath,

@@ -1,10 +1,10 @@
 /**
  * SMI validation at `kubectl apply`, on a real kube-apiserver: Weft (Kubernetes mode, with
  * --webhook-address) writes its CA bundle into the `weft-smi-validator` configuration; an object
- * invalid in itself (a negative or fractional weight, an RE2-invalid regex) is refused with its
- * condition's message, a split whose backend Service does not exist yet is stored with a warning
- * kubectl prints (and without one once the Service exists), and with Weft down failurePolicy
- * Ignore lets anything through.
+ * invalid in itself (a negative or fractional weight, an RE2-invalid regex, an IdentityBinding with
+ * exclusive schemes) is refused with its condition's message, a split whose backend Service does
+ * not exist yet is stored with a warning kubectl prints (and without one once the Service exists),
+ * and with Weft down failurePolicy Ignore lets anything through.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -15,8 +15,10 @@ import { setLogLevel } from '../../src/log';
 import { freePort } from '../../src/net';
 import { type RunningKubeServe, startKubeServe } from '../../src/serve';
 import {
+  eventually,
   injectorWebhookByUrl,
   type KubeEnv,
+  kubectlOk,
   patchValidatorByUrl,
   smiValidatorByUrl,
   startKubeEnv,
@@ -80,25 +82,12 @@ function looseSplitCrds(): string {
   return JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs });
 }
 
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`never happened within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe('SMI validation on a real kube-apiserver', () => {
   let env: KubeEnv;
   let weft: RunningKubeServe | undefined;
 
-  const kubectl = async (args: string[], input?: string): Promise<{ stdout: string; stderr: string }> => {
-    const r = await env.kubectl(args, input);
-    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r;
-  };
+  const kubectl = (args: string[], input?: string): Promise<{ stdout: string; stderr: string }> =>
+    kubectlOk(env, args, input);
 
   const refused = async (yaml: string, text: string): Promise<void> => {
     const r = await env.kubectl(['apply', '-f', '-'], yaml);
@@ -201,6 +190,34 @@ describe('SMI validation on a real kube-apiserver', () => {
         spec: { matches: [{ name: 'api', pathRegex: '/api(?=/v1)' }] },
       }),
       `HTTPRouteGroup ${NS}/lookahead: spec.matches[0].pathRegex "/api(?=/v1)" is not a valid RE2 regular expression`,
+    );
+  });
+
+  it('refuses an IdentityBinding with exclusive schemes; admits the fixed one and a target naming it', async () => {
+    const binding = (schemes: unknown): string =>
+      JSON.stringify({
+        apiVersion: 'access.smi-spec.io/v1alpha4',
+        kind: 'IdentityBinding',
+        metadata: { name: 'buyers', namespace: NS },
+        spec: { schemes },
+      });
+    await refused(
+      binding({ serviceAccount: 'buyer', podLabelSelectors: [{ matchLabels: { app: 'buyer' } }] }),
+      `IdentityBinding ${NS}/buyers: spec.schemes sets both podLabelSelectors and serviceAccount`,
+    );
+    await kubectl(['apply', '-f', '-'], binding({ serviceAccount: 'buyer' }));
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'access.smi-spec.io/v1alpha4',
+        kind: 'TrafficTarget',
+        metadata: { name: 'buyers-to-web', namespace: NS },
+        spec: {
+          destination: { kind: 'ServiceAccount', name: 'web' },
+          sources: [{ kind: 'IdentityBinding', group: 'access.smi-spec.io', name: 'buyers' }],
+          rules: [{ kind: 'TCPRoute', name: 'any' }],
+        },
+      }),
     );
   });
 

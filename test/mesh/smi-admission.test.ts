@@ -126,6 +126,66 @@ describe('SMI admission', () => {
     assert.equal(admitSmiObject([...mesh, stored], split([-1, 10])).allowed, false);
   });
 
+  it('IdentityBinding: refuses what is wrong in the binding itself, warns about what depends on pods', () => {
+    const binding = (schemes: unknown): unknown => ({
+      apiVersion: 'access.smi-spec.io/v1alpha4',
+      kind: 'IdentityBinding',
+      metadata: { name: 'buyers', namespace: NS },
+      spec: { schemes },
+    });
+    assert.deepEqual(admitSmiObject(mesh, binding({ serviceAccount: 'client' })), { allowed: true });
+    const both = admitSmiObject(
+      mesh,
+      binding({ serviceAccount: 'client', podLabelSelectors: [{ matchLabels: { app: 'x' } }] }),
+    );
+    assert.equal(both.allowed, false);
+    assert.match(both.message ?? '', /sets both podLabelSelectors and serviceAccount/);
+    assert.equal(admitSmiObject(mesh, binding({})).allowed, false);
+    const bad = admitSmiObject(
+      mesh,
+      binding({ spiffeIdentities: ['cluster.local/ns/other/sa/x', 'spiffe://a/./b'] }),
+    );
+    assert.equal(bad.allowed, false);
+    assert.match(
+      bad.message ?? '',
+      /spiffeIdentities\[0\] "cluster.local\/ns\/other\/sa\/x" names ServiceAccount other\/x, but/,
+    );
+    assert.match(bad.message ?? '', /spiffeIdentities\[1\] "spiffe:\/\/a\/.\/b" is not a SPIFFE ID/);
+    assert.equal(
+      admitSmiObject(
+        mesh,
+        binding({ podLabelSelectors: [{ matchLabels: { app: 'x' }, matchExpressions: [{}] }] }),
+      ).allowed,
+      false,
+    );
+    // Whether selected pods share a ServiceAccount depends on the pods: a warning, never a refusal.
+    const pod = (name: string, app: string): unknown => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: NS, labels: { app } },
+      spec: { serviceAccountName: 'shared' },
+    });
+    const shared = admitSmiObject(
+      [...mesh, pod('a', 'x'), pod('b', 'y')],
+      binding({ podLabelSelectors: [{ matchLabels: { app: 'x' } }] }),
+    );
+    assert.equal(shared.allowed, true);
+    assert.match(shared.warnings?.[0] ?? '', /SharedServiceAccount|runs as shared too/);
+    // A TrafficTarget naming a binding that does not exist yet is admitted with a warning.
+    const tt = admitSmiObject(mesh, {
+      apiVersion: 'access.smi-spec.io/v1alpha4',
+      kind: 'TrafficTarget',
+      metadata: { name: 't', namespace: NS },
+      spec: {
+        destination: { kind: 'ServiceAccount', name: 'web' },
+        sources: [{ kind: 'IdentityBinding', group: 'access.smi-spec.io', name: 'buyers' }],
+        rules: [{ kind: 'HTTPRouteGroup', name: 'missing' }],
+      },
+    });
+    assert.equal(tt.allowed, true);
+    assert.ok(tt.warnings?.some((w) => w.includes('"buyers" is not an IdentityBinding in namespace shop')));
+  });
+
   it('admits kinds that are not SMI without a look', () => {
     assert.deepEqual(
       admitSmiObject(mesh, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'Bad_Name' } }),

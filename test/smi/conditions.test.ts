@@ -9,6 +9,8 @@ import { captureLogs } from '../../src/log';
 import { buildModel, type Condition, parseYamlObjects, REASONS } from '../../src/smi';
 import { translateProxy } from '../../src/translate';
 import {
+  binding,
+  ib,
   meta,
   pod,
   type Raw,
@@ -972,7 +974,7 @@ describe('conditions: traffic targets', () => {
           'Error',
           'UnsupportedSubjectKind',
           'spec.destination.kind',
-          'TrafficTarget default/t1: spec.destination.kind "IdentityBinding" is not supported, so the TrafficTarget is not served; name a ServiceAccount (kind: ServiceAccount)',
+          'TrafficTarget default/t1: spec.destination.kind IdentityBinding needs access.smi-spec.io/v1alpha4 (this TrafficTarget is access.smi-spec.io/v1alpha3), so the TrafficTarget is not served; write the TrafficTarget as access.smi-spec.io/v1alpha4 or name a ServiceAccount',
         ],
         [
           'TrafficTarget/default/t2',
@@ -1150,6 +1152,221 @@ describe('conditions: traffic targets', () => {
           'TrafficTarget default/t4: spec.destination.port 9999 is not a port of any Service of the workloads of ServiceAccount default/api, so this target allows nothing there; use one of 80, 8080',
         ],
       ),
+    );
+  });
+});
+
+describe('conditions: identity bindings', () => {
+  const base = [
+    pod('api', { ip: '10.0.0.1' }),
+    pod('web', { ip: '10.0.0.2' }),
+    pod('report', { ip: '10.0.0.3', sa: 'shared' }),
+    pod('batch', { ip: '10.0.0.4', sa: 'shared' }),
+    service('api', { ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+    routeGroup('routes', [{ name: 'get' }]),
+  ];
+  const v4 = { version: 'v1alpha4' };
+  const rules = [{ kind: 'HTTPRouteGroup', name: 'routes' }];
+
+  it('IdentityBindingNoScheme and IdentityBindingConflictingSchemes leave the binding out', () => {
+    const r = buildModel([
+      ...base,
+      binding('none', {}),
+      binding('both', { serviceAccount: 'web', podLabelSelectors: [{ matchLabels: { app: 'web' } }] }),
+      target('t', sa('api'), [ib('none'), ib('both')], rules, v4),
+    ]);
+    record(r.conditions);
+    assert.deepEqual(
+      r.conditions,
+      expected(
+        [
+          'IdentityBinding/default/both',
+          'Accepted',
+          'False',
+          'Error',
+          'IdentityBindingConflictingSchemes',
+          'spec.schemes',
+          'IdentityBinding default/both: spec.schemes sets both podLabelSelectors and serviceAccount, which are mutually exclusive, so the binding is left out rather than grant either; keep one of them (spiffeIdentities may go with either)',
+        ],
+        [
+          'IdentityBinding/default/none',
+          'Accepted',
+          'False',
+          'Error',
+          'IdentityBindingNoScheme',
+          'spec.schemes',
+          'IdentityBinding default/none: spec.schemes sets no scheme, so the binding declares no identity and is left out; set serviceAccount, podLabelSelectors or spiffeIdentities',
+        ],
+        [
+          'TrafficTarget/default/t',
+          'Accepted',
+          'True',
+          'Warning',
+          'NoSources',
+          'spec.sources',
+          'TrafficTarget default/t: spec.sources has no usable ServiceAccount, so this TrafficTarget allows nothing; list the ServiceAccounts that may call default/api',
+        ],
+        [
+          'TrafficTarget/default/t',
+          'ResolvedRefs',
+          'False',
+          'Warning',
+          'IdentityBindingNotFound',
+          'spec.sources[0].name',
+          'TrafficTarget default/t: spec.sources[0].name "none" names IdentityBinding default/none, which was rejected (see its own condition), so it grants nothing; fix IdentityBinding default/none',
+        ],
+        [
+          'TrafficTarget/default/t',
+          'ResolvedRefs',
+          'False',
+          'Warning',
+          'IdentityBindingNotFound',
+          'spec.sources[1].name',
+          'TrafficTarget default/t: spec.sources[1].name "both" names IdentityBinding default/both, which was rejected (see its own condition), so it grants nothing; fix IdentityBinding default/both',
+        ],
+      ),
+    );
+    assert.deepEqual(r.model.access[0]?.sources, []);
+  });
+
+  it('InvalidSpiffeId and SpiffeIdOutsideNamespace leave out one entry; the rest is bound', () => {
+    const r = buildModel([
+      ...base,
+      binding('ids', {
+        spiffeIdentities: [
+          'spiffe://Cluster.Local/ns/default/sa/web',
+          'https://cluster.local/ns/default/sa/web',
+          'cluster.local/ns/prod/sa/web',
+          'cluster.local/ns/default/sa/web',
+        ],
+      }),
+      target('t', sa('api'), [ib('ids')], rules, v4),
+    ]);
+    record(r.conditions);
+    assert.deepEqual(
+      r.conditions,
+      expected(
+        [
+          'IdentityBinding/default/ids',
+          'Accepted',
+          'True',
+          'Error',
+          'InvalidSpiffeId',
+          'spec.schemes.spiffeIdentities[0]',
+          'IdentityBinding default/ids: spec.schemes.spiffeIdentities[0] "spiffe://Cluster.Local/ns/default/sa/web" is not a SPIFFE ID (trust domain "Cluster.Local" may only contain lowercase letters, digits, ".", "-" and "_"), so it is left out; write spiffe://<trust-domain>/<path>, for a ServiceAccount spiffe://cluster.local/ns/default/sa/<name>',
+        ],
+        [
+          'IdentityBinding/default/ids',
+          'Accepted',
+          'True',
+          'Error',
+          'InvalidSpiffeId',
+          'spec.schemes.spiffeIdentities[1]',
+          'IdentityBinding default/ids: spec.schemes.spiffeIdentities[1] "https://cluster.local/ns/default/sa/web" has another URI scheme than spiffe://, so it is left out; write spiffe://<trust-domain>/<path>, for a ServiceAccount spiffe://cluster.local/ns/default/sa/<name>',
+        ],
+        [
+          'IdentityBinding/default/ids',
+          'Accepted',
+          'True',
+          'Error',
+          'SpiffeIdOutsideNamespace',
+          'spec.schemes.spiffeIdentities[2]',
+          'IdentityBinding default/ids: spec.schemes.spiffeIdentities[2] "cluster.local/ns/prod/sa/web" names ServiceAccount prod/web, but an IdentityBinding declares identities of its own namespace (default) only, so it is left out; bind it with an IdentityBinding in namespace prod',
+        ],
+      ),
+    );
+    assert.deepEqual(
+      r.model.access.map((a) => a.sources.map((s) => s.identity)),
+      [['spiffe://cluster.local/ns/default/sa/web']],
+    );
+  });
+
+  it('SharedServiceAccount: a selector that picks some pods of a ServiceAccount binds none of it', () => {
+    const r = buildModel([
+      ...base,
+      binding('reporting', { podLabelSelectors: [{ name: 'r', matchLabels: { app: 'report' } }] }),
+      target('t', sa('api'), [ib('reporting')], rules, v4),
+    ]);
+    record(r.conditions);
+    assert.deepEqual(
+      r.conditions.filter((c) => c.reason === 'SharedServiceAccount'),
+      expected([
+        'IdentityBinding/default/reporting',
+        'Accepted',
+        'True',
+        'Error',
+        'SharedServiceAccount',
+        'spec.schemes.podLabelSelectors',
+        'IdentityBinding default/reporting: spec.schemes.podLabelSelectors selects Pod default/report, which runs as ServiceAccount shared, but Pod default/batch runs as shared too and is not selected; a peer is known by its ServiceAccount, not its pod, so binding shared would grant those pods as well, and shared is left out; give the selected pods a ServiceAccount of their own',
+      ]),
+    );
+    // Nothing is granted: the safe reading never lets batch in through report's selector.
+    assert.deepEqual(r.model.access[0]?.sources, []);
+  });
+
+  it('IdentityBindingNotFound, IdentityBindingInOtherNamespace, NoDestination and subject groups', () => {
+    const r = buildModel([
+      ...base,
+      binding('web', { serviceAccount: 'web' }, 'prod'),
+      binding('nobody', { podLabelSelectors: [{ matchLabels: { app: 'nothing' } }] }),
+      target('t1', sa('api'), [ib('ghost'), ib('web'), { ...sa('web'), group: 'rbac' }], rules, v4),
+      target('t2', ib('nobody'), [sa('web')], rules, v4),
+      target('t3', { ...ib('api'), group: 'example.com' }, [sa('web')], rules, v4),
+    ]);
+    record(r.conditions);
+    assert.deepEqual(
+      r.conditions.filter((c) => c.object !== 'TrafficTarget/default/t1' || c.reason !== 'NoSources'),
+      expected(
+        [
+          'TrafficTarget/default/t1',
+          'ResolvedRefs',
+          'False',
+          'Warning',
+          'IdentityBindingInOtherNamespace',
+          'spec.sources[1].namespace',
+          'TrafficTarget default/t1: spec.sources[1] names IdentityBinding default/web, which does not exist, but namespace prod has an IdentityBinding of that name; a binding declares identities of its own namespace only, so it grants nothing here; set spec.sources[1].namespace to prod or create IdentityBinding web in namespace default',
+        ],
+        [
+          'TrafficTarget/default/t1',
+          'ResolvedRefs',
+          'False',
+          'Warning',
+          'IdentityBindingNotFound',
+          'spec.sources[0].name',
+          'TrafficTarget default/t1: spec.sources[0].name "ghost" is not an IdentityBinding in namespace default, so it grants nothing until one is created; create the IdentityBinding or fix the name',
+        ],
+        [
+          'TrafficTarget/default/t1',
+          'ResolvedRefs',
+          'False',
+          'Error',
+          'UnsupportedSubjectKind',
+          'spec.sources[2].group',
+          'TrafficTarget default/t1: spec.sources[2].group "rbac" is not the group of ServiceAccount (the core group, written as no group), so this source is ignored; remove group',
+        ],
+        [
+          'TrafficTarget/default/t2',
+          'Accepted',
+          'True',
+          'Warning',
+          'NoDestination',
+          'spec.destination',
+          "TrafficTarget default/t2: spec.destination names IdentityBinding default/nobody, which binds no ServiceAccount of namespace default (yet), so this TrafficTarget applies to no workload; bind the destination's ServiceAccount, pods or SPIFFE IDs in it",
+        ],
+        [
+          'TrafficTarget/default/t3',
+          'ResolvedRefs',
+          'False',
+          'Error',
+          'UnsupportedSubjectKind',
+          'spec.destination.group',
+          'TrafficTarget default/t3: spec.destination.group "example.com" is not the group of IdentityBinding, so the TrafficTarget is not served; write group: access.smi-spec.io',
+        ],
+      ),
+    );
+    assert.deepEqual(
+      r.model.access.map((a) => a.name),
+      ['t1'],
     );
   });
 });

@@ -151,6 +151,23 @@ export function sa(name: string, namespace?: string): Raw {
     : { kind: 'ServiceAccount', name, namespace };
 }
 
+/** An IdentityBinding (`access.smi-spec.io/v1alpha4`) with the given `spec.schemes`. */
+export function binding(name: string, schemes: Raw, ns?: string): Raw {
+  return {
+    apiVersion: 'access.smi-spec.io/v1alpha4',
+    kind: 'IdentityBinding',
+    metadata: meta(name, ns),
+    spec: { schemes },
+  };
+}
+
+/** An IdentityBinding subject for a v1alpha4 TrafficTarget. */
+export function ib(name: string, namespace?: string): Raw {
+  const ref: Raw = { kind: 'IdentityBinding', group: 'access.smi-spec.io', name };
+  if (namespace !== undefined) ref.namespace = namespace;
+  return ref;
+}
+
 /** Recursively freezes a value, so any mutation by the code under test throws in strict mode. */
 export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {

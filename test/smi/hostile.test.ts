@@ -18,6 +18,7 @@ import { parseAllDocuments } from 'yaml';
 import { LastGoodObjects } from '../../src/inputs/last-good';
 import { MeshCompiler } from '../../src/mesh/compiler';
 import type { Condition } from '../../src/smi/model';
+import { SMI_KINDS } from '../../src/smi/normalize';
 import { SnapshotCache } from '../../src/xds/cache/cache';
 import { envoyResourceEncoder } from '../../src/xds/encoder';
 
@@ -46,10 +47,25 @@ spec:
   destination: { kind: ServiceAccount, name: server, namespace: app }
   rules: [{ kind: TCPRoute, name: tcp-any }]
   sources: [{ kind: ServiceAccount, name: client, namespace: app }]
+---
+apiVersion: access.smi-spec.io/v1alpha4
+kind: IdentityBinding
+metadata: { name: clients, namespace: app }
+spec:
+  schemes:
+    podLabelSelectors: [{ matchLabels: { app: client } }]
+    spiffeIdentities: [cluster.local/ns/app/sa/client]
+---
+apiVersion: access.smi-spec.io/v1alpha4
+kind: TrafficTarget
+metadata: { name: bound-target, namespace: app }
+spec:
+  destination: { kind: ServiceAccount, name: server, namespace: app }
+  rules: [{ kind: TCPRoute, name: tcp-any }]
+  sources: [{ kind: IdentityBinding, group: access.smi-spec.io, name: clients, namespace: app }]
 `).map((d) => d.toJSON() as Raw),
 ];
 
-const SMI_KINDS = new Set(['TrafficSplit', 'TrafficTarget', 'HTTPRouteGroup', 'TCPRoute', 'UDPRoute']);
 const TARGETS = BASE.map((o, i) => [o, i] as const)
   .filter(([o]) => SMI_KINDS.has(String(o.kind)))
   .map(([, i]) => i);
@@ -63,6 +79,7 @@ const VERSIONS = [
   'access.smi-spec.io/v1alpha1',
   'access.smi-spec.io/v1alpha2',
   'access.smi-spec.io/v1alpha3',
+  'access.smi-spec.io/v1alpha4',
   'specs.smi-spec.io/v1alpha1',
   'specs.smi-spec.io/v1alpha4',
   'split.smi-spec.io/v9',

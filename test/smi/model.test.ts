@@ -260,6 +260,7 @@ describe('buildModel: the bookstore', () => {
             identity: 'spiffe://weft.test/ns/default/sa/bookbuyer',
           },
         ],
+        peerIdentities: [],
         rules: [
           {
             kind: 'HTTPRouteGroup',

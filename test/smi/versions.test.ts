@@ -30,7 +30,9 @@ describe('served versions', () => {
       'access.smi-spec.io/v1alpha1',
       'access.smi-spec.io/v1alpha2',
       'access.smi-spec.io/v1alpha3',
+      'access.smi-spec.io/v1alpha4',
     ]);
+    assert.deepEqual(servedVersions('IdentityBinding'), ['access.smi-spec.io/v1alpha4']);
     assert.deepEqual(servedVersions('HTTPRouteGroup'), [
       'specs.smi-spec.io/v1alpha1',
       'specs.smi-spec.io/v1alpha2',
@@ -177,12 +179,13 @@ describe('TrafficTarget versions', () => {
     spec: { destination: dest, sources, specs: rules },
   };
 
-  it('v1alpha1 (top level or under spec), v1alpha2 and v1alpha3 normalize to one shape', () => {
+  it('v1alpha1 (top level or under spec), v1alpha2, v1alpha3 and v1alpha4 normalize to one shape', () => {
     const all = [
       v1alpha1TopLevel,
       v1alpha1UnderSpec,
       target('t', dest, sources, rules, { version: 'v1alpha2' }),
       target('t', dest, sources, rules, { version: 'v1alpha3' }),
+      target('t', dest, sources, rules, { version: 'v1alpha4' }),
     ].map((raw) => {
       const { paths: _paths, ...rest } = shape(raw) as { paths: unknown };
       return rest;
@@ -191,9 +194,9 @@ describe('TrafficTarget versions', () => {
     assert.deepEqual(all[3], {
       kind: 'TrafficTarget',
       meta: { namespace: 'default', name: 't', labels: {}, creationTimestamp: null, resourceVersion: null },
-      destination: { kind: 'ServiceAccount', name: 'api', namespace: 'default' },
+      destination: { kind: 'ServiceAccount', name: 'api', namespace: 'default', group: null },
       destinationPort: null,
-      sources: [{ kind: 'ServiceAccount', name: 'web', namespace: null }],
+      sources: [{ kind: 'ServiceAccount', name: 'web', namespace: null, group: null }],
       rules: [{ kind: 'HTTPRouteGroup', name: 'routes', namespace: null, matches: ['get'] }],
     });
   });
@@ -240,6 +243,7 @@ describe('TrafficTarget versions', () => {
       v1alpha1UnderSpec,
       target('t', dest, sources, rules, { version: 'v1alpha2' }),
       target('t', dest, sources, rules),
+      target('t', dest, sources, rules, { version: 'v1alpha4' }),
     ].map((t) => {
       const r = buildModel([...base, t]);
       assert.deepEqual(r.conditions, []);
@@ -264,6 +268,7 @@ describe('TrafficTarget versions', () => {
             identity: 'spiffe://cluster.local/ns/default/sa/web',
           },
         ],
+        peerIdentities: [],
         rules: [
           {
             kind: 'HTTPRouteGroup',

@@ -117,22 +117,54 @@ export class ResourceEncoder {
 
   /** Encodes (or reuses) one resource. */
   resource(typeUrl: ResourceTypeUrl, json: JsonObject): EncodedResource {
-    const name = resourceName(typeUrl, json);
     const text = JSON.stringify(json);
     const key = contentHash(typeUrl, text);
-    const hit = this.interned.get(key)?.deref();
-    if (hit) return hit;
-    const value = this.encoder(typeUrl, json);
+    return this.interned.get(key)?.deref() ?? this.intern(typeUrl, json, key, this.encoder(typeUrl, json));
+  }
+
+  /**
+   * Encodes every resource of `input` that is not interned yet with `encode` (which must give
+   * the bytes this encoder would, from the JSON text), so that a {@link snapshot} of `input` right
+   * after finds them all. The caller holds the returned list until then: interned encodings are
+   * only weakly kept.
+   */
+  async encodeAhead(
+    input: SnapshotInput,
+    encode: (typeUrl: ResourceTypeUrl, text: string) => Promise<Uint8Array>,
+  ): Promise<EncodedResource[]> {
+    const held: EncodedResource[] = [];
+    for (const typeUrl of PUSH_ORDER)
+      for (const json of input[typeUrl] ?? []) {
+        const text = JSON.stringify(json);
+        const key = contentHash(typeUrl, text);
+        const hit = this.interned.get(key)?.deref();
+        if (hit) {
+          held.push(hit);
+          continue;
+        }
+        const value = await encode(typeUrl, text);
+        // Another caller may have interned the same content while this one waited.
+        held.push(this.interned.get(key)?.deref() ?? this.intern(typeUrl, json, key, value));
+      }
+    return held;
+  }
+
+  private intern(
+    typeUrl: ResourceTypeUrl,
+    json: JsonObject,
+    key: string,
+    value: Uint8Array,
+  ): EncodedResource {
     this.encodeCount++;
+    const name = resourceName(typeUrl, json);
     const any = anyBytes(typeUrl, value);
-    const version = key;
     const encoded: EncodedResource = {
       name,
       typeUrl,
-      version,
+      version: key,
       json,
       any,
-      deltaResource: deltaResourceBytes(name, version, any),
+      deltaResource: deltaResourceBytes(name, key, any),
     };
     this.interned.set(key, new WeakRef(encoded));
     this.registry.register(encoded, key);

@@ -8,15 +8,12 @@
  * level with the snapshot, its knowledge is a reference to the shared snapshot plus overrides.
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { type Logger, logger } from '../../log';
 import type { EncodedResource, TypeSnapshot } from '../cache/snapshot';
 import type { NodeInfo } from '../proxy-state';
-import { CLUSTER, ENDPOINT, FULL_STATE_TYPES, type ResourceTypeUrl, SHORT_NAME } from '../resource-types';
+import { CLUSTER, ENDPOINT, FULL_STATE_TYPES, type ResourceTypeUrl } from '../resource-types';
 import { type DeltaDiscoveryRequest, encodeDeltaDiscoveryResponse } from '../wire';
 import { coversAllMemo, diffTypes, internNames } from './intern';
 import { AdsStream, type StreamContext } from './stream';
-
-const log: Logger = logger('xds');
 
 /** Marks a name the proxy was told does not exist. */
 const ABSENT = '';
@@ -118,40 +115,11 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequest> {
       if (sent) {
         st.inflight.delete(req.responseNonce);
         ts.awaiting = st.inflight.size > 0;
-        if (req.errorDetail) {
-          ts.nacks++;
-          const record = {
-            proxy: this.proxyId,
-            group: this.group ?? '',
-            typeUrl,
-            version: sent.version,
-            nonce: req.responseNonce,
-            resourceNames: sent.names,
-            code: req.errorDetail.code,
-            message: req.errorDetail.message,
-            at: new Date(),
-          };
-          ts.lastNack = record;
-          this.ctx.registry.nack(record);
-          log.warn('proxy rejected config (NACK); it keeps its last good config', {
-            node: this.proxyId,
-            type: SHORT_NAME[typeUrl],
-            version: sent.version,
-            error: req.errorDetail.message,
-          });
-        } else {
-          ts.acks++;
-          ts.ackedVersion = sent.version;
-          ts.ackedAt = new Date();
-          ts.lastNack = undefined;
-          this.ctx.registry.ack({
-            proxy: this.proxyId,
-            group: this.group,
-            typeUrl,
-            version: sent.version,
-            resourceNames: sent.names,
-          });
-        }
+        this.recordReply(
+          typeUrl,
+          { version: sent.version, nonce: req.responseNonce, names: sent.names },
+          req.errorDetail,
+        );
       }
     }
     if (req.subscribe.length > 0 || req.unsubscribe.length > 0) {

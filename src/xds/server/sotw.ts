@@ -10,22 +10,12 @@
  *   until listeners and routes that stopped using them are acknowledged, then removed.
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { type Logger, logger } from '../../log';
 import type { EncodedResource, TypeSnapshot } from '../cache/snapshot';
 import type { NodeInfo } from '../proxy-state';
-import {
-  CLUSTER,
-  ENDPOINT,
-  FULL_STATE_TYPES,
-  PUSH_ORDER,
-  type ResourceTypeUrl,
-  SHORT_NAME,
-} from '../resource-types';
+import { CLUSTER, ENDPOINT, FULL_STATE_TYPES, PUSH_ORDER, type ResourceTypeUrl } from '../resource-types';
 import { type DiscoveryRequest, encodeDiscoveryResponse } from '../wire';
 import { coversAllMemo, internNames, subsetVersionMemo } from './intern';
 import { AdsStream, type StreamContext } from './stream';
-
-const log: Logger = logger('xds');
 
 interface SotwTypeState {
   wildcard: boolean;
@@ -69,42 +59,19 @@ export class SotwStream extends AdsStream<DiscoveryRequest> {
     const ts = this.typeStatus(typeUrl);
     if (st && req.responseNonce !== '' && st.nonce === req.responseNonce) {
       ts.awaiting = false;
-      if (req.errorDetail) {
-        st.rejectedVersion = st.sentVersion;
-        ts.nacks++;
-        const record = {
-          proxy: this.proxyId,
-          group: this.group ?? '',
-          typeUrl,
-          version: st.sentVersion ?? '',
+      if (req.errorDetail) st.rejectedVersion = st.sentVersion;
+      // A NACK's versionInfo is the last version the proxy accepted; the refused one is what it
+      // was sent.
+      this.recordReply(
+        typeUrl,
+        {
+          version: req.errorDetail ? (st.sentVersion ?? '') : req.versionInfo,
           nonce: req.responseNonce,
-          resourceNames: [...st.sent.keys()],
-          code: req.errorDetail.code,
-          message: req.errorDetail.message,
-          at: new Date(),
-        };
-        ts.lastNack = record;
-        this.ctx.registry.nack(record);
-        log.warn('proxy rejected config (NACK); it keeps its last good config', {
-          node: this.proxyId,
-          type: SHORT_NAME[typeUrl],
-          version: st.sentVersion,
-          error: req.errorDetail.message,
-        });
-      } else {
-        ts.acks++;
-        ts.ackedVersion = req.versionInfo;
-        ts.ackedAt = new Date();
-        ts.lastNack = undefined;
-        this.ctx.registry.ack({
-          proxy: this.proxyId,
-          group: this.group,
-          typeUrl,
-          version: req.versionInfo,
-          resourceNames: [...st.sent.keys()],
-        });
-        this.maybeReleaseHeldClusters();
-      }
+          names: [...st.sent.keys()],
+        },
+        req.errorDetail,
+      );
+      if (!req.errorDetail) this.maybeReleaseHeldClusters();
     }
     // Legacy wildcard: an empty list means "everything" only on the type's first request (or while
     // the stream is still in that mode). Once a proxy has named resources, an empty list means it

@@ -242,6 +242,52 @@ export abstract class AdsStream<Req> {
   }
 
   /** The proxy's node id, for logs and records. */
+  /**
+   * Records the proxy's answer to a response of `typeUrl` (NACK with `error`, else ACK) in its
+   * status and the registry, and logs a NACK: both protocols answer the same way.
+   */
+  protected recordReply(
+    typeUrl: ResourceTypeUrl,
+    sent: { readonly version: string; readonly nonce: string; readonly names: string[] },
+    error: { readonly code: number; readonly message: string } | null | undefined,
+  ): void {
+    const ts = this.typeStatus(typeUrl);
+    if (error) {
+      ts.nacks++;
+      const record = {
+        proxy: this.proxyId,
+        group: this.group ?? '',
+        typeUrl,
+        version: sent.version,
+        nonce: sent.nonce,
+        resourceNames: sent.names,
+        code: error.code,
+        message: error.message,
+        at: new Date(),
+      };
+      ts.lastNack = record;
+      this.ctx.registry.nack(record);
+      log.warn('proxy rejected config (NACK); it keeps its last good config', {
+        node: this.proxyId,
+        type: SHORT_NAME[typeUrl],
+        version: sent.version,
+        error: error.message,
+      });
+      return;
+    }
+    ts.acks++;
+    ts.ackedVersion = sent.version;
+    ts.ackedAt = new Date();
+    ts.lastNack = undefined;
+    this.ctx.registry.ack({
+      proxy: this.proxyId,
+      group: this.group,
+      typeUrl,
+      version: sent.version,
+      resourceNames: sent.names,
+    });
+  }
+
   protected get proxyId(): string {
     return this.node?.id ?? '';
   }
