@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { answer, parseSecondsQuantity, secondsQuantity, type TrafficMetrics } from '../../src/metrics/api';
-import { classifyStat, decodeStreamMetrics, deltasOf, encodeStreamMetrics } from '../../src/metrics/sink';
+import {
+  classifyStat,
+  decodeKeptStats,
+  decodeStreamMetrics,
+  deltasOf,
+  encodeStreamMetrics,
+} from '../../src/metrics/sink';
 import { MetricsStore, parseWindow, quantile } from '../../src/metrics/store';
 import { topologyDot, topologyEdges } from '../../src/metrics/view';
 import { buildModel } from '../../src/smi';
@@ -141,6 +147,15 @@ describe('metrics sink decoding', () => {
     });
     const msg = decodeStreamMetrics(bytes);
     assert.equal(msg.identifier?.node?.id, 'shop/buyer');
+    assert.equal(msg.envoy_metrics?.length, 4);
+    // What the sink decodes: the same, without the families Weft does not keep.
+    const kept = decodeKeptStats(bytes);
+    assert.equal(kept.identifier?.node?.id, 'shop/buyer');
+    assert.deepEqual(
+      kept.envoy_metrics?.map((f) => f.name),
+      msg.envoy_metrics?.slice(0, 3).map((f) => f.name),
+    );
+    assert.deepEqual(deltasOf('shop/buyer', kept), deltasOf('shop/buyer', msg));
     assert.deepEqual(deltasOf('shop/buyer', msg), [
       {
         key: { kind: 'out', pod: 'shop/buyer', service: 'shop/api' },
