@@ -256,27 +256,63 @@ const refKey = (r: ResourceRef): string => `${r.kind}/${r.namespace ?? ''}/${r.n
 
 type Requirement = (labels: Readonly<Record<string, string>>) => boolean;
 
-/** Parses an equality-based label selector (`a=b,c!=d,e,!f`); throws naming the bad term. */
-export function parseSelector(text: string): Requirement[] {
-  const out: Requirement[] = [];
-  for (const raw of text.split(',')) {
+/** One term of a label selector, as a LabelSelector's `matchExpressions` write it. */
+interface SelectorTerm {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values: string[];
+}
+
+/**
+ * Parses a label selector as Kubernetes writes them: `a=b`, `a==b`, `a!=b`, `a`, `!a`,
+ * `a in (x,y)`, `a notin (x,y)`, joined by commas; throws naming the bad term.
+ */
+export function selectorTerms(text: string): SelectorTerm[] {
+  const out: SelectorTerm[] = [];
+  // Commas inside a set's parentheses do not split terms.
+  for (const raw of text.match(/[^,(]+(?:\([^)]*\))?[^,]*/g) ?? []) {
     const t = raw.trim();
     if (t === '') continue;
     let m = /^([A-Za-z0-9./_-]+)\s*(==|=|!=)\s*([A-Za-z0-9._-]*)$/.exec(t);
     if (m) {
-      const [, k, op, v] = m as unknown as [string, string, string, string];
-      out.push(op === '!=' ? (l) => l[k] !== v : (l) => l[k] === v);
+      out.push({ key: m[1]!, operator: m[2] === '!=' ? 'NotIn' : 'In', values: [m[3]!] });
+      continue;
+    }
+    m = /^([A-Za-z0-9./_-]+)\s+(in|notin)\s*\(([^)]*)\)$/.exec(t);
+    if (m) {
+      const values = m[3]!
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v !== '');
+      out.push({ key: m[1]!, operator: m[2] === 'in' ? 'In' : 'NotIn', values });
       continue;
     }
     m = /^(!)?([A-Za-z0-9./_-]+)$/.exec(t);
     if (m) {
-      const k = m[2]!;
-      out.push(m[1] ? (l) => !(k in l) : (l) => k in l);
+      out.push({ key: m[2]!, operator: m[1] ? 'DoesNotExist' : 'Exists', values: [] });
       continue;
     }
-    throw new Error(`labelSelector term "${t}" is not key=value, key!=value, key or !key`);
+    throw new Error(
+      `labelSelector term "${t}" is not key=value, key!=value, key in (a,b), key notin (a,b), key or !key`,
+    );
   }
   return out;
+}
+
+/** The predicates of a label selector (see {@link selectorTerms}). */
+export function parseSelector(text: string): Requirement[] {
+  return selectorTerms(text).map(({ key, operator, values }) => {
+    switch (operator) {
+      case 'In':
+        return (l) => key in l && values.includes(l[key]!);
+      case 'NotIn':
+        return (l) => !(key in l) || !values.includes(l[key]!);
+      case 'Exists':
+        return (l) => key in l;
+      default:
+        return (l) => !(key in l);
+    }
+  });
 }
 
 // --- answers ----------------------------------------------------------------------------------
@@ -420,13 +456,19 @@ export function answer(path: string, query: Query, ctx: ApiContext): ApiAnswer {
   };
 }
 
+/** The selector as a LabelSelector (equalities as `matchLabels`, the rest as `matchExpressions`). */
 function selectorObject(text: string): unknown {
   const matchLabels: Record<string, string> = {};
-  for (const t of text.split(',')) {
-    const m = /^\s*([^=!\s]+)\s*==?\s*(\S*)\s*$/.exec(t);
-    if (m) matchLabels[m[1]!] = m[2]!;
+  const matchExpressions: SelectorTerm[] = [];
+  for (const t of selectorTerms(text)) {
+    if (t.operator === 'In' && t.values.length === 1 && !(t.key in matchLabels))
+      matchLabels[t.key] = t.values[0]!;
+    else matchExpressions.push(t);
   }
-  return { matchLabels };
+  return {
+    ...(Object.keys(matchLabels).length > 0 ? { matchLabels } : {}),
+    ...(matchExpressions.length > 0 ? { matchExpressions } : {}),
+  };
 }
 
 function matchesSelector(plural: string, r: ResourceRef, sel: Requirement[], ctx: ApiContext): boolean {

@@ -90,10 +90,56 @@ export function streamMetricsMessageType(): protobuf.Type {
   return messageType;
 }
 
-/** Decodes one `StreamMetricsMessage`. */
+const TO_OBJECT = { longs: Number, enums: Number, defaults: false } as const;
+
+/** Decodes one `StreamMetricsMessage`, whole. */
 export function decodeStreamMetrics(b: Uint8Array): StreamMetricsMessage {
   const t = streamMetricsMessageType();
-  return t.toObject(t.decode(b), { longs: Number, enums: Number, defaults: false }) as StreamMetricsMessage;
+  return t.toObject(t.decode(b), TO_OBJECT) as StreamMetricsMessage;
+}
+
+/** The name (field 1) of the MetricFamily encoded in `b`, or `''`. */
+function familyName(b: Uint8Array): string {
+  const r = protobuf.Reader.create(b);
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag >>> 3 === 1 && (tag & 7) === 2) return r.string();
+    r.skipType(tag & 7);
+  }
+  return '';
+}
+
+/**
+ * Decodes one `StreamMetricsMessage`, keeping only the metric families Weft keeps: a sidecar sends
+ * every stat it has used, and decoding the few hundred others only to drop them was most of the
+ * sink's CPU. A family's name is read first, and the family is skipped unread unless
+ * {@link classifyStat} knows it.
+ */
+export function decodeKeptStats(b: Uint8Array): StreamMetricsMessage {
+  const message = streamMetricsMessageType();
+  const identifierType = message.fields.identifier!.resolvedType as protobuf.Type;
+  const familyType = message.fields.envoy_metrics!.resolvedType as protobuf.Type;
+  const r = protobuf.Reader.create(b);
+  const out: StreamMetricsMessage = {};
+  const families: MetricFamily[] = [];
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    const field = tag >>> 3;
+    if ((field === 1 || field === 2) && (tag & 7) === 2) {
+      const len = r.uint32();
+      const end = r.pos + len;
+      const bytes = b.subarray(r.pos, end);
+      r.pos = end;
+      if (field === 1)
+        out.identifier = identifierType.toObject(identifierType.decode(bytes), TO_OBJECT) as NonNullable<
+          StreamMetricsMessage['identifier']
+        >;
+      else if (classifyStat('', familyName(bytes)))
+        families.push(familyType.toObject(familyType.decode(bytes), TO_OBJECT) as MetricFamily);
+    } else r.skipType(tag & 7);
+  }
+  if (families.length > 0) out.envoy_metrics = families;
+  return out;
 }
 
 /** Encodes one `StreamMetricsMessage` (tests and the bench play Envoy with it). */
@@ -229,7 +275,7 @@ export class MetricsSink {
           this.stats.bytes += b.length;
           this.stats.messages++;
           this.tap?.(b);
-          return decodeStreamMetrics(b);
+          return decodeKeptStats(b);
         },
         // StreamMetricsResponse has no fields: its encoding is empty.
         responseSerialize: (): Buffer => Buffer.alloc(0),

@@ -27,7 +27,7 @@ import { logger } from '../log';
 import { MeshCompiler } from '../mesh/compiler';
 import { admitPatch } from '../mesh/patch-admission';
 import { admitSmi } from '../mesh/smi-admission';
-import { registerTrafficMetrics, startTrafficMetrics } from '../metrics';
+import { registerTrafficMetrics, startTrafficMetrics, type TrafficMetricsRuntime } from '../metrics';
 import { AggregatedApi } from '../metrics/aggregated';
 import { listenOn } from '../net';
 import { judgeFor } from '../patch/envoy-judge';
@@ -95,6 +95,8 @@ export interface RunningKubeServe {
   webhook: InjectionWebhook | undefined;
   /** The TrafficMetrics aggregated API, with `metricsApiAddress`. */
   metricsApi: AggregatedApi | undefined;
+  /** Traffic metrics from the sidecars (the store the APIs answer from). */
+  trafficMetrics: TrafficMetricsRuntime;
   /** Resolves after the next compile and its reporting. */
   nextCompile(): Promise<void>;
   stop(): Promise<void>;
@@ -244,15 +246,26 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
         ...(o.webhookIpAddresses ? { extraIpAddresses: o.webhookIpAddresses } : {}),
       });
     }
-    if (o.metricsApiAddress)
-      metricsApi = await AggregatedApi.start({
-        address: o.metricsApiAddress,
-        ca: needCa('--metrics-api-address'),
-        client,
-        namespace: meshNamespace,
-        store: traffic.store,
-        model: traffic.model,
-      });
+    if (o.metricsApiAddress) {
+      const metricsCa = needCa('--metrics-api-address');
+      try {
+        metricsApi = await AggregatedApi.start({
+          address: o.metricsApiAddress,
+          ca: metricsCa,
+          client,
+          namespace: meshNamespace,
+          store: traffic.store,
+          model: traffic.model,
+        });
+      } catch (err) {
+        // Metrics are not worth a mesh without configuration: Weft serves on, and says why the
+        // aggregated API is missing (the admin server's copy still answers).
+        log.error('the TrafficMetrics aggregated API is not served', {
+          address: o.metricsApiAddress,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
   } catch (err) {
     // Close what already runs (servers, timers) so the process exits with the error.
     traffic.stop();
@@ -274,6 +287,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     bundles,
     webhook,
     metricsApi,
+    trafficMetrics: traffic,
     nextCompile: () => controller.nextCompile(),
     stop: async () => {
       traffic.stop();

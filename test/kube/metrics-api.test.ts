@@ -1,29 +1,25 @@
 /**
- * The TrafficMetrics API through a real kube-apiserver's aggregation layer: the APIServices name a
- * Service that leads to Weft's aggregated server, Weft writes its CA into their caBundle, and
+ * The TrafficMetrics API through a real kube-apiserver's aggregation layer: `weft serve
+ * --kubernetes --metrics-api-address` against it, the APIServices name a Service that leads to
+ * Weft's aggregated server, Weft writes its CA into their caBundle, and
  * `kubectl get --raw /apis/metrics.smi-spec.io/...` reaches it with the user's own identity, which
  * Weft takes from the front proxy's request headers and checks with SubjectAccessReview.
  *
  * The Service is of type ExternalName `localhost`: the aggregator dials that name on the
  * APIService's port, so no pod network or kube-proxy is needed, while the certificate is checked
- * for `weft.weft-system.svc` as in a cluster. The store is filled directly; the Envoy tier's
+ * for `weft.weft-system.svc` as in a cluster. Weft's store is filled directly; the Envoy tier's
  * metrics test covers the path from real sidecars into it.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CertificateAuthority } from '../../src/identity/ca';
-import { FileCaStore } from '../../src/identity/store';
-import { KubeClient, loadKubeConfig } from '../../src/kube/client';
+import type { CertificateAuthority } from '../../src/identity/ca';
 import { setLogLevel } from '../../src/log';
-import { AggregatedApi } from '../../src/metrics/aggregated';
 import type { TrafficMetrics } from '../../src/metrics/api';
-import { MetricsStore } from '../../src/metrics/store';
-import { buildModel } from '../../src/smi';
+import { freePort } from '../../src/net';
+import { type RunningKubeServe, startKubeServe } from '../../src/serve';
 import { type KubeEnv, startKubeEnv } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
@@ -76,9 +72,9 @@ subjects: [{ apiGroup: rbac.authorization.k8s.io, kind: User, name: alice }]
 
 describe('TrafficMetrics through the aggregation layer', () => {
   let env: KubeEnv;
-  let api: AggregatedApi;
+  let running: RunningKubeServe;
   let ca: CertificateAuthority;
-  const caDir = mkdtempSync(join(tmpdir(), 'weft-metrics-ca-'));
+  let port: number;
   const kubectl = async (args: string[], input?: string): Promise<string> => {
     const r = await env.kubectl(args, input);
     assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
@@ -87,26 +83,62 @@ describe('TrafficMetrics through the aggregation layer', () => {
 
   before(async () => {
     env = await startKubeEnv({ aggregation: true });
-    ca = await CertificateAuthority.open(new FileCaStore(caDir));
-    const store = new MetricsStore();
-    store.add({ kind: 'in', pod: 'shop/api-0', service: '' }, Date.now(), { success: 41, failure: 1 });
-    const model = buildModel([POD]).model;
-    const client = new KubeClient(loadKubeConfig(env.kubeconfigPath));
-    // The APIServices first (without caBundle), as the chart installs them: Weft fills it in.
+    port = await freePort();
     await kubectl(['create', 'namespace', 'weft-system']);
     await kubectl(['create', 'namespace', 'shop']);
-    api = await AggregatedApi.start({ address: '127.0.0.1:0', ca, client, store, model: () => model });
+    await kubectl(['label', 'namespace', 'shop', 'weft.dev/mesh=enabled']);
+    await kubectl(['apply', '-f', '-'], JSON.stringify(POD));
+    const status = JSON.stringify({ status: POD.status });
+    await kubectl([
+      'patch',
+      'pod',
+      'api-0',
+      '-n',
+      'shop',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      status,
+    ]);
+    // The APIServices first, without caBundle, as the chart installs them: Weft fills it in.
     await kubectl(
       ['apply', '-f', '-'],
       `apiVersion: v1
 kind: Service
 metadata: { name: weft, namespace: weft-system }
-spec: { type: ExternalName, externalName: localhost, ports: [{ name: metrics, port: ${api.port} }] }
+spec: { type: ExternalName, externalName: localhost, ports: [{ name: metrics-api, port: ${port} }] }
 ---
-${apiServices(api.port)}---
+${apiServices(port)}---
 ${RBAC}`,
     );
-    assert.equal(await api.patchBundles(), true, 'caBundle written into both APIServices');
+    running = await startKubeServe({
+      kubeconfig: env.kubeconfigPath,
+      xdsAddress: '127.0.0.1:0',
+      metricsApiAddress: `127.0.0.1:${port}`,
+      quietMs: 50,
+      maxDelayMs: 300,
+    });
+    assert.ok(running.metricsApi, 'the aggregated API runs');
+    ca = running.identity.running.ca!;
+    for (
+      const end = Date.now() + 20_000;
+      !running.compiler.currentModel.workloads.some((w) => w.name === 'api-0');
+    ) {
+      if (Date.now() > end) throw new Error('Weft never saw pod shop/api-0');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    running.trafficMetrics.store.add({ kind: 'in', pod: 'shop/api-0', service: '' }, Date.now(), {
+      success: 41,
+      failure: 1,
+    });
+    const bundle = Buffer.from(ca.bundlePem()).toString('base64');
+    for (const v of ['v1alpha1', 'v1alpha2'])
+      assert.equal(
+        JSON.parse(await kubectl(['get', 'apiservice', `${v}.metrics.smi-spec.io`, '-o', 'json'])).spec
+          .caBundle,
+        bundle,
+        `Weft wrote its CA into APIService ${v}.metrics.smi-spec.io`,
+      );
     await kubectl([
       'wait',
       '--for=condition=Available',
@@ -117,10 +149,8 @@ ${RBAC}`,
   });
 
   after(async () => {
-    await api?.stop();
-    ca?.close();
+    await running?.stop();
     await env?.stop();
-    rmSync(caDir, { recursive: true, force: true });
   });
 
   it('answers kubectl get --raw through the aggregator, with the user the front proxy names', async () => {
@@ -187,7 +217,7 @@ ${RBAC}`,
   it('refuses a caller that skips the aggregator without credentials', async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const req = request(
-        `https://127.0.0.1:${api.port}/apis/metrics.smi-spec.io/v1alpha1/pods`,
+        `https://127.0.0.1:${port}/apis/metrics.smi-spec.io/v1alpha1/pods`,
         { ca: ca.bundlePem(), servername: 'weft.weft-system.svc' },
         (r) => {
           r.resume();
@@ -205,7 +235,7 @@ ${RBAC}`,
     const token = (await kubectl(['create', 'token', 'reader', '-n', 'shop'])).trim();
     const body = await new Promise<string>((resolve, reject) => {
       const req = request(
-        `https://127.0.0.1:${api.port}/openapi/v2`,
+        `https://127.0.0.1:${port}/openapi/v2`,
         {
           ca: ca.bundlePem(),
           servername: 'weft.weft-system.svc',

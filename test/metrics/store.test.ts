@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { answer, parseSecondsQuantity, secondsQuantity, type TrafficMetrics } from '../../src/metrics/api';
-import { classifyStat, decodeStreamMetrics, deltasOf, encodeStreamMetrics } from '../../src/metrics/sink';
+import {
+  classifyStat,
+  decodeKeptStats,
+  decodeStreamMetrics,
+  deltasOf,
+  encodeStreamMetrics,
+} from '../../src/metrics/sink';
 import { MetricsStore, parseWindow, quantile } from '../../src/metrics/store';
 import { topologyDot, topologyEdges } from '../../src/metrics/view';
 import { buildModel } from '../../src/smi';
@@ -141,6 +147,15 @@ describe('metrics sink decoding', () => {
     });
     const msg = decodeStreamMetrics(bytes);
     assert.equal(msg.identifier?.node?.id, 'shop/buyer');
+    assert.equal(msg.envoy_metrics?.length, 4);
+    // What the sink decodes: the same, without the families Weft does not keep.
+    const kept = decodeKeptStats(bytes);
+    assert.equal(kept.identifier?.node?.id, 'shop/buyer');
+    assert.deepEqual(
+      kept.envoy_metrics?.map((f) => f.name),
+      msg.envoy_metrics?.slice(0, 3).map((f) => f.name),
+    );
+    assert.deepEqual(deltasOf('shop/buyer', kept), deltasOf('shop/buyer', msg));
     assert.deepEqual(deltasOf('shop/buyer', msg), [
       {
         key: { kind: 'out', pod: 'shop/buyer', service: 'shop/api' },
@@ -245,7 +260,19 @@ describe('TrafficMetrics API', () => {
       items: TrafficMetrics[];
     };
     assert.equal(l.items.length, 2);
-    assert.equal(get('/v1alpha1/namespaces/shop/pods', { labelSelector: 'app in (a)' }).status, 400);
+    const set = get('/v1alpha1/namespaces/shop/pods', {
+      labelSelector: 'app in (api, db),pod-template-hash notin (x)',
+    });
+    assert.equal((set.body as { items: TrafficMetrics[] }).items.length, 2);
+    assert.deepEqual((set.body as { selector: unknown }).selector, {
+      matchExpressions: [
+        { key: 'app', operator: 'In', values: ['api', 'db'] },
+        { key: 'pod-template-hash', operator: 'NotIn', values: ['x'] },
+      ],
+    });
+    const none = get('/v1alpha1/namespaces/shop/pods', { labelSelector: 'app notin (api,web)' });
+    assert.equal((none.body as { items: TrafficMetrics[] }).items.length, 0);
+    assert.equal(get('/v1alpha1/namespaces/shop/pods', { labelSelector: 'app ~ a' }).status, 400);
     assert.equal(get('/v1alpha1/namespaces/shop/pods', { window: 'soon' }).status, 400);
     const missing = get('/v1alpha1/namespaces/shop/pods/nope');
     assert.equal(missing.status, 404);
