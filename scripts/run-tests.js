@@ -32,6 +32,7 @@ const HEAVY = [
   'conformance/cluster-driver.test',
   'envoy/tier.test',
   'cli/demo-envoy.test',
+  'cluster/',
 ];
 const heavy = files.filter((f) => HEAVY.some((h) => f.includes(h)));
 const light = files.filter((f) => !heavy.includes(f));

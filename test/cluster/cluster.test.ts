@@ -1,0 +1,170 @@
+/**
+ * The cluster tier: a real single-node cluster (test/cluster/node.ts) running pods from the
+ * images built here (test/cluster/images.ts). This file checks the cluster itself, before Weft is
+ * on it: a pod from a Deployment runs, a Service's ClusterIP reaches it from another pod,
+ * `kubectl logs` and `kubectl exec` work. Needs root, containerd, runc, the CNI plugins and the
+ * node binaries; says which is missing when skipped.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { findEnvoy, NO_ENVOY } from '../../src/envoy/binary';
+import { kubeBinDir } from '../kube/env';
+import { buildImages, dockerfileFinalStage, type ImageNames } from './images';
+import { type Cluster, clusterUnavailable, startCluster } from './node';
+
+const ROOT = join(__dirname, '..', '..', '..');
+const envoy = findEnvoy();
+const skip = clusterUnavailable() ?? (envoy ? undefined : NO_ENVOY);
+
+/** A tiny HTTP server the pods run (node is in every image but pause). */
+const SERVER = `require('http').createServer((q, s) => { console.log('served ' + q.url); s.end(require('os').hostname()); }).listen(8080)`;
+
+describe('cluster tier: the images', () => {
+  it("Weft's image follows the Dockerfile's last stage", () => {
+    const stage = dockerfileFinalStage(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+    assert.deepEqual(stage.entrypoint, ['weft']);
+    assert.equal(stage.user, '65532:65532');
+    for (const dest of stage.copies) {
+      assert.ok(
+        [
+          '/usr/local/bin/envoy',
+          'node_modules',
+          'dist/src',
+          'dist/test/kube',
+          './',
+          'bin',
+          'deploy/manifests',
+        ].includes(dest),
+        `the Dockerfile copies to ${dest}, which images.ts does not provide`,
+      );
+    }
+  });
+});
+
+describe('cluster tier: a real node', { skip }, () => {
+  let cluster: Cluster;
+  let names: ImageNames;
+  let work: string;
+  const kubectl = async (args: string[], input?: string): Promise<string> => {
+    const r = await cluster.kubectl(args, input);
+    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'weft-images-'));
+    const t0 = Date.now();
+    const built = buildImages({
+      repo: ROOT,
+      work,
+      envoy: envoy!,
+      pause: join(kubeBinDir(), 'pause'),
+    });
+    names = built.names;
+    const t1 = Date.now();
+    cluster = await startCluster({
+      imageArchive: built.archive,
+      pauseImage: names.pause,
+      progress: (l) => console.log(`# cluster: ${l}`),
+    });
+    console.log(
+      `# images built in ${((t1 - t0) / 1000).toFixed(1)} s; node Ready ${((Date.now() - t1) / 1000).toFixed(1)} s later`,
+    );
+  });
+
+  after(async () => {
+    await cluster?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('runs a Deployment, reaches it through its ClusterIP from another pod, with logs and exec', async () => {
+    const ns = 'plain';
+    await kubectl(['create', 'namespace', ns]);
+    const manifests = [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web', namespace: ns },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'web' } },
+          template: {
+            metadata: { labels: { app: 'web' } },
+            spec: {
+              containers: [
+                {
+                  name: 'web',
+                  image: names.weft,
+                  imagePullPolicy: 'IfNotPresent',
+                  command: ['node', '-e', SERVER],
+                  ports: [{ containerPort: 8080 }],
+                  readinessProbe: { httpGet: { port: 8080, path: '/ready' }, periodSeconds: 1 },
+                },
+              ],
+            },
+          },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'web', namespace: ns },
+        spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'client', namespace: ns },
+        spec: {
+          containers: [
+            {
+              name: 'client',
+              image: names.weft,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['sleep', 'infinity'],
+            },
+          ],
+        },
+      },
+    ];
+    await kubectl(['apply', '-f', '-'], manifests.map((m) => JSON.stringify(m)).join('\n'));
+    await kubectl(['-n', ns, 'rollout', 'status', 'deployment/web', '--timeout=120s']);
+    await kubectl(['-n', ns, 'wait', '--for=condition=Ready', 'pod/client', '--timeout=120s']);
+    const clusterIp = (
+      await kubectl(['-n', ns, 'get', 'service', 'web', '-o', 'jsonpath={.spec.clusterIP}'])
+    ).trim();
+    assert.match(clusterIp, /^10\.221\./);
+    const webPod = (
+      await kubectl(['-n', ns, 'get', 'pods', '-l', 'app=web', '-o', 'jsonpath={.items[0].metadata.name}'])
+    ).trim();
+    // From the client pod, through kube-proxy's rules, to the web pod. kube-proxy writes its rules
+    // a moment after the endpoints are ready (until then the ClusterIP refuses connections), so the
+    // call is repeated until it answers, within a generous bound.
+    const call = [
+      '-n',
+      ns,
+      'exec',
+      'client',
+      '--',
+      'node',
+      '-e',
+      `fetch('http://${clusterIp}/hello').then(r => r.text()).then(t => console.log(t))`,
+    ];
+    let got = '';
+    for (const end = Date.now() + 60_000; Date.now() < end; ) {
+      const r = await cluster.kubectl(call);
+      if (r.code === 0) {
+        got = r.stdout;
+        break;
+      }
+      assert.match(r.stderr, /ECONNREFUSED/, 'only a ClusterIP kube-proxy has not programmed yet may fail');
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    assert.equal(got.trim(), webPod);
+    const logs = await kubectl(['-n', ns, 'logs', webPod]);
+    assert.match(logs, /served \/hello/);
+  });
+});
