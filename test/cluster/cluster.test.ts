@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findEnvoy, NO_ENVOY } from '../../src/envoy/binary';
+import { runProcess } from '../../src/process';
 import { kubeBinDir } from '../kube/env';
 import { buildImages, dockerfileFinalStage, type ImageNames } from './images';
 import { type Cluster, clusterUnavailable, startCluster } from './node';
@@ -18,6 +19,9 @@ import { type Cluster, clusterUnavailable, startCluster } from './node';
 const ROOT = join(__dirname, '..', '..', '..');
 const envoy = findEnvoy();
 const skip = clusterUnavailable() ?? (envoy ? undefined : NO_ENVOY);
+
+/** The meshed server: answers with its pod's name and the client certificate its sidecar saw. */
+const MESH_SERVER = `require('http').createServer((q, s) => s.end(JSON.stringify({ host: require('os').hostname(), xfcc: q.headers['x-forwarded-client-cert'] }))).listen(8080)`;
 
 /** A tiny HTTP server the pods run (node is in every image but pause). */
 const SERVER = `require('http').createServer((q, s) => { console.log('served ' + q.url); s.end(require('os').hostname()); }).listen(8080)`;
@@ -166,5 +170,123 @@ describe('cluster tier: a real node', { skip }, () => {
     assert.equal(got.trim(), webPod);
     const logs = await kubectl(['-n', ns, 'logs', webPod]);
     assert.match(logs, /served \/hello/);
+  });
+
+  it('installs Weft with `weft install --apply --wait`, injects a Deployment and calls through the mesh', async () => {
+    const t0 = Date.now();
+    const install = await runProcess(process.execPath, [
+      join(ROOT, 'bin', 'weft.js'),
+      'install',
+      '--apply',
+      '--wait',
+      '--timeout',
+      '4m',
+      '--kubeconfig',
+      cluster.kubeconfigPath,
+    ]);
+    assert.equal(install.code, 0, `weft install --apply --wait:\n${install.stdout}\n${install.stderr}`);
+    console.log(`# weft install --apply --wait: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    const ns = 'meshed';
+    const objects = [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { 'weft.dev/mesh': 'enabled' } } },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'server', namespace: ns } },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'client', namespace: ns } },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'server', namespace: ns },
+        spec: { selector: { app: 'server' }, ports: [{ name: 'http', port: 8080, appProtocol: 'http' }] },
+      },
+      {
+        apiVersion: 'specs.smi-spec.io/v1alpha4',
+        kind: 'HTTPRouteGroup',
+        metadata: { name: 'all', namespace: ns },
+        spec: { matches: [{ name: 'everything', pathRegex: '/.*', methods: ['*'] }] },
+      },
+      {
+        apiVersion: 'access.smi-spec.io/v1alpha3',
+        kind: 'TrafficTarget',
+        metadata: { name: 'client-to-server', namespace: ns },
+        spec: {
+          destination: { kind: 'ServiceAccount', name: 'server', namespace: ns },
+          rules: [{ kind: 'HTTPRouteGroup', name: 'all' }],
+          sources: [{ kind: 'ServiceAccount', name: 'client', namespace: ns }],
+        },
+      },
+    ];
+    await kubectl(['apply', '-f', '-'], objects.map((o) => JSON.stringify(o)).join('\n'));
+    const deployment = (name: string, command: string[], port?: number) => ({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace: ns },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: {
+            serviceAccountName: name,
+            containers: [
+              {
+                name,
+                image: names.weft,
+                imagePullPolicy: 'IfNotPresent',
+                command,
+                ...(port ? { ports: [{ name: 'http', containerPort: port }] } : {}),
+              },
+            ],
+          },
+        },
+      },
+    });
+    // The client calls the server by its Service name every 200 ms and logs each outcome with the
+    // time: the first success is the first call through both sidecars.
+    const client = `const t = setInterval(() => fetch('http://server:8080/').then(r => r.text().then(b => console.log(r.status === 200 ? 'ok' : 'status ' + r.status, Date.now(), b))).catch(e => console.log('fail', Date.now(), e.cause?.code ?? e.message)), 200)`;
+    const applied = Date.now();
+    await kubectl(
+      ['apply', '-f', '-'],
+      [deployment('server', ['node', '-e', MESH_SERVER], 8080), deployment('client', ['node', '-e', client])]
+        .map((o) => JSON.stringify(o))
+        .join('\n'),
+    );
+    await kubectl([
+      '-n',
+      ns,
+      'rollout',
+      'status',
+      'deployment/server',
+      'deployment/client',
+      '--timeout=180s',
+    ]);
+    // The pods as stored: injected by Weft's webhook, which the API server called.
+    const pod = JSON.parse(await kubectl(['-n', ns, 'get', 'pods', '-l', 'app=server', '-o', 'json'])) as {
+      items: { spec: { initContainers?: { name: string; image: string; restartPolicy?: string }[] } }[];
+    };
+    const inits = pod.items[0]?.spec.initContainers ?? [];
+    assert.deepEqual(
+      inits.map((c) => [c.name, c.restartPolicy ?? '']),
+      [
+        ['weft-capture', ''],
+        ['weft-agent', 'Always'],
+        ['weft-proxy', 'Always'],
+      ],
+    );
+    let first: { at: number; body: string } | undefined;
+    for (const end = Date.now() + 120_000; !first && Date.now() < end; ) {
+      const logs = await cluster.kubectl(['-n', ns, 'logs', 'deployment/client', '-c', 'client']);
+      const line = logs.stdout.split('\n').find((l) => l.startsWith('ok '));
+      if (line) {
+        const [, at, ...body] = line.split(' ');
+        first = { at: Number(at), body: body.join(' ') };
+      } else await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.ok(first, 'no call from client reached server through the mesh within 2 minutes');
+    // The server's sidecar terminated mTLS and named the caller's SPIFFE ID.
+    const seen = JSON.parse(first.body) as { host: string; xfcc?: string };
+    assert.match(seen.xfcc ?? '', new RegExp(`URI=spiffe://cluster\\.local/ns/${ns}/sa/client`));
+    console.log(
+      `# kubectl apply of the Deployments -> first call through the mesh: ${((first.at - applied) / 1000).toFixed(1)} s`,
+    );
   });
 });

@@ -37,6 +37,7 @@ import { freePort } from '../../src/net';
 import type { ProcessResult } from '../../src/process';
 import { runProcess } from '../../src/process';
 import { issue, type KubeEnv, kubeBinDir, startKubeEnv, stopProc, tail } from '../kube/env';
+import { type ClusterDns, startClusterDns } from './dns';
 
 /** The node components the cluster tier needs beyond the Kubernetes tier's. */
 export const NODE_BINARIES = ['kubelet', 'kube-scheduler', 'kube-controller-manager', 'kube-proxy', 'pause'];
@@ -75,8 +76,11 @@ export const DEFAULT_CLUSTER_NETWORK: ClusterNetwork = {
 const NODE_NAME = 'weft-node';
 /** Prefix of the work folders, so a later run finds what a crashed one left. */
 const WORK_PREFIX = 'weft-cluster-';
-/** The cgroup (in every hierarchy) under which kubelet puts the pods. */
-const CGROUP_ROOT = 'weft-cluster';
+/**
+ * The cgroup (in every hierarchy) under which the pods' containers run: without QoS cgroups
+ * kubelet gives no pod cgroup, and containerd's CRI then uses its namespace's name.
+ */
+const CGROUP_ROOT = 'k8s.io';
 
 function which(cmd: string): string | undefined {
   for (const dir of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
@@ -134,6 +138,8 @@ export interface Cluster {
   readonly binDir: string;
   /** The work folder (logs of every component are `<name>.log` in it). */
   readonly dir: string;
+  /** The cluster's DNS (Services' names to ClusterIPs), on the node's IP. */
+  readonly dns: ClusterDns;
   /** Runs kubectl against the cluster. */
   kubectl(args: string[], stdin?: string): Promise<ProcessResult>;
   /** Loads a `docker save` archive into containerd's Kubernetes namespace. */
@@ -320,6 +326,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   mkdirSync(dir, { recursive: true });
   const procs: { name: string; p: ChildProcess }[] = [];
   let env: KubeEnv | undefined;
+  let dns: ClusterDns | undefined;
   const log = (name: string) => tail(join(dir, `${name}.log`));
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -334,6 +341,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       await env.kubectl(['delete', 'pods', '--all', '--all-namespaces', '--grace-period=1', '--timeout=60s']);
     }
     for (const { p } of [...procs].reverse()) await stopProc(p);
+    await dns?.close();
     await env?.stop();
     cleanup(network, bin, dir);
     if (!process.env.WEFT_KEEP_CLUSTER) rmSync(dir, { recursive: true, force: true });
@@ -351,7 +359,6 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     sh('ip', ['link', 'set', network.bridge, 'up']);
     // Pod -> ClusterIP -> pod is routed through the node: forward what enters from the bridge.
     writeFileSync(`/proc/sys/net/ipv4/conf/${network.bridge}/forwarding`, '1');
-    for (const h of cgroupHierarchies()) mkdirSync(join(h, CGROUP_ROOT), { recursive: true });
 
     progress('etcd and kube-apiserver');
     env = await startKubeEnv({
@@ -450,6 +457,28 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       p: start(dir, 'kube-proxy', join(bin, 'kube-proxy'), [`--config=${proxyConfig}`]),
     });
 
+    progress('cluster DNS');
+    const started = env;
+    dns = await startClusterDns({
+      address: nodeIp,
+      domain: 'cluster.local',
+      services: async () => {
+        const r = await started.kubectl([
+          'get',
+          'services',
+          '--all-namespaces',
+          '-o',
+          'jsonpath={range .items[*]}{.metadata.name}.{.metadata.namespace} {.spec.clusterIP}{"\\n"}{end}',
+        ]);
+        const m = new Map<string, string>();
+        for (const line of r.stdout.split('\n')) {
+          const [name, ip] = line.split(' ');
+          if (name && ip && ip !== 'None') m.set(name, ip);
+        }
+        return m;
+      },
+    });
+
     progress('kubelet');
     const kubeletConfig = join(dir, 'kubelet.yaml');
     writeFileSync(
@@ -470,7 +499,6 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         containerRuntimeEndpoint: `unix://${sock}`,
         cgroupDriver: 'cgroupfs',
         cgroupsPerQOS: false,
-        cgroupRoot: `/${CGROUP_ROOT}`,
         enforceNodeAllocatable: [],
         failSwapOn: false,
         // Images are imported, not pulled: never collect them, never evict for disk.
@@ -525,7 +553,6 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       () => log('kube-controller-manager'),
     );
     progress(`node ${NODE_NAME} Ready (${nodeIp})`);
-    const started = env;
     return {
       env: started,
       kubeconfigPath: started.kubeconfigPath,
@@ -533,6 +560,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       network,
       binDir: bin,
       dir,
+      dns,
       kubectl,
       importImages,
       log,
@@ -543,14 +571,6 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     await stop();
     throw new Error(message);
   }
-}
-
-/** Mounted cgroup hierarchies (the unified one, or each v1 controller's). */
-function cgroupHierarchies(): string[] {
-  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return ['/sys/fs/cgroup'];
-  return readdirSync('/sys/fs/cgroup')
-    .map((h) => join('/sys/fs/cgroup', h))
-    .filter((h) => existsSync(join(h, 'cgroup.procs')));
 }
 
 /** containerd's configuration: its own root, state and socket; CRI with our pause and CNI. */
