@@ -289,4 +289,58 @@ describe('cluster tier: a real node', { skip }, () => {
       `# kubectl apply of the Deployments -> first call through the mesh: ${((first.at - applied) / 1000).toFixed(1)} s`,
     );
   });
+
+  it('publishes the trust bundle again into a mesh namespace deleted and created again', async () => {
+    // Injected agents mount weft-ca-bundle; it goes when its namespace is deleted. Weft used to
+    // remember having written it and never wrote it again, so every pod of a namespace created
+    // again under the same name (as each `weft conformance --driver cluster` run does) hung in
+    // ContainerCreating.
+    const ns = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'again', labels: { 'weft.dev/mesh': 'enabled' } },
+    };
+    const bundleAppears = async (): Promise<void> => {
+      for (const end = Date.now() + 60_000; Date.now() < end; ) {
+        if ((await cluster.kubectl(['-n', 'again', 'get', 'configmap', 'weft-ca-bundle'])).code === 0) return;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.fail('weft-ca-bundle was not published into namespace again within 60 s');
+    };
+    await kubectl(['create', '-f', '-'], JSON.stringify(ns));
+    await bundleAppears();
+    await kubectl(['delete', 'namespace', 'again', '--timeout=120s']);
+    await kubectl(['create', '-f', '-'], JSON.stringify(ns));
+    await bundleAppears();
+  });
+
+  it('passes the SMI conformance suite with `weft conformance --driver cluster` (gRPC flavor)', async () => {
+    const report = join(work, 'conformance-report.json');
+    const t0 = Date.now();
+    const r = await runProcess(process.execPath, [
+      join(ROOT, 'bin', 'weft.js'),
+      'conformance',
+      '--driver',
+      'cluster',
+      '--flavor',
+      'grpc',
+      '--kubeconfig',
+      cluster.kubeconfigPath,
+      '--kubectl',
+      join(cluster.binDir, 'kubectl'),
+      '--image',
+      names.echo,
+      '--report',
+      report,
+    ]);
+    const summary = r.stdout.split('\n').filter((l) => /passed|convergence|median/i.test(l));
+    for (const l of summary) console.log(`# conformance: ${l.trim()}`);
+    console.log(`# conformance --driver cluster: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    assert.equal(
+      r.code,
+      0,
+      `weft conformance --driver cluster failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`,
+    );
+    assert.match(r.stdout, /\b[1-9]\d* passed, 0 failed/);
+  });
 });
