@@ -58,6 +58,34 @@ describe('cluster tier: a real node', { skip }, () => {
     return r.stdout;
   };
 
+  /** Runs this checkout's `weft` as a user would. */
+  const weft = (args: string[]) => runProcess(process.execPath, [join(ROOT, 'bin', 'weft.js'), ...args]);
+
+  /** Each Weft replica's working set, from kubelet's summary API (cAdvisor). */
+  const weftMemory = async (): Promise<string> => {
+    // Only CPU and memory, as metrics-server asks: the node's root file system (a virtual disk
+    // here) has no stats cAdvisor can read, which fails the full summary.
+    const r = await cluster.kubectl([
+      'get',
+      '--raw',
+      '/api/v1/nodes/weft-node/proxy/stats/summary?only_cpu_and_memory=true',
+    ]);
+    if (r.code !== 0) return `unavailable (${r.stderr.trim()})`;
+    const summary = JSON.parse(r.stdout) as {
+      pods: {
+        podRef: { name: string; namespace: string };
+        containers?: { name: string; memory?: { workingSetBytes?: number } }[];
+      }[];
+    };
+    return summary.pods
+      .filter((p) => p.podRef.namespace === 'weft-system')
+      .map((p) => {
+        const bytes = p.containers?.find((c) => c.name === 'weft')?.memory?.workingSetBytes ?? 0;
+        return `${p.podRef.name} ${(bytes / 2 ** 20).toFixed(0)} MiB`;
+      })
+      .join(', ');
+  };
+
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'weft-images-'));
     const t0 = Date.now();
@@ -174,8 +202,7 @@ describe('cluster tier: a real node', { skip }, () => {
 
   it('installs Weft with `weft install --apply --wait`, injects a Deployment and calls through the mesh', async () => {
     const t0 = Date.now();
-    const install = await runProcess(process.execPath, [
-      join(ROOT, 'bin', 'weft.js'),
+    const install = await weft([
       'install',
       '--apply',
       '--wait',
@@ -285,6 +312,7 @@ describe('cluster tier: a real node', { skip }, () => {
     // The server's sidecar terminated mTLS and named the caller's SPIFFE ID.
     const seen = JSON.parse(first.body) as { host: string; xfcc?: string };
     assert.match(seen.xfcc ?? '', new RegExp(`URI=spiffe://cluster\\.local/ns/${ns}/sa/client`));
+    console.log(`# Weft's memory with the meshed pair: ${await weftMemory()}`);
     console.log(
       `# kubectl apply of the Deployments -> first call through the mesh: ${((first.at - applied) / 1000).toFixed(1)} s`,
     );
@@ -317,8 +345,7 @@ describe('cluster tier: a real node', { skip }, () => {
   it('passes the SMI conformance suite with `weft conformance --driver cluster` (gRPC flavor)', async () => {
     const report = join(work, 'conformance-report.json');
     const t0 = Date.now();
-    const r = await runProcess(process.execPath, [
-      join(ROOT, 'bin', 'weft.js'),
+    const r = await weft([
       'conformance',
       '--driver',
       'cluster',
@@ -332,6 +359,8 @@ describe('cluster tier: a real node', { skip }, () => {
       names.echo,
       '--report',
       report,
+      // Left running, so that Weft's memory is measured with them connected; the node goes anyway.
+      '--keep-workloads',
     ]);
     const summary = r.stdout.split('\n').filter((l) => /passed|convergence|median/i.test(l));
     for (const l of summary) console.log(`# conformance: ${l.trim()}`);
@@ -342,5 +371,18 @@ describe('cluster tier: a real node', { skip }, () => {
       `weft conformance --driver cluster failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`,
     );
     assert.match(r.stdout, /\b[1-9]\d* passed, 0 failed/);
+    // Figures for the README, never asserted: split scenarios' convergence, and Weft's memory.
+    const parsed = JSON.parse(readFileSync(report, 'utf8')) as {
+      scenarios: { api: string; assertions: { convergedMs?: number }[] }[];
+    };
+    const split = parsed.scenarios
+      .filter((x) => x.api === 'split')
+      .flatMap((x) => x.assertions.flatMap((a) => (a.convergedMs === undefined ? [] : [a.convergedMs])))
+      .sort((a, b) => a - b);
+    const q = (f: number) => split[Math.min(split.length - 1, Math.floor(f * split.length))];
+    console.log(
+      `# split convergence in the cluster: median ${q(0.5)} ms, p90 ${q(0.9)} ms, max ${q(1)} ms (${split.length} changes)`,
+    );
+    console.log(`# Weft's memory with the conformance workloads and the meshed pair: ${await weftMemory()}`);
   });
 });
