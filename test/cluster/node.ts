@@ -372,6 +372,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         'DNS:kubernetes.default.svc.cluster.local',
       ],
       withNodes: true,
+      parentDir: dir,
     });
     const pki = env.dir;
     issue(pki, 'node', `/CN=system:node:${NODE_NAME}/O=system:nodes`, 'extendedKeyUsage=clientAuth\n');

@@ -265,12 +265,18 @@ export interface KubeEnvOptions {
    * Node authorizer beside RBAC, and the API server's client certificate for kubelets.
    */
   withNodes?: boolean;
+  /**
+   * The folder to make the work folder in (default: the system's temporary folder). The cluster
+   * tier gives its own, so that every process of a cluster names that folder and a run that
+   * crashed can be told apart from other API servers on the machine.
+   */
+  parentDir?: string;
 }
 
 /** Starts etcd and kube-apiserver; resolves once /readyz answers. */
 export async function startKubeEnv(o: KubeEnvOptions = {}): Promise<KubeEnv> {
   const bin = kubeBinDir();
-  const dir = mkdtempSync(join(tmpdir(), 'weft-kube-'));
+  const dir = mkdtempSync(join(o.parentDir ?? tmpdir(), 'weft-kube-'));
   const address = o.address ?? '127.0.0.1';
   makeCerts(dir, [...(o.address ? [`IP:${o.address}`] : []), ...(o.serviceSans ?? [])]);
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort(address)];
