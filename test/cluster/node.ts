@@ -449,8 +449,12 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         nodePortAddresses: [`${nodeIp}/32`],
         // Leave the machine's conntrack table sizes and timeouts as they are.
         conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: '0s', tcpCloseWaitTimeout: '0s' },
-        // No NodePorts on 127.0.0.1, so route_localnet stays off.
-        iptables: { localhostNodePorts: false },
+        // No NodePorts on 127.0.0.1, so route_localnet stays off. A pod's call to a ClusterIP
+        // whose endpoint is on the same bridge is answered across the bridge: only with
+        // br_netfilter's bridge-nf-call-iptables does conntrack see that answer and undo the DNAT.
+        // Where it is off (a machine-wide switch this tier does not turn), every Service call is
+        // masqueraded to the node instead, so answers come back through it.
+        iptables: { localhostNodePorts: false, masqueradeAll: !bridgeNetfilter() },
       }),
     );
     procs.push({
@@ -571,6 +575,15 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     const message = (err as Error).message;
     await stop();
     throw new Error(message);
+  }
+}
+
+/** Whether bridged IPv4 traffic passes through iptables (br_netfilter loaded and switched on). */
+function bridgeNetfilter(): boolean {
+  try {
+    return readFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').trim() === '1';
+  } catch {
+    return false;
   }
 }
 
