@@ -129,7 +129,8 @@ function baseTree(root: string, envoy: string): void {
   // `sh -c` scripts of the capture and proxy containers (printf is dash's builtin); `test` is
   // the agent's startup probe; `env` runs bin/weft.js's `#!/usr/bin/env node`.
   for (const c of ['sh', 'dash', 'env', 'test', 'cat', 'sleep', 'ls', 'node']) {
-    addProgram(root, hostCommand(c).replace(/^\/bin\//, '/usr/bin/'), seen);
+    // Always in /usr/bin of the image, wherever this machine has it (node may be in /usr/local).
+    addProgram(root, hostCommand(c), seen, `/usr/bin/${c}`);
   }
   // The node image has node in /usr/local/bin.
   link(root, 'usr/local/bin/node', '/usr/bin/node');
