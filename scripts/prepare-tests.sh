@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure everything the test tiers need is on this machine, so `npm test` is enough on a fresh
 # one: Debian packages (when running as root with apt-get), Go (named when missing), the pinned Kubernetes control plane
-# (scripts/setup-kube.sh), the pinned Envoy (scripts/setup-envoy.sh) and the pinned helm
+# (scripts/setup-kube.sh, with the node components of the cluster tier), the pinned Envoy (scripts/setup-envoy.sh) and the pinned helm
 # (scripts/setup-helm.sh). Each is built or fetched once and cached under ~/.cache/weft; a run that
 # finds everything there takes a few seconds. What cannot be installed is named with the fix, and
 # the run fails, since the tiers that need it would fail anyway.
@@ -20,6 +20,10 @@ declare -A package_of=(
   [setpriv]=util-linux       # sidecars as uid 1337
   [prometheus]=prometheus    # the TrafficMetrics Prometheus source's test scrapes real sidecars
   [chromium]=chromium        # the dashboard's browser test (driven by playwright-core)
+  [containerd]=containerd    # the cluster tier's container runtime (with ctr to load images)
+  [ctr]=containerd
+  [runc]=runc
+  [conntrack]=conntrack      # kube-proxy clears stale UDP entries with it
 )
 missing=()
 for c in "${!package_of[@]}"; do
@@ -31,6 +35,11 @@ for p in python3 python; do
 done
 packages=()
 for c in "${missing[@]}"; do packages+=("${package_of[$c]}"); done
+# The cluster tier's pod network: the CNI bridge and host-local plugins (files, not commands).
+if [[ ! -x /usr/lib/cni/bridge || ! -x /usr/lib/cni/host-local ]]; then
+  missing+=(cni-plugins)
+  packages+=(containernetworking-plugins)
+fi
 $pip_ok || packages+=(python3-pip)
 if [[ ${#packages[@]} -gt 0 ]]; then
   mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
@@ -66,6 +75,6 @@ step() {
   fi
   log "$name ready ($(($(date +%s) - t0))s)"
 }
-step "Kubernetes control plane" scripts/setup-kube.sh "${WEFT_KUBE_BIN:-}"
+step "Kubernetes (control plane and node)" scripts/setup-kube.sh "${WEFT_KUBE_BIN:-}"
 step "Envoy" scripts/setup-envoy.sh "${WEFT_ENVOY_BIN:-}"
 step "helm" scripts/setup-helm.sh "${WEFT_HELM_BIN:-}"

@@ -35,6 +35,7 @@ const HEAVY = [
   'envoy/metrics-prometheus.test',
   'cli/demo-envoy.test',
   'dashboard/browser.test',
+  'cluster/',
 ];
 const heavy = files.filter((f) => HEAVY.some((h) => f.includes(h)));
 const light = files.filter((f) => !heavy.includes(f));

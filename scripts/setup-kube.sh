@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the real Kubernetes control plane the Kubernetes test tier runs: kube-apiserver and kubectl
-# from the k8s.io/kubernetes module, etcd from the etcd server module (all pinned in hack/kube).
+# Builds the real Kubernetes the test tiers run: kube-apiserver and kubectl (the Kubernetes tier),
+# and kubelet, kube-scheduler, kube-controller-manager and kube-proxy (the cluster tier, which runs
+# pods) from the k8s.io/kubernetes module, etcd from the etcd server module (all pinned in
+# hack/kube).
 #
 # The binaries land in ${WEFT_KUBE_CACHE:-$HOME/.cache/weft/kube}/<hash>/bin, where <hash> covers
 # hack/kube's go.mod, go.sum and Go sources: a change of version gets a new folder, and a run whose
@@ -15,7 +17,7 @@ cd "$(dirname "$0")/../hack/kube"
 log() { echo "setup-kube: $*" >&2; }
 
 if ! command -v go >/dev/null 2>&1; then
-  log "error: the Go toolchain is not on PATH; it is needed to build kube-apiserver, etcd and kubectl"
+  log "error: the Go toolchain is not on PATH; it is needed to build kube-apiserver, etcd, kubectl and the node components"
   exit 1
 fi
 
@@ -24,7 +26,7 @@ fi
 hash="$( { cat go.mod go.sum; find . -name '*.go' -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)"
 cache_root="${WEFT_KUBE_CACHE:-$HOME/.cache/weft/kube}"
 bin="$cache_root/$hash/bin"
-binaries=(kube-apiserver etcd kubectl)
+binaries=(kube-apiserver etcd kubectl kubelet kube-scheduler kube-controller-manager kube-proxy pause)
 
 have_all() {
   local b
@@ -90,6 +92,13 @@ build() {
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build etcd ./cmd/etcd
 build kubectl k8s.io/kubernetes/cmd/kubectl
+# The node components of the cluster tier. Built one after the other: they share most packages, so
+# after kube-apiserver each takes about a minute on 2 cores.
+for cmd in kubelet kube-scheduler kube-controller-manager kube-proxy; do
+  build "$cmd" "k8s.io/kubernetes/cmd/$cmd"
+done
+# The pods' sandbox process (hack/kube/cmd/pause), static so that it runs alone in its image.
+CGO_ENABLED=0 build pause ./cmd/pause
 
 log "done in $(($(date +%s) - start))s: $("$bin/kube-apiserver" --version), etcd $("$bin/etcd" --version | sed -n 's/^etcd Version: //p'), kubectl $("$bin/kubectl" version --client 2>/dev/null | sed -n 's/^Client Version: //p')"
 echo "$bin"

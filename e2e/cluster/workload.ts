@@ -106,6 +106,7 @@ function meshConfig(nodeId: string): {
 async function main(): Promise<void> {
   const namespace = podNamespace();
   const pod = env('POD_NAME', hostname());
+  if (process.env.WEFT_FLAVOR === 'envoy') return behindEnvoy(namespace, pod);
   const mesh = meshConfig(`${namespace}/${pod}`);
   const [mode, arg] = process.argv.slice(2);
   if ((mode === 'server' || mode === 'client') && arg) return bookstore(mode, arg, mesh.bootstrap);
@@ -128,6 +129,23 @@ async function main(): Promise<void> {
     ...(mesh.channel ? { credentials: mesh.channel } : {}),
   });
   console.log(`control endpoint on port ${control.port}`);
+}
+
+/**
+ * `WEFT_FLAVOR=envoy`: a plain gRPC app beside an injected Envoy sidecar (no xDS, no certificates
+ * of its own). Servers listen on every address, as the sidecar hands inbound calls to the app on
+ * loopback; callers dial `<service>.<namespace>:<port>` by DNS and the sidecar captures the call.
+ */
+async function behindEnvoy(namespace: string, pod: string): Promise<void> {
+  if (env('ROLE') === 'server') {
+    for (const entry of env('PORTS').split(',')) {
+      const port = entry.split(':')[1];
+      await startEchoServer({ name: env('BACKEND', pod), address: `0.0.0.0:${port}` });
+    }
+    return;
+  }
+  const control = await startCallerControl({ namespace, listen: `0.0.0.0:${env('CONTROL_PORT', '8080')}` });
+  console.log(`control endpoint on port ${control.port} (behind Envoy)`);
 }
 
 main().catch((err: unknown) => {

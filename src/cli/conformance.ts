@@ -41,16 +41,21 @@ export const DRIVERS = ['local', 'cluster'] as const;
 /** What `--flavor` accepts. */
 export const FLAVOR_CHOICES = ['both', ...FLAVORS] as const;
 
-/** The driver the flags ask for, on one flavor. */
-function makeDriver(f: ConformanceFlags, flavor: Flavor): Driver {
+/**
+ * The driver the flags ask for, on one flavor. `last`: no flavor runs after this one. Only the last
+ * flavor's workloads may be kept: the next flavor deploys the same Deployments differently, and
+ * would find the previous flavor's pods still running.
+ */
+function makeDriver(f: ConformanceFlags, flavor: Flavor, last: boolean): Driver {
   if (f.driver === 'local') return flavor === 'envoy' ? new LocalEnvoyDriver() : new LocalDriver();
   return new ClusterDriver({
+    flavor,
     ...(f.kubeconfig ? { kubeconfig: f.kubeconfig } : {}),
     ...(f.context ? { context: f.context } : {}),
     ...(f.kubectl ? { kubectl: f.kubectl } : {}),
     image: f.image,
     weftNamespace: f.weftNamespace,
-    ...(f.keepWorkloads ? { keepWorkloads: true } : {}),
+    ...(f.keepWorkloads && last ? { keepWorkloads: true } : {}),
   });
 }
 
@@ -88,10 +93,10 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
     )
     .option(
       '--flavor <name>',
-      'grpc: proxyless gRPC workloads (grpc-js-xds) with weft agent. envoy: the local driver runs each pod ' +
-        "in a network namespace with Weft's injected Envoy sidecar (needs root, ip, iptables, unshare, setpriv " +
-        'and Envoy: scripts/setup-envoy.sh or WEFT_ENVOY_BIN); the cluster driver does not support it yet. ' +
-        'both: grpc, then envoy',
+      'grpc: proxyless gRPC workloads (grpc-js-xds) with weft agent. envoy: plain gRPC apps behind ' +
+        "Weft's injected Envoy sidecar; the local driver runs each pod in a network namespace (needs root, ip, " +
+        'iptables, unshare, setpriv and Envoy: scripts/setup-envoy.sh or WEFT_ENVOY_BIN), the cluster driver ' +
+        'deploys the same Deployments without the weft.dev/flavor: grpc annotation. both: grpc, then envoy',
       'both',
     )
     .option(
@@ -116,7 +121,7 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
     )
     .option(
       '--keep-workloads',
-      'cluster driver: leave the workloads deployed at the end (a rerun skips the rollout)',
+      "cluster driver: leave the workloads deployed at the end (a rerun skips the rollout); with both flavors, the last flavor's",
     )
     .option('-o, --output <format>', 'table or json (the report on stdout)', 'table')
     .action(async (f: ConformanceFlags) => {
@@ -151,18 +156,6 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
         return;
       }
       const flavors: Flavor[] = f.flavor === 'both' ? [...FLAVORS] : [f.flavor as Flavor];
-      if (f.driver === 'cluster' && flavors.includes('envoy')) {
-        if (f.flavor === 'envoy') {
-          console.error(
-            'weft conformance: the cluster driver does not support the Envoy flavor yet; use --flavor grpc',
-          );
-          setExitCode(2);
-          return;
-        }
-        // `both` is the default: on a cluster it means what the cluster driver can run.
-        console.error('weft conformance: the cluster driver runs the grpc flavor only (Envoy: not yet)');
-        flavors.splice(flavors.indexOf('envoy'), 1);
-      }
       if (f.driver === 'local' && flavors.includes('envoy')) {
         const missing = envoyFlavorUnavailable();
         if (missing) {
@@ -176,7 +169,7 @@ export const registerConformance: CommandRegistrar = (program: Command, setExitC
       try {
         const reports: Report[] = [];
         for (const flavor of flavors) {
-          const driver = makeDriver(f, flavor);
+          const driver = makeDriver(f, flavor, flavor === flavors[flavors.length - 1]);
           try {
             try {
               await driver.start(suite.workloads);

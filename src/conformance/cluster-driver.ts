@@ -2,9 +2,12 @@
  * The cluster conformance driver: the suite against a real cluster, through the current kubectl
  * context (or `--kubeconfig`/`--context`), with Weft already installed there.
  * - Workloads: `e2e/cluster/workloads.yaml` (the scenario workloads as Deployments of the echo
- *   image), applied with server-side apply. Its pods carry `weft.dev/flavor: grpc`, so Weft's
- *   injector gives each a `weft agent` (certificate, xDS relay over mTLS): calls between them are
- *   mTLS with the pods' own SPIFFE IDs, as in any mesh workload.
+ *   image), applied with server-side apply. On the gRPC flavor its pods carry
+ *   `weft.dev/flavor: grpc`, so Weft's injector gives each a `weft agent` (certificate, xDS relay
+ *   over mTLS): calls between them are mTLS with the pods' own SPIFFE IDs, as in any mesh
+ *   workload. On the Envoy flavor the same Deployments lose that annotation and run the echo
+ *   image as plain gRPC apps (`WEFT_FLAVOR=envoy`), so each pod gets Weft's capture rules and
+ *   Envoy sidecar, which route, split, authorize and speak mTLS for them.
  * - Calls: through each caller's control endpoint (`src/workload/caller-control.ts`), so every call
  *   starts inside the mesh from the caller's identity; the driver only tells it what to call.
  * - Config: Weft's CSDS on its xDS port, which is mTLS in a cluster: the driver gets a mesh
@@ -36,6 +39,7 @@ import {
   type CallOutcome,
   type CallSpec,
   type Driver,
+  type Flavor,
   type ProxyConfigs,
   type ReportedCondition,
   reportedCondition,
@@ -312,6 +316,11 @@ export interface ClusterDriverOptions {
   concurrency?: number;
   /** Leave the workloads deployed on stop (the next run skips the rollout). */
   keepWorkloads?: boolean;
+  /**
+   * grpc (default): proxyless gRPC workloads with `weft agent`; envoy: the same workloads as plain
+   * gRPC apps with Weft's injected Envoy sidecar.
+   */
+  flavor?: Flavor;
   /** Progress lines (default: stderr). */
   progress?: (line: string) => void;
 }
@@ -331,21 +340,49 @@ interface Deployment {
   spec: {
     replicas?: number;
     selector: { matchLabels?: Record<string, string> };
-    template: { spec: { containers: { image?: string }[] } };
+    template: {
+      metadata?: { annotations?: Record<string, string> };
+      spec: { containers: { image?: string; env?: { name: string; value?: string }[] }[] };
+    };
   };
+}
+
+/** Environment of the proxyless workloads that a workload behind Envoy does without. */
+const PROXYLESS_ENV = new Set(['XDS_SERVER', 'WEFT_CERT_DIR']);
+
+/**
+ * The manifests for the Envoy flavor: the same Deployments without the `weft.dev/flavor: grpc`
+ * annotation (so Weft injects the capture container, the agent and Envoy), without the proxyless
+ * settings, and with `WEFT_FLAVOR=envoy`, which makes the echo image a plain gRPC app.
+ */
+function behindEnvoy(d: Deployment): void {
+  const t = d.spec.template;
+  if (t.metadata?.annotations) delete t.metadata.annotations['weft.dev/flavor'];
+  for (const c of t.spec.containers) {
+    c.env = [
+      ...(c.env ?? []).filter((e) => !PROXYLESS_ENV.has(e.name)),
+      { name: 'WEFT_FLAVOR', value: 'envoy' },
+    ];
+  }
 }
 
 /**
  * The manifests as objects, every Deployment container's image set to `image`; checks that they
  * deploy `w` (its namespace, a Deployment per workload), since the scenarios name those.
  */
-export function clusterManifests(text: string, image: string, w: Workloads): Record<string, unknown>[] {
+export function clusterManifests(
+  text: string,
+  image: string,
+  w: Workloads,
+  flavor: Flavor = 'grpc',
+): Record<string, unknown>[] {
   const objects = parseAllDocuments(text)
     .map((d) => d.toJS() as Record<string, unknown> | null)
     .filter((o): o is Record<string, unknown> => o !== null && typeof o === 'object');
   const deployments = objects.filter((o) => o.kind === 'Deployment') as unknown as Deployment[];
   for (const d of deployments) {
     for (const c of d.spec.template.spec.containers) c.image = image;
+    if (flavor === 'envoy') behindEnvoy(d);
   }
   const names = new Set(
     deployments.filter((d) => d.metadata.namespace === w.namespace).map((d) => d.metadata.name),
@@ -364,6 +401,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** See the file comment. */
 export class ClusterDriver implements Driver {
   readonly name = 'cluster';
+  readonly flavor: Flavor;
   readonly kubectl: Kubectl;
   private readonly transport: ClusterTransport;
   private readonly progress: (line: string) => void;
@@ -386,6 +424,7 @@ export class ClusterDriver implements Driver {
       ...(o.context ? { context: o.context } : {}),
     });
     this.transport = o.transport ?? new PortForwardTransport();
+    this.flavor = o.flavor ?? 'grpc';
     this.progress = o.progress ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
@@ -402,10 +441,11 @@ export class ClusterDriver implements Driver {
   async start(w: Workloads): Promise<void> {
     this.workloads = w;
     const text = readFileSync(this.o.manifests ?? defaultClusterManifests(), 'utf8');
-    this.manifests = clusterManifests(text, this.o.image ?? DEFAULT_ECHO_IMAGE, w);
+    this.manifests = clusterManifests(text, this.o.image ?? DEFAULT_ECHO_IMAGE, w, this.flavor);
     for (const d of this.manifests.filter((o) => o.kind === 'Deployment') as unknown as Deployment[]) {
       this.selectors.set(d.metadata.name, d.spec.selector.matchLabels ?? {});
     }
+    await this.waitForNamespaceGone(w.namespace);
     this.progress(
       `applying the workloads (${this.manifests.length} objects, image ${this.o.image ?? DEFAULT_ECHO_IMAGE})`,
     );
@@ -459,12 +499,14 @@ export class ClusterDriver implements Driver {
         const live = (pods.get(n) ?? []).filter((p) => !p.metadata.deletionTimestamp);
         return { n, live, ready: live.filter(isReady).length, want: replicas.get(n) ?? 1 };
       });
+      // The container the flavor cannot work without: the agent (proxyless) or Envoy.
+      const needed = this.flavor === 'envoy' ? INJECTED.proxy : INJECTED.agent;
       const uninjected = states.flatMap((s) =>
-        s.live.filter((p) => !(p.spec?.initContainers ?? []).some((c) => c.name === INJECTED.agent)),
+        s.live.filter((p) => !(p.spec?.initContainers ?? []).some((c) => c.name === needed)),
       );
       if (uninjected.length > 0) {
         throw new Error(
-          `pod ${uninjected[0]!.metadata.name} has no ${INJECTED.agent} container: Weft's sidecar injector did not run for it. ` +
+          `pod ${uninjected[0]!.metadata.name} has no ${needed} container: Weft's sidecar injector did not run for it. ` +
             'Install Weft with its injector (weft install --apply), keep the namespace label weft.dev/mesh=enabled, ' +
             `then delete the namespace ${w.namespace} and run again`,
         );
@@ -481,6 +523,25 @@ export class ClusterDriver implements Driver {
             `(is the image ${this.o.image ?? DEFAULT_ECHO_IMAGE} loaded into the cluster?)`,
         );
       }
+      await sleep(1000);
+    }
+  }
+
+  /**
+   * Waits while the workloads' namespace is being deleted (the previous flavor's or run's
+   * workloads going): the API server refuses new objects in a terminating namespace.
+   */
+  private async waitForNamespaceGone(namespace: string): Promise<void> {
+    const end = Date.now() + (this.o.readyTimeoutMs ?? 180_000);
+    let said = false;
+    for (;;) {
+      const phase = await this.kubectl
+        .run(['get', 'namespace', namespace, '--ignore-not-found', '-o', 'jsonpath={.status.phase}'])
+        .catch(() => '');
+      if (phase.trim() !== 'Terminating') return;
+      if (!said) this.progress(`waiting for namespace ${namespace}, being deleted, to go`);
+      said = true;
+      if (Date.now() > end) throw new Error(`namespace ${namespace} is still being deleted; try again later`);
       await sleep(1000);
     }
   }

@@ -17,10 +17,20 @@ export const CA_BUNDLE_CONFIGMAP = 'weft-ca-bundle';
 /** Its data key. */
 export const CA_BUNDLE_KEY = 'bundle.pem';
 
+/** A mesh namespace: its name, and its uid, which tells a namespace deleted and created again apart. */
+export interface MeshNamespace {
+  name: string;
+  uid?: string;
+}
+
 /** Keeps `weft-ca-bundle` current in the mesh namespaces. */
 export class CaBundlePublisher {
-  /** Namespace -> hash of the bundle last written there by this replica. */
-  private readonly written = new Map<string, string>();
+  /**
+   * Namespace name -> its uid and the hash of the bundle last written there by this replica. A
+   * namespace deleted and created again under the same name has a new uid and gets the bundle
+   * again (its ConfigMap went with it); a namespace that left the mesh is forgotten.
+   */
+  private readonly written = new Map<string, { uid: string; hash: string }>();
   /** ConfigMaps written so far (for metrics and tests). */
   writes = 0;
 
@@ -30,14 +40,17 @@ export class CaBundlePublisher {
   ) {}
 
   /** Writes the bundle into each of `namespaces` where it is not current; never throws. */
-  async sync(namespaces: Iterable<string>): Promise<void> {
+  async sync(namespaces: Iterable<MeshNamespace>): Promise<void> {
     const pem = this.bundlePem();
     const hash = createHash('sha256').update(pem).digest('hex');
-    for (const ns of namespaces) {
-      if (this.written.get(ns) === hash) continue;
+    const present = new Set<string>();
+    for (const { name: ns, uid = '' } of namespaces) {
+      present.add(ns);
+      const last = this.written.get(ns);
+      if (last?.hash === hash && last.uid === uid) continue;
       try {
         await this.write(ns, pem, hash);
-        this.written.set(ns, hash);
+        this.written.set(ns, { uid, hash });
         this.writes++;
       } catch (err) {
         // Left unrecorded, so the next sync tries again.
@@ -47,6 +60,7 @@ export class CaBundlePublisher {
         });
       }
     }
+    for (const ns of [...this.written.keys()]) if (!present.has(ns)) this.written.delete(ns);
   }
 
   /** Forgets what was written (a new leader cannot know what the last one left). */

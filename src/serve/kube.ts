@@ -162,8 +162,8 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
         if (takeover) bundles.reset();
         const namespaces = objects
           .filter((x) => x.kind === 'Namespace' && x.metadata?.labels?.[MESH_LABEL] === MESH_LABEL_VALUE)
-          .map((x) => x.metadata?.name ?? '')
-          .filter((n) => n !== '');
+          .map((x) => ({ name: x.metadata?.name ?? '', uid: x.metadata?.uid ?? '' }))
+          .filter((n) => n.name !== '');
         await bundles.sync(namespaces);
       },
     ],

@@ -59,8 +59,12 @@ export function grpcCodeName(code: number | undefined): string {
 
 /** Options of {@link startCallerControl}. */
 export interface CallerControlOptions {
-  /** The caller's xDS bootstrap (node id `<namespace>/<pod>`). */
-  bootstrap: Record<string, unknown>;
+  /**
+   * The caller's xDS bootstrap (node id `<namespace>/<pod>`). Absent: plain gRPC to
+   * `<service>.<namespace>:<port>` by DNS, for a pod whose Envoy sidecar captures the call and
+   * does the routing, splitting and mTLS.
+   */
+  bootstrap?: Record<string, unknown>;
   /** Namespace of the services called (`xds:///<service>.<namespace>:<port>`). */
   namespace: string;
   /** Channel credentials of the xDS clients (with mTLS: grpc-js-xds's XdsChannelCredentials). */
@@ -100,7 +104,9 @@ export async function startCallerControl(o: CallerControlOptions): Promise<Calle
     const key = `${channel}|${service}:${port}`;
     let c = channels.get(key);
     if (!c) {
-      c = new EchoClient(`xds:///${service}.${o.namespace}:${port}`, o.bootstrap, o.credentials);
+      c = o.bootstrap
+        ? new EchoClient(`xds:///${service}.${o.namespace}:${port}`, o.bootstrap, o.credentials)
+        : new EchoClient(`${service}.${o.namespace}:${port}`);
       channels.set(key, c);
     }
     return c;

@@ -55,6 +55,38 @@ describe('cluster driver without a cluster', () => {
     );
   });
 
+  it('on the Envoy flavor, deploys the same workloads as plain gRPC apps for the injected Envoy', () => {
+    const text = readFileSync(join(ROOT, 'e2e', 'cluster', 'workloads.yaml'), 'utf8');
+    const w = loadWorkloads(join(ROOT, 'e2e', 'scenarios', 'workloads.yaml'));
+    type D = {
+      kind: string;
+      metadata: { name: string };
+      spec: {
+        template: {
+          metadata: { annotations?: Record<string, string> };
+          spec: { containers: { env: { name: string; value?: string }[] }[] };
+        };
+      };
+    };
+    const deployments = (flavor: 'grpc' | 'envoy') =>
+      (clusterManifests(text, 'img', w, flavor) as unknown as D[]).filter((o) => o.kind === 'Deployment');
+    const grpc = deployments('grpc');
+    const envoy = deployments('envoy');
+    assert.deepEqual(
+      envoy.map((d) => d.metadata.name),
+      grpc.map((d) => d.metadata.name),
+    );
+    for (const [g, e] of grpc.map((d, i) => [d, envoy[i]!] as const)) {
+      assert.equal(g.spec.template.metadata.annotations?.['weft.dev/flavor'], 'grpc');
+      assert.equal(e.spec.template.metadata.annotations?.['weft.dev/flavor'], undefined, e.metadata.name);
+      const names = e.spec.template.spec.containers[0]!.env.map((x) => x.name);
+      assert.ok(!names.includes('XDS_SERVER') && !names.includes('WEFT_CERT_DIR'), e.metadata.name);
+      assert.ok(
+        e.spec.template.spec.containers[0]!.env.some((x) => x.name === 'WEFT_FLAVOR' && x.value === 'envoy'),
+      );
+    }
+  });
+
   it('weft conformance: an unknown driver and a cluster driver that cannot start exit 2 with a message', () => {
     const unknown = weft('--driver', 'docker');
     assert.equal(unknown.status, 2);
@@ -68,7 +100,11 @@ describe('cluster driver without a cluster', () => {
       'default-deny',
     );
     assert.equal(noKubectl.status, 2, noKubectl.stderr);
-    assert.match(noKubectl.stderr, /the cluster driver cannot start: cannot run \/nonexistent\/kubectl/);
+    // The default flavor is both: the first, grpc, is the one that could not start.
+    assert.match(
+      noKubectl.stderr,
+      /the cluster driver \(grpc flavor\) cannot start: cannot run \/nonexistent\/kubectl/,
+    );
     assert.doesNotMatch(noKubectl.stderr, /\n\s+at /, 'no stack trace');
   });
 

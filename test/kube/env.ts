@@ -16,6 +16,12 @@ export interface KubeEnv {
   readonly kubeconfigPath: string;
   readonly server: string;
   readonly binDir: string;
+  /**
+   * The folder of etcd's data, the logs and the PKI: `ca.crt`/`ca.key` (the cluster CA, also the
+   * client CA), `admin.crt`/`admin.key` (system:masters), `sa.key`/`sa.pub` (ServiceAccount
+   * tokens). The cluster tier signs its node's certificates with them.
+   */
+  readonly dir: string;
   /** Runs kubectl against the server. */
   kubectl(args: string[], stdin?: string): Promise<ProcessResult>;
   /** Stops and starts kube-apiserver (same ports, same etcd), to test watch resilience. */
@@ -186,8 +192,11 @@ function openssl(args: string, cwd: string): void {
   execFileSync('openssl', args.split(' '), { cwd, stdio: 'pipe' });
 }
 
-/** A key and a certificate signed by the test CA, for `subject` with the extensions in `ext`. */
-function issue(dir: string, name: string, subject: string, ext: string): void {
+/**
+ * A key and a certificate signed by the test CA in `dir`, for `subject` with the extensions in
+ * `ext`, written as `<name>.key` and `<name>.crt`.
+ */
+export function issue(dir: string, name: string, subject: string, ext: string): void {
   writeFileSync(join(dir, `${name}.ext`), ext);
   openssl(`req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj ${subject}`, dir);
   openssl(
@@ -196,20 +205,21 @@ function issue(dir: string, name: string, subject: string, ext: string): void {
   );
 }
 
-function makeCerts(dir: string): void {
+function makeCerts(dir: string, sans: readonly string[]): void {
   openssl('req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=weft-test-ca', dir);
   issue(
     dir,
     'serving',
     '/CN=localhost',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...sans].join(',')}\nextendedKeyUsage=serverAuth\n`,
   );
   issue(dir, 'admin', '/CN=admin/O=system:masters', 'extendedKeyUsage=clientAuth\n');
   openssl('genrsa -out sa.key 2048', dir);
   openssl('rsa -in sa.key -pubout -out sa.pub', dir);
 }
 
-function tail(file: string): string {
+/** The last 25 lines of a log file (empty when it cannot be read), for error messages. */
+export function tail(file: string): string {
   try {
     return readFileSync(file, 'utf8').split('\n').slice(-25).join('\n');
   } catch {
@@ -253,7 +263,8 @@ async function waitReady(
   throw new Error(`kube-apiserver not ready after ${timeoutMs} ms:\n${tail(log)}`);
 }
 
-function stopProc(p: ChildProcess | undefined): Promise<void> {
+/** Stops a process: SIGTERM, SIGKILL after 5 s; resolves once it has exited. */
+export function stopProc(p: ChildProcess | undefined): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
@@ -278,6 +289,25 @@ export interface KubeEnvOptions {
    * (`--requestheader-*`, `--proxy-client-*`), so APIServices can forward to aggregated servers.
    */
   aggregation?: boolean;
+  /**
+   * The address the API server listens on and advertises (default 127.0.0.1, with ports the OS
+   * hands out). The cluster tier gives its node's IP, which pods reach through the `kubernetes`
+   * Service; the serving certificate then also names it and `serviceSans`.
+   */
+  address?: string;
+  /** Extra subject alternative names of the serving certificate (`IP:10.0.0.1`, `DNS:kubernetes`). */
+  serviceSans?: readonly string[];
+  /**
+   * A full cluster: ServiceAccount admission on (a controller manager creates the accounts), the
+   * Node authorizer beside RBAC, and the API server's client certificate for kubelets.
+   */
+  withNodes?: boolean;
+  /**
+   * The folder to make the work folder in (default: the system's temporary folder). The cluster
+   * tier gives its own, so that every process of a cluster names that folder and a run that
+   * crashed can be told apart from other API servers on the machine.
+   */
+  parentDir?: string;
 }
 
 /** The front proxy's CA and its client certificate (CN front-proxy-client), for aggregation. */
@@ -297,9 +327,10 @@ function makeFrontProxyCerts(dir: string): void {
 /** Starts etcd and kube-apiserver; resolves once /readyz answers. */
 export async function startKubeEnv(o: KubeEnvOptions = {}): Promise<KubeEnv> {
   const bin = kubeBinDir();
-  const dir = mkdtempSync(join(tmpdir(), 'weft-kube-'));
-  makeCerts(dir);
-  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const dir = mkdtempSync(join(o.parentDir ?? tmpdir(), 'weft-kube-'));
+  const address = o.address ?? '127.0.0.1';
+  makeCerts(dir, [...(o.address ? [`IP:${o.address}`] : []), ...(o.serviceSans ?? [])]);
+  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort(address)];
   const etcdLog = join(dir, 'etcd.log');
   const etcd = spawn(
     join(bin, 'etcd'),
@@ -326,18 +357,26 @@ export async function startKubeEnv(o: KubeEnvOptions = {}): Promise<KubeEnv> {
   const apiArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdClient}`,
     `--secure-port=${apiPort}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${address}`,
+    `--advertise-address=${address}`,
     `--tls-cert-file=${join(dir, 'serving.crt')}`,
     `--tls-private-key-file=${join(dir, 'serving.key')}`,
     `--client-ca-file=${join(dir, 'ca.crt')}`,
-    '--authorization-mode=RBAC',
+    o.withNodes ? '--authorization-mode=Node,RBAC' : '--authorization-mode=RBAC',
     `--service-cluster-ip-range=${o.serviceClusterIpRange ?? '10.96.0.0/12'}`,
     '--service-account-issuer=https://kubernetes.default.svc',
     `--service-account-key-file=${join(dir, 'sa.pub')}`,
     `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-    // No controller-manager runs here: ServiceAccount admission would wait for default accounts.
-    '--disable-admission-plugins=ServiceAccount',
+    // Without a controller manager, ServiceAccount admission would wait for default accounts.
+    ...(o.withNodes
+      ? [
+          '--enable-admission-plugins=NodeRestriction',
+          `--kubelet-client-certificate=${join(dir, 'admin.crt')}`,
+          `--kubelet-client-key=${join(dir, 'admin.key')}`,
+          // The node's name is no DNS name: logs and exec go to its IP.
+          '--kubelet-preferred-address-types=InternalIP',
+        ]
+      : ['--disable-admission-plugins=ServiceAccount']),
     '--allow-privileged=true',
     `--cert-dir=${join(dir, 'certs')}`,
   ];
@@ -358,7 +397,7 @@ export async function startKubeEnv(o: KubeEnvOptions = {}): Promise<KubeEnv> {
     const { openSync } = await import('node:fs');
     const fd = openSync(apiLog, 'a');
     api = spawn(join(bin, 'kube-apiserver'), apiArgs, { stdio: ['ignore', fd, fd] });
-    await waitReady(`https://127.0.0.1:${apiPort}/readyz`, dir, api, apiLog, 60_000);
+    await waitReady(`https://${address}:${apiPort}/readyz`, dir, api, apiLog, 60_000);
   };
   try {
     await startApi();
@@ -367,7 +406,7 @@ export async function startKubeEnv(o: KubeEnvOptions = {}): Promise<KubeEnv> {
     await stopProc(etcd);
     throw new Error(`${(err as Error).message}\netcd log:\n${tail(etcdLog)}`);
   }
-  const server = `https://127.0.0.1:${apiPort}`;
+  const server = `https://${address}:${apiPort}`;
   const kubeconfigPath = join(dir, 'kubeconfig');
   writeFileSync(
     kubeconfigPath,
@@ -385,6 +424,7 @@ current-context: test
     kubeconfigPath,
     server,
     binDir: bin,
+    dir,
     kubectl,
     restartApiServer: async () => {
       await stopProc(api);
