@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { findEnvoy, NO_ENVOY } from '../../src/envoy/binary';
 import { runProcess } from '../../src/process';
 import { kubeBinDir } from '../kube/env';
-import { buildImages, dockerfileFinalStage, type ImageNames } from './images';
+import { buildImages, dockerfileFinalStage, type ImageNames, WEFT_APP_PATHS } from './images';
 import { type Cluster, clusterUnavailable, startCluster } from './node';
 
 const ROOT = join(__dirname, '..', '..', '..');
@@ -33,15 +33,7 @@ describe('cluster tier: the images', () => {
     assert.equal(stage.user, '65532:65532');
     for (const dest of stage.copies) {
       assert.ok(
-        [
-          '/usr/local/bin/envoy',
-          'node_modules',
-          'dist/src',
-          'dist/test/kube',
-          './',
-          'bin',
-          'deploy/manifests',
-        ].includes(dest),
+        ['/usr/local/bin/envoy', 'node_modules', './', ...WEFT_APP_PATHS].includes(dest),
         `the Dockerfile copies to ${dest}, which images.ts does not provide`,
       );
     }

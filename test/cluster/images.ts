@@ -181,11 +181,25 @@ function weftTree(root: string, repo: string): void {
       filter: (src) => !/\.(ts|map|md)$/.test(src) && !(src !== from && src.endsWith('/node_modules')),
     });
   }
-  for (const p of ['dist/src', 'dist/test/kube', 'dist/e2e', 'bin', 'package.json', 'deploy/manifests']) {
+  for (const p of WEFT_APP_PATHS) {
     cpSync(join(repo, p), join(app, p), { recursive: true, dereference: true });
   }
   link(root, 'usr/local/bin/weft', '/weft/bin/weft.js');
 }
+
+/**
+ * What Weft's image holds of the project, under `/weft`, as the Dockerfile's last stage copies it
+ * (`dist/e2e` besides: the cluster conformance workloads run from the same image here).
+ */
+export const WEFT_APP_PATHS: readonly string[] = [
+  'dist/src',
+  'dist/web',
+  'dist/test/kube',
+  'dist/e2e',
+  'bin',
+  'package.json',
+  'deploy/manifests',
+];
 
 /** One layer: the tree under `dir` as an uncompressed tar owned by root, and its digest. */
 function layer(dir: string, out: string): { file: string; digest: string } {
