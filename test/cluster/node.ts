@@ -372,6 +372,10 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         'DNS:kubernetes.default.svc.cluster.local',
       ],
       withNodes: true,
+      // As every real cluster has it: the chart registers Weft's TrafficMetrics APIServices, and
+      // an APIService the aggregator cannot reach fails discovery, which stalls the namespace
+      // controller (a deleted namespace stays Terminating).
+      aggregation: true,
       parentDir: dir,
     });
     const pki = env.dir;
