@@ -11,7 +11,8 @@ export const registerUninstall: CommandRegistrar = (program: Command, setExitCod
     .description(
       'Remove what weft install created: the weft Deployment, Service, PodDisruptionBudget,\n' +
         'ServiceAccount and RBAC, the weft-sidecar-injector, weft-envoypatch-validator and\n' +
-        'weft-smi-validator webhooks.\n\n' +
+        'weft-smi-validator webhooks, and the TrafficMetrics APIServices (left behind, they would\n' +
+        'keep every deleted namespace Terminating).\n\n' +
         'Your objects stay: the MeshConfig with your mesh settings (unless --delete-config),\n' +
         'TrafficSplits, TrafficTargets, routes and EnvoyPatches, and the CRDs that\n' +
         'hold them (unless --crds). The weft-system namespace stays too, with what Weft created in it\n' +
