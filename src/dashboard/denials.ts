@@ -20,6 +20,9 @@ const num = (v: number | { toNumber(): number } | undefined): number =>
 
 /** Refused attempts per pod over time. */
 export class DeniedAttempts {
+  /** Whether a metric family is one {@link record} reads (the sink decodes only those it is told). */
+  static readonly reads = (family: string): boolean => DENIED.test(family);
+
   /** Pod (`<ns>/<name>`) → slot index → refusals. */
   private readonly slots = new Map<string, Map<number, number>>();
 

@@ -44,7 +44,7 @@ export function dashboardSources(
   };
   if (traffic) {
     const denials = new DeniedAttempts();
-    traffic.sink.listeners.push(denials.record);
+    traffic.sink.listeners.push({ wants: DeniedAttempts.reads, record: denials.record });
     sources.store = traffic.store;
     sources.denials = denials;
   }

@@ -113,9 +113,12 @@ function familyName(b: Uint8Array): string {
  * Decodes one `StreamMetricsMessage`, keeping only the metric families Weft keeps: a sidecar sends
  * every stat it has used, and decoding the few hundred others only to drop them was most of the
  * sink's CPU. A family's name is read first, and the family is skipped unread unless
- * {@link classifyStat} knows it.
+ * {@link classifyStat} knows it or `alsoKeep` (what the sink's listeners read) takes it.
  */
-export function decodeKeptStats(b: Uint8Array): StreamMetricsMessage {
+export function decodeKeptStats(
+  b: Uint8Array,
+  alsoKeep: (family: string) => boolean = () => false,
+): StreamMetricsMessage {
   const message = streamMetricsMessageType();
   const identifierType = message.fields.identifier!.resolvedType as protobuf.Type;
   const familyType = message.fields.envoy_metrics!.resolvedType as protobuf.Type;
@@ -134,7 +137,7 @@ export function decodeKeptStats(b: Uint8Array): StreamMetricsMessage {
         out.identifier = identifierType.toObject(identifierType.decode(bytes), TO_OBJECT) as NonNullable<
           StreamMetricsMessage['identifier']
         >;
-      else if (classifyStat('', familyName(bytes)))
+      else if (classifyStat('', familyName(bytes)) || alsoKeep(familyName(bytes)))
         families.push(familyType.toObject(familyType.decode(bytes), TO_OBJECT) as MetricFamily);
     } else r.skipType(tag & 7);
   }
@@ -253,8 +256,14 @@ export class MetricsSink {
   readonly stats: SinkStats = { streams: 0, messages: 0, bytes: 0, refused: 0 };
   /** Sees each message's bytes as they arrive (the bench replays real ones at scale). */
   tap: ((bytes: Buffer) => void) | undefined;
-  /** Called with every accepted message, for readers of stats the store does not keep. */
-  readonly listeners: ((pod: string, msg: StreamMetricsMessage, at: number) => void)[] = [];
+  /**
+   * Called with every accepted message, for readers of stats the store does not keep; each names
+   * the families it reads, since the sink decodes only those and the store's.
+   */
+  readonly listeners: {
+    readonly wants: (family: string) => boolean;
+    readonly record: (pod: string, msg: StreamMetricsMessage, at: number) => void;
+  }[] = [];
   private readonly now: () => number;
 
   constructor(private readonly o: SinkOptions) {
@@ -275,7 +284,7 @@ export class MetricsSink {
           this.stats.bytes += b.length;
           this.stats.messages++;
           this.tap?.(b);
-          return decodeKeptStats(b);
+          return decodeKeptStats(b, (family) => this.listeners.some((l) => l.wants(family)));
         },
         // StreamMetricsResponse has no fields: its encoding is empty.
         responseSerialize: (): Buffer => Buffer.alloc(0),
@@ -316,7 +325,7 @@ export class MetricsSink {
       }
       const at = this.now();
       for (const d of deltasOf(pod, msg)) this.o.store.add(d.key, at, d);
-      for (const l of this.listeners) l(pod, msg, at);
+      for (const l of this.listeners) l.record(pod, msg, at);
     });
     call.on('end', () => finish());
     call.on('error', () => finish());

@@ -132,6 +132,18 @@ describe('Web dashboard in Chromium, real sidecars and traffic', { skip: missing
     };
     await call('buyer', A.services['store-v1'], 10, 200);
     await call('buyer', A.services.store, 20, 200);
+    // Sidecars send counters as deltas since their last flush, and the refusals below are one
+    // burst: wait until store-v1's stats reach Weft (buyer's calls counted on its own side), so
+    // the burst is not sent before its stream is up.
+    const served = `${mesh.weft.adminUrl}/apis/metrics.smi-spec.io/v1alpha1/namespaces/shop/pods/store-v1?window=5m`;
+    const end = Date.now() + BOUND;
+    for (;;) {
+      const r = await fetch(served, { signal: AbortSignal.timeout(5000) });
+      const body = (await r.json()) as { metrics?: { name: string; value: string }[] };
+      if (Number(body.metrics?.find((m) => m.name === 'success_count')?.value ?? 0) >= 10) break;
+      assert.ok(Date.now() < end, `store-v1's sidecar never reported buyer's calls: ${JSON.stringify(body)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     // thief may use store's TCP port only: store-v1's sidecar refuses its HTTP calls with 403.
     await call('thief', A.services['store-v1'], THIEF_CALLS, 403);
     browser = await chromium.launch({

@@ -156,6 +156,12 @@ describe('metrics sink decoding', () => {
       msg.envoy_metrics?.slice(0, 3).map((f) => f.name),
     );
     assert.deepEqual(deltasOf('shop/buyer', kept), deltasOf('shop/buyer', msg));
+    // A family a listener of the sink reads is decoded too (the dashboard's refusal counts).
+    const wanted = decodeKeptStats(bytes, (family) => family === 'server.uptime');
+    assert.deepEqual(
+      wanted.envoy_metrics?.map((f) => f.name),
+      msg.envoy_metrics?.map((f) => f.name),
+    );
     assert.deepEqual(deltasOf('shop/buyer', msg), [
       {
         key: { kind: 'out', pod: 'shop/buyer', service: 'shop/api' },
