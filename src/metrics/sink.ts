@@ -133,11 +133,14 @@ export function decodeKeptStats(
       const end = r.pos + len;
       const bytes = b.subarray(r.pos, end);
       r.pos = end;
-      if (field === 1)
+      if (field === 1) {
         out.identifier = identifierType.toObject(identifierType.decode(bytes), TO_OBJECT) as NonNullable<
           StreamMetricsMessage['identifier']
         >;
-      else if (classifyStat('', familyName(bytes)) || alsoKeep(familyName(bytes)))
+        continue;
+      }
+      const name = familyName(bytes);
+      if (classifyStat('', name) || alsoKeep(name))
         families.push(familyType.toObject(familyType.decode(bytes), TO_OBJECT) as MetricFamily);
     } else r.skipType(tag & 7);
   }
