@@ -60,6 +60,14 @@ export async function eventually<T>(
   }
 }
 
+/** The caBundle (PEM) of the first webhook of the ValidatingWebhookConfiguration `name`. */
+export async function validatingWebhookCaBundle(env: KubeEnv, name: string): Promise<string> {
+  const cfg = JSON.parse(
+    (await kubectlOk(env, ['get', 'validatingwebhookconfiguration', name, '-o', 'json'])).stdout,
+  ) as { webhooks: { clientConfig: { caBundle?: string } }[] };
+  return Buffer.from(cfg.webhooks[0]!.clientConfig.caBundle ?? '', 'base64').toString('utf8');
+}
+
 /** kubectl arguments that wait until every SMI and Weft CRD is served. */
 export const WAIT_FOR_WEFT_CRDS: readonly string[] = [
   'wait',

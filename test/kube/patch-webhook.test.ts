@@ -21,6 +21,7 @@ import {
   kubectlOk,
   patchValidatorByUrl,
   startKubeEnv,
+  validatingWebhookCaBundle,
   WAIT_FOR_WEFT_CRDS,
 } from './env';
 
@@ -81,12 +82,8 @@ describe('EnvoyPatch validation on a real kube-apiserver', () => {
   });
 
   it("writes the mesh CA's bundle into the validating webhook configuration", async () => {
-    const cfg = JSON.parse(
-      (await kubectl(['get', 'validatingwebhookconfiguration', PATCH_WEBHOOK_CONFIGURATION, '-o', 'json']))
-        .stdout,
-    ) as { webhooks: { clientConfig: { caBundle?: string } }[] };
     assert.equal(
-      Buffer.from(cfg.webhooks[0]!.clientConfig.caBundle ?? '', 'base64').toString('utf8'),
+      await validatingWebhookCaBundle(env, PATCH_WEBHOOK_CONFIGURATION),
       weft!.identity.running.ca!.bundlePem(),
     );
   });

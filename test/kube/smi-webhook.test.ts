@@ -22,6 +22,7 @@ import {
   patchValidatorByUrl,
   smiValidatorByUrl,
   startKubeEnv,
+  validatingWebhookCaBundle,
   WAIT_FOR_WEFT_CRDS,
 } from './env';
 
@@ -142,12 +143,8 @@ describe('SMI validation on a real kube-apiserver', () => {
   });
 
   it("writes the mesh CA's bundle into the SMI validator's configuration", async () => {
-    const cfg = JSON.parse(
-      (await kubectl(['get', 'validatingwebhookconfiguration', SMI_WEBHOOK_CONFIGURATION, '-o', 'json']))
-        .stdout,
-    ) as { webhooks: { clientConfig: { caBundle?: string } }[] };
     assert.equal(
-      Buffer.from(cfg.webhooks[0]!.clientConfig.caBundle ?? '', 'base64').toString('utf8'),
+      await validatingWebhookCaBundle(env, SMI_WEBHOOK_CONFIGURATION),
       weft!.identity.running.ca!.bundlePem(),
     );
   });
