@@ -56,6 +56,19 @@ export interface MeshCompilerOptions {
   encodeElsewhere?: (typeUrl: ResourceTypeUrl, text: string) => Promise<Uint8Array>;
 }
 
+/** Inputs split and built into a model, ready to be made current. */
+interface BuiltInputs {
+  readonly built: ReturnType<ModelBuilder['build']>;
+  /** The objects the model was built from (EnvoyPatches aside). */
+  readonly rest: readonly unknown[];
+  readonly patches: EnvoyPatch[];
+  /** The caller's conditions and those of patches that could not be read. */
+  readonly extraConditions: readonly Condition[];
+  /** When the update started, and how long building the model took (ms). */
+  readonly t0: number;
+  readonly modelMs: number;
+}
+
 /** What one update did, for logs, metrics and the benchmark. */
 export interface UpdateResult {
   readonly conditions: readonly Condition[];
@@ -259,20 +272,31 @@ export class MeshCompiler {
 
   /** Replaces the inputs; recompiles the groups whose inputs changed. */
   update(objects: readonly unknown[], extraConditions: readonly Condition[] = []): UpdateResult {
+    return this.commit(this.buildInputs(objects, extraConditions));
+  }
+
+  /** Splits the EnvoyPatches from the rest of `objects` and builds the model of the rest. */
+  private buildInputs(objects: readonly unknown[], extraConditions: readonly Condition[]): BuiltInputs {
     const t0 = performance.now();
     const { patches, rest, conditions: patchParse } = extractPatches(objects);
     const m0 = performance.now();
     const built = this.builder.build(rest);
-    const modelMs = performance.now() - m0;
-    return this.commit(built, rest, patches, [...extraConditions, ...patchParse], t0, modelMs);
+    return {
+      built,
+      rest,
+      patches,
+      extraConditions: [...extraConditions, ...patchParse],
+      t0,
+      modelMs: performance.now() - m0,
+    };
   }
 
   /**
    * Like {@link update}, but first translates each active group whose inputs changed, one group
    * per `pause()` (a turn of the event loop by default), so that xDS and admin keep answering
    * while a big compile runs: only building the model, one group's translation and one group's
-   * encoding run without a break. Until the end nothing is served from the new inputs, and the end is {@link update}'s
-   * own synchronous step, which finds those translations ready. Calls are queued, never
+   * encoding run without a break. Until the end nothing is served from the new inputs, and the
+   * end is {@link update}'s own synchronous step, which finds those translations ready. Calls are queued, never
    * interleaved, since each one builds its model from the previous one.
    */
   updateInSlices(
@@ -281,13 +305,9 @@ export class MeshCompiler {
     pause: () => Promise<void> = () => new Promise((r) => setImmediate(r)),
   ): Promise<UpdateResult> {
     const run = this.slicing.then(async () => {
-      const t0 = performance.now();
-      const { patches, rest, conditions: patchParse } = extractPatches(objects);
-      const m0 = performance.now();
-      const built = this.builder.build(rest);
-      const modelMs = performance.now() - m0;
+      const inputs = this.buildInputs(objects, extraConditions);
       await pause();
-      const model = built.model;
+      const model = inputs.built.model;
       const prepared = new Map<string, GroupEntry>();
       // A group that proxies join meanwhile is translated in the last step; one that leaves
       // only costs its translation here.
@@ -311,7 +331,7 @@ export class MeshCompiler {
       }
       this.prepared = prepared;
       try {
-        return this.commit(built, rest, patches, [...extraConditions, ...patchParse], t0, modelMs);
+        return this.commit(inputs);
       } finally {
         this.prepared = new Map();
       }
@@ -321,14 +341,7 @@ export class MeshCompiler {
   }
 
   /** Makes a built model current and recompiles from it. */
-  private commit(
-    built: ReturnType<ModelBuilder['build']>,
-    rest: readonly unknown[],
-    patches: EnvoyPatch[],
-    extraConditions: readonly Condition[],
-    t0: number,
-    modelMs: number,
-  ): UpdateResult {
+  private commit({ built, rest, patches, extraConditions, t0, modelMs }: BuiltInputs): UpdateResult {
     this.model = built.model;
     this.inputs = rest;
     this.patches = patches;
