@@ -111,10 +111,6 @@ export function rbacPolicies(
       ...new Map(ids.flatMap((id) => principal(id)).map((p) => [JSON.stringify(p), p])).values(),
     ];
     if (principals.length === 0) continue;
-    const tcp = a.rules.filter((r) => r.kind === 'TCPRoute');
-    const onTcpPort = tcp.some(
-      (r) => r.kind === 'TCPRoute' && (r.inboundPorts === null || r.inboundPorts.includes(port)),
-    );
     const hasHttp = a.rules.some((r) => r.kind === 'HTTPRouteGroup');
     for (const rule of a.rules) {
       let permissions: Json[] = [];
@@ -122,14 +118,44 @@ export function rbacPolicies(
         if (!hasHttp && (rule.inboundPorts === null || rule.inboundPorts.includes(port)))
           permissions = [{ any: true }];
       } else if (rule.kind === 'HTTPRouteGroup' && http) {
-        // With TCPRoute rules next to it, the HTTP rule holds only on their ports.
-        if (tcp.length === 0 || onTcpPort) permissions = rule.matches.map(httpPermission);
+        if (httpRulesHold(a, port)) permissions = rule.matches.map(httpPermission);
       }
       if (permissions.length === 0) continue;
       policies[names.rbacPolicy(a.namespace, a.name, rule.kind, rule.name)] = { permissions, principals };
     }
   }
   return { action: 'ALLOW', policies };
+}
+
+/**
+ * Whether a TrafficTarget's HTTPRouteGroup rules hold on an inbound port: with TCPRoute rules next
+ * to them, only on those rules' ports (the SMI L7 example: TCPRoutes narrow the ports, they do not
+ * open them).
+ */
+function httpRulesHold(a: AccessModel, port: number): boolean {
+  const tcp = a.rules.filter((r) => r.kind === 'TCPRoute');
+  return (
+    tcp.length === 0 ||
+    tcp.some((r) => r.kind === 'TCPRoute' && (r.inboundPorts === null || r.inboundPorts.includes(port)))
+  );
+}
+
+/**
+ * The HTTP matches some access rule allows on an inbound port, once each, by group then name: the
+ * routes Envoy counts requests by. Sources do not matter here (the virtual host's RBAC decides who
+ * may call); a target with no source at all still names routes, which then see no traffic.
+ */
+export function allowedHttpMatches(access: readonly AccessModel[], port: number): HttpMatch[] {
+  const out = new Map<string, HttpMatch>();
+  for (const a of access) {
+    if (a.destinationInboundPorts !== null && !a.destinationInboundPorts.includes(port)) continue;
+    if (!httpRulesHold(a, port)) continue;
+    for (const m of a.rules.flatMap((r) => (r.kind === 'HTTPRouteGroup' ? r.matches : []))) {
+      const id = `${m.routeGroup}/${m.name}`;
+      if (!out.has(id)) out.set(id, m);
+    }
+  }
+  return [...out.entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, m]) => m);
 }
 
 /** Does the port carry HTTP (HTTP/1, HTTP/2 or gRPC)? */

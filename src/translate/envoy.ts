@@ -14,8 +14,10 @@
  *   workload does not serve take the default chain `refuse`. HTTP access rules from TrafficTargets
  *   sit in the inbound route configuration (RBACPerRoute), not in the listener: Envoy looks routes
  *   up per request, so a revoked permission applies to the next request on an open connection,
- *   where a listener change would leave open connections on the old rules until they drain. TCP
- *   ports carry network RBAC, checked when a connection opens.
+ *   where a listener change would leave open connections on the old rules until they drain. The
+ *   RBAC sits on the virtual host; its routes are one per HTTPRouteGroup match an access rule allows
+ *   on the port (with a stat prefix, so Envoy counts each match: TrafficMetrics' routes), then the
+ *   catch-all. TCP ports carry network RBAC, checked when a connection opens.
  * - Outbound clusters use EDS (ORIGINAL_DST for headless Services) and upstream mTLS with SNI = the
  *   service host name and a SAN check on the destination's SPIFFE IDs; certificates come over SDS
  *   (`weft-identity`, `weft-ca`), whose Secret resources the identity stage adds. Sidecars speak
@@ -26,12 +28,14 @@ import { condition } from '../smi/conditions';
 import type { Condition, ServiceModel, ServicePortModel } from '../smi/model';
 import {
   ADS_SOURCE,
+  allowedHttpMatches,
   blackhole,
   isHttp,
   type Json,
   loadAssignment,
   ROUTER_FILTER,
   rbacPolicies,
+  routeMatch,
   sanMatchers,
   T,
 } from './common';
@@ -158,6 +162,25 @@ class ClusterSet {
  * endpoints' own port when they agree, else the service port (clients of a headless Service dial
  * pod IPs on the container port).
  */
+/**
+ * Past this many HTTPRouteGroup matches on one inbound port, the port gets no match routes (only
+ * the catch-all): Envoy tries routes in order on every request, and thousands of regex routes would
+ * cost each request more than per-route figures are worth. Access is not affected either way.
+ */
+export const MATCH_ROUTES_LIMIT = 64;
+
+/** The inbound match routes of a port (see the module comment and {@link MATCH_ROUTES_LIMIT}). */
+function matchRoutes(access: ProxyView['access'], port: number, local: string): Json[] {
+  const matches = allowedHttpMatches(access, port);
+  if (matches.length > MATCH_ROUTES_LIMIT) return [];
+  return matches.map((m) => ({
+    name: names.inboundMatchRoute(m.routeGroup, m.name),
+    match: routeMatch(m, true),
+    route: { cluster: local },
+    stat_prefix: names.routeStatPrefix(m.routeGroup, m.name),
+  }));
+}
+
 function headlessPort(svc: ServiceModel, port: ServicePortModel): number {
   const found = new Set<number>();
   for (const ep of svc.endpoints) {
@@ -339,7 +362,10 @@ export function translateEnvoy(v: ProxyView, conditions: Condition[] = []): Prox
             {
               name: local,
               domains: ['*'],
-              routes: [{ name: names.DEFAULT_ROUTE, match: { prefix: '' }, route: { cluster: local } }],
+              routes: [
+                ...matchRoutes(v.access, target, local),
+                { name: names.DEFAULT_ROUTE, match: { prefix: '' }, route: { cluster: local } },
+              ],
               typed_per_filter_config: {
                 [names.FILTER.httpRbac]: { '@type': RBAC_PER_ROUTE, rbac: { rules } },
               },

@@ -18,6 +18,7 @@
  * | its VirtualHost | both | `<ns>/<svc>\|<port>` | `bookstore/bookstore\|14001` |
  * | Route for a split match | both | `split\|<group>/<match>` | `split\|ab-test/chrome` |
  * | Route for a split without matches | both | `split` | |
+ * | inbound Route of an HTTPRouteGroup match an access rule allows on the port (per-route figures) | Envoy | `match\|<group>/<match>`, stat prefix `<group>_<match>` (see {@link routeStatPrefix}) | `match\|api-routes/books` |
  * | catch-all Route to the service itself (outbound), or to the app (inbound) | both | `default` | |
  * | client Listener, one per host form of a service port | gRPC | `<host>:<port>` | `bookstore.bookstore:14001`, `[fd00::1]:80` |
  * | server Listener, one per bound address of a served port | gRPC | `grpc/server?xds.resource.listening_address=<ip>:<target>` | `...=0.0.0.0:8080`, `...=[::]:8080` |
@@ -82,6 +83,25 @@ export function virtualHost(namespace: string, service: string, port: number): s
 /** Route for one split match. */
 export function splitMatchRoute(routeGroup: string, match: string): string {
   return `split|${routeGroup}/${match}`;
+}
+
+/**
+ * Inbound route of one HTTPRouteGroup match, there so that Envoy counts each match's requests
+ * (route statistics): access itself is decided on the virtual host.
+ */
+export function inboundMatchRoute(routeGroup: string, match: string): string {
+  return `match|${routeGroup}/${match}`;
+}
+
+/**
+ * The stat prefix of an inbound match route: `<group>_<match>` with every character outside
+ * `[A-Za-z0-9-]` as `_` (`api-routes`, `books` → `api-routes_books`). Envoy's tag extractor takes a
+ * route's name from its stat prefix only when the prefix has no `.` or `/`, which the Prometheus
+ * output and the metrics sink need; TrafficMetrics shows the route as `<group>/<match>` again by
+ * looking the prefix up among the namespace's HTTPRouteGroups.
+ */
+export function routeStatPrefix(routeGroup: string, match: string): string {
+  return `${routeGroup}_${match}`.replace(/[^A-Za-z0-9-]/g, '_');
 }
 
 /** Route carrying a split without matches. */

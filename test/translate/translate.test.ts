@@ -4,6 +4,7 @@ import { buildModel } from '../../src/smi/build';
 import { parseYamlObjects } from '../../src/smi/load';
 import type { MeshModel } from '../../src/smi/model';
 import { checkConsistency, groupKey, type ProxyResources, translateProxy } from '../../src/translate';
+import { MATCH_ROUTES_LIMIT } from '../../src/translate/envoy';
 
 const BASE = `
 apiVersion: v1
@@ -426,6 +427,62 @@ spec: { outboundPassthrough: false }
     const perRoute = (vhost.typed_per_filter_config as J)['envoy.filters.http.rbac'] as J;
     const policies = ((perRoute.rbac as J).rules as J).policies as J;
     assert.deepEqual(Object.keys(policies), ['shop/web-api|HTTPRouteGroup/api-routes']);
+  });
+
+  it('inbound: one counted route per allowed match, then the catch-all; none past the limit', () => {
+    const inboundRoutes = (r: ProxyResources): J[] =>
+      (((r.routes.find((x) => x.name === 'inbound|8080') as J).virtual_hosts as J[])[0] as J).routes as J[];
+    // Only the matches some rule allows on the port get a route, once each, by group then name.
+    const both = `${WEB_TO_API}---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: db-api, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: api, namespace: shop }
+  rules: [{ kind: HTTPRouteGroup, name: api-routes, matches: [read, canary] }]
+  sources: [{ kind: ServiceAccount, name: db, namespace: shop }]
+`;
+    const routes = inboundRoutes(tr(mesh(BASE + both), 'api-1', 'envoy'));
+    assert.deepEqual(
+      routes.map((x) => [x.name, x.stat_prefix]),
+      [
+        ['match|api-routes/canary', 'api-routes_canary'],
+        ['match|api-routes/read', 'api-routes_read'],
+        ['default', undefined],
+      ],
+    );
+    assert.deepEqual(routes[1]!.match, {
+      safe_regex: { regex: '(?:/books).*' },
+      headers: [{ name: ':method', string_match: { safe_regex: { regex: 'GET' } } }],
+    });
+    assert.deepEqual(routes[1]!.route, { cluster: 'inbound|8080' });
+    // Past MATCH_ROUTES_LIMIT matches the port has the catch-all alone; access is unchanged.
+    const many = Array.from(
+      { length: MATCH_ROUTES_LIMIT + 1 },
+      (_, i) => `    - { name: m${i}, pathRegex: /p${i} }`,
+    );
+    const big = `${BASE}---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: { name: many, namespace: shop }
+spec:
+  matches:
+${many.join('\n')}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: web-api, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: api, namespace: shop }
+  rules: [{ kind: HTTPRouteGroup, name: many }]
+  sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
+`;
+    const r = tr(mesh(big), 'api-1', 'envoy');
+    assert.deepEqual(
+      inboundRoutes(r).map((x) => x.name),
+      ['default'],
+    );
+    assert.deepEqual(checkConsistency(r), []);
   });
 
   it('the local app cluster speaks HTTP/2 to gRPC and h2c ports, the caller protocol to http', () => {
