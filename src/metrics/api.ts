@@ -16,7 +16,11 @@
  *
  * Edges (`.../<name>/edges`) come from the client side: `direction: to` items are what the
  * resource's pods sent, per destination; `direction: from` items what others sent to it, per
- * source. A sidecar knows which Service it called, not which pod answered, so a destination is
+ * source. In v1alpha2 (the working draft) every item says which side measured it (`edge.side`),
+ * and the edges of a resource made of pods (or of a Service) also hold one item per route: what its
+ * pods received through one HTTPRouteGroup match (`route: <group>/<match>`, `edge: {direction: from,
+ * side: server}`, no edge resource), measured by their own sidecars; requests the access rules
+ * refused took no route and are not in them. A sidecar knows which Service it called, not which pod answered, so a destination is
  * named in the resource's own kind when every pod behind that Service belongs to one resource of
  * that kind, and as the Service otherwise.
  *
@@ -26,6 +30,7 @@
  * `job-name`, a DaemonSet's `controller-revision-hash` and `pod-template-generation`).
  */
 import type { MeshModel, WorkloadModel } from '../smi/model';
+import { routeStatPrefix } from '../translate/names';
 import { formatWindow, type MetricsStore, parseWindow, quantile, type Sample, type SeriesKey } from './store';
 
 /** The API group. */
@@ -83,7 +88,9 @@ export interface TrafficMetrics {
   timestamp: string;
   window: string;
   resource: ResourceRef;
-  edge: { direction: 'to' | 'from'; resource: ResourceRef | null };
+  edge: { direction: 'to' | 'from'; side?: 'client' | 'server'; resource: ResourceRef | null };
+  /** v1alpha2: the route (`<group>/<match>`) the item is about; absent for the whole resource. */
+  route?: string;
   /** v1alpha2, trafficsplit edges: the backend the item is about. */
   backend?: { apex: string; name: string; weight: number };
   metrics: MetricValue[];
@@ -489,6 +496,11 @@ interface Req {
 
 function base(req: Req, r: ResourceRef, edge: TrafficMetrics['edge'], s: Sample): TrafficMetrics {
   const now = new Date(req.ctx.now).toISOString();
+  // `side` is the working draft's (v1alpha2): v1alpha1 objects keep v1alpha1's shape.
+  if (!req.api.endsWith('/v1alpha2')) {
+    const { side: _side, ...v1 } = edge;
+    edge = v1;
+  }
   return {
     kind: 'TrafficMetrics',
     apiVersion: req.api,
@@ -524,7 +536,47 @@ function itemOf(req: Req, r: ResourceRef): TrafficMetrics {
     const members = membersOf(plural, r, ctx);
     match = (k) => k.kind === 'in' && members.has(k.pod);
   }
-  return base(req, r, { direction: 'to', resource: null }, ctx.store.sum(match, req.windowMs, ctx.now));
+  const side = plural === 'services' || plural === 'trafficsplits' ? 'client' : 'server';
+  return base(req, r, { direction: 'to', side, resource: null }, ctx.store.sum(match, req.windowMs, ctx.now));
+}
+
+/**
+ * The route items of a resource (v1alpha2): per inbound route its pods' sidecars counted, the route
+ * named `<group>/<match>` by finding the stat prefix among the namespace's HTTPRouteGroups (the
+ * prefix itself when none has it, e.g. a group deleted since).
+ */
+function routesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
+  const { ctx } = req;
+  const members = membersOf(req.info.plural, r, ctx);
+  const keys = ctx.store
+    .keys(req.windowMs, ctx.now)
+    .filter((k) => k.kind === 'route' && members.has(k.pod) && k.route !== undefined);
+  const byName = new Map<string, Set<string>>();
+  for (const k of keys) {
+    const ns = k.pod.split('/')[0]!;
+    const name = routeName(ctx.model, ns, k.route!);
+    const prefixes = byName.get(name) ?? new Set<string>();
+    prefixes.add(k.route!);
+    byName.set(name, prefixes);
+  }
+  return [...byName.keys()].sort().map((route) => {
+    const prefixes = byName.get(route)!;
+    const s = ctx.store.sum(
+      (k) => k.kind === 'route' && members.has(k.pod) && prefixes.has(k.route ?? ''),
+      req.windowMs,
+      ctx.now,
+    );
+    return { ...base(req, r, { direction: 'from', side: 'server', resource: null }, s), route };
+  });
+}
+
+/** `<group>/<match>` of an inbound route's stat prefix in `namespace`, or the prefix itself. */
+function routeName(model: MeshModel | undefined, namespace: string, prefix: string): string {
+  for (const g of model?.httpRouteGroups ?? []) {
+    if (g.namespace !== namespace) continue;
+    for (const m of g.matches) if (routeStatPrefix(g.name, m.name) === prefix) return `${g.name}/${m.name}`;
+  }
+  return prefix;
 }
 
 function edgesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
@@ -541,7 +593,11 @@ function edgesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
         ...base(
           req,
           r,
-          { direction: 'to', resource: { kind: 'Service', namespace: r.namespace!, name: b.service } },
+          {
+            direction: 'to',
+            side: 'client',
+            resource: { kind: 'Service', namespace: r.namespace!, name: b.service },
+          },
           s,
         ),
         backend: { apex: split!.rootService, name: b.service, weight: b.weight },
@@ -577,7 +633,8 @@ function edgesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
     for (const id of [...groups.keys()].sort()) {
       const g = groups.get(id)!;
       const s = ctx.store.sum((k) => k.kind === 'out' && g.keys.has(keyId(k)), req.windowMs, ctx.now);
-      out.push(base(req, r, { direction: dir, resource: g.ref }, s));
+      out.push(base(req, r, { direction: dir, side: 'client', resource: g.ref }, s));
     }
+  if (req.api.endsWith('/v1alpha2')) out.push(...routesOf(req, r));
   return out;
 }

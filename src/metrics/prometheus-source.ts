@@ -14,6 +14,7 @@
  * | `envoy_cluster_upstream_rq_xx`, `envoy_cluster_upstream_rq_time_bucket` | `envoy_cluster_name="outbound_<port>_<ns>_<svc>"` | `out` |
  * | `envoy_http_downstream_rq_xx`, `envoy_http_downstream_rq_time_bucket` | `envoy_http_conn_manager_prefix="outbound_<port>_<ns>_<svc>"` | `apex` |
  * | the same | `envoy_http_conn_manager_prefix="inbound_<port>"` | `in` |
+ * | `envoy_vhost_route_upstream_rq_xx`, `envoy_vhost_route_upstream_rq_time_bucket` | `envoy_virtual_host="inbound\|<port>"`, `envoy_route="<group>_<match>"` | `route` |
  *
  * The pod is read from two labels the scrape configuration attaches (by default `namespace` and
  * `pod`, as the usual Kubernetes relabelling and the Prometheus operator's PodMonitors name them).
@@ -46,13 +47,21 @@ const QUERIES = {
   clusterTime: 'envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"outbound_.+"}',
   hcmRq: 'envoy_http_downstream_rq_xx{envoy_http_conn_manager_prefix=~"(outbound|inbound)_.+"}',
   hcmTime: 'envoy_http_downstream_rq_time_bucket{envoy_http_conn_manager_prefix=~"(outbound|inbound)_.+"}',
+  routeRq: 'envoy_vhost_route_upstream_rq_xx{envoy_virtual_host=~"inbound\\\\|.+"}',
+  routeTime: 'envoy_vhost_route_upstream_rq_time_bucket{envoy_virtual_host=~"inbound\\\\|.+"}',
 } as const;
+
+/** Where a sample's series is named: a cluster, a connection manager, or an inbound route. */
+type Source = 'cluster' | 'hcm' | 'route';
 
 const OUT = /^outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)$/;
 const IN = /^inbound_\d+$/;
 
-/** The series a stat prefix (cluster or connection manager) of `pod` feeds, if any. */
-function seriesOf(pod: string, prefix: string, hcm: boolean): SeriesKey | undefined {
+/** The series a stat prefix (cluster, connection manager or route) of `pod` feeds, if any. */
+function seriesOf(pod: string, prefix: string, source: Source): SeriesKey | undefined {
+  if (source === 'route')
+    return /^[A-Za-z0-9_-]+$/.test(prefix) ? { kind: 'route', pod, service: '', route: prefix } : undefined;
+  const hcm = source === 'hcm';
   const m = OUT.exec(prefix);
   if (m) return { kind: hcm ? 'apex' : 'out', pod, service: `${m[1]}/${m[2]}` };
   if (hcm && IN.test(prefix)) return { kind: 'in', pod, service: '' };
@@ -109,6 +118,8 @@ export class PrometheusSource {
         this.query(QUERIES.clusterTime),
         this.query(QUERIES.hcmRq),
         this.query(QUERIES.hcmTime),
+        this.query(QUERIES.routeRq),
+        this.query(QUERIES.routeTime),
       ]);
     } catch (err) {
       this.stats.failures++;
@@ -119,7 +130,9 @@ export class PrometheusSource {
       return false;
     }
     this.stats.polls++;
-    const [clusterRq, clusterTime, hcmRq, hcmTime] = results as [
+    const [clusterRq, clusterTime, hcmRq, hcmTime, routeRq, routeTime] = results as [
+      VectorSample[],
+      VectorSample[],
       VectorSample[],
       VectorSample[],
       VectorSample[],
@@ -138,7 +151,7 @@ export class PrometheusSource {
       return before === undefined || value < before ? value : value - before;
     };
     const accOf = (key: SeriesKey): Acc => {
-      const id = `${key.kind}|${key.pod}|${key.service}`;
+      const id = `${key.kind}|${key.pod}|${key.service}|${key.route ?? ''}`;
       let a = acc.get(id);
       if (!a) {
         a = { key, success: 0, failure: 0, cumulative: new Map() };
@@ -146,16 +159,21 @@ export class PrometheusSource {
       }
       return a;
     };
-    const walk = (samples: VectorSample[], hcm: boolean, histogram: boolean): void => {
+    const walk = (samples: VectorSample[], source: Source, histogram: boolean): void => {
       for (const s of samples) {
         const ns = s.metric[nsLabel];
         const pod = s.metric[podLabel];
-        const prefix = hcm ? s.metric.envoy_http_conn_manager_prefix : s.metric.envoy_cluster_name;
+        const prefix =
+          source === 'hcm'
+            ? s.metric.envoy_http_conn_manager_prefix
+            : source === 'cluster'
+              ? s.metric.envoy_cluster_name
+              : s.metric.envoy_route;
         if (!ns || !pod || !prefix) continue;
-        const key = seriesOf(`${ns}/${pod}`, prefix, hcm);
+        const key = seriesOf(`${ns}/${pod}`, prefix, source);
         if (!key) continue;
         const value = Number(s.value[1]);
-        const id = `${hcm ? 'h' : 'c'}|${ns}/${pod}|${prefix}|${histogram ? `le=${s.metric.le}` : `class=${s.metric.envoy_response_code_class}`}`;
+        const id = `${source}|${ns}/${pod}|${source === 'route' ? `${s.metric.envoy_virtual_host}|` : ''}${prefix}|${histogram ? `le=${s.metric.le}` : `class=${s.metric.envoy_response_code_class}`}`;
         const d = delta(id, value);
         const a = accOf(key);
         if (histogram) {
@@ -165,10 +183,12 @@ export class PrometheusSource {
         else a.success += d;
       }
     };
-    walk(clusterRq, false, false);
-    walk(clusterTime, false, true);
-    walk(hcmRq, true, false);
-    walk(hcmTime, true, true);
+    walk(clusterRq, 'cluster', false);
+    walk(clusterTime, 'cluster', true);
+    walk(hcmRq, 'hcm', false);
+    walk(hcmTime, 'hcm', true);
+    walk(routeRq, 'route', false);
+    walk(routeTime, 'route', true);
     const at = this.now();
     if (this.primed)
       for (const a of acc.values()) {

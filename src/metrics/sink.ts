@@ -179,6 +179,8 @@ export interface SinkOptions {
 const OUT = /^cluster\.outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)\.upstream_rq_(time|[1-5]xx)$/;
 const HCM_OUT = /^http\.outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)\.downstream_rq_(time|[1-5]xx)$/;
 const HCM_IN = /^http\.inbound_\d+\.downstream_rq_(time|[1-5]xx)$/;
+// Route statistics of an inbound match route (names.inboundMatchRoute): `vhost.inbound|<port>.route.<prefix>.`.
+const ROUTE_IN = /^vhost\.inbound\|\d+\.route\.([A-Za-z0-9_-]+)\.upstream_rq_(time|[1-5]xx)$/;
 
 /** Which series an Envoy stat feeds, and as what; undefined for stats Weft does not keep. */
 export function classifyStat(
@@ -197,6 +199,12 @@ export function classifyStat(
     service = `${m[1]}/${m[2]}`;
     what = m[3];
   } else {
+    const r = ROUTE_IN.exec(name);
+    if (r)
+      return {
+        key: { kind: 'route', pod, service, route: r[1]! },
+        what: r[2] === 'time' ? 'time' : r[2] === '5xx' ? 'failure' : 'success',
+      };
     const i = HCM_IN.exec(name);
     if (!i) return undefined;
     kind = 'in';
@@ -226,7 +234,7 @@ export function deltasOf(pod: string, msg: StreamMetricsMessage): Delta[] {
     if (!f.name || (f.type !== COUNTER && f.type !== HISTOGRAM)) continue;
     const c = classifyStat(pod, f.name);
     if (!c) continue;
-    const id = `${c.key.kind}|${c.key.service}`;
+    const id = `${c.key.kind}|${c.key.service}|${c.key.route ?? ''}`;
     let d = out.get(id);
     if (!d) {
       d = { key: c.key, success: 0, failure: 0 };

@@ -5,7 +5,9 @@
  * - `out`: a client pod's calls to one destination Service (its outbound cluster), client side;
  * - `apex`: a client pod's calls to one Service as it dialed it (before a TrafficSplit chose a
  *   backend), client side;
- * - `in`: every request a pod's sidecar received, server side.
+ * - `in`: every request a pod's sidecar received, server side;
+ * - `route`: the requests a pod's sidecar received that took one HTTPRouteGroup match's inbound
+ *   route, server side (Envoy's route statistics; requests its RBAC refused take no route).
  *
  * Time is cut into slots of {@link StoreOptions.slotMs}; only slots that saw traffic exist, and slots
  * older than the retention are dropped, so an idle series costs a few hundred bytes. The number of
@@ -14,15 +16,17 @@
  */
 
 /** What a series measures: see the module comment. */
-export type SeriesKind = 'out' | 'apex' | 'in';
+export type SeriesKind = 'out' | 'apex' | 'in' | 'route';
 
 /** One series: who measured (a pod, `<ns>/<name>`), what and toward which Service (`<ns>/<name>`). */
 export interface SeriesKey {
   readonly kind: SeriesKind;
   /** The reporting pod, `<namespace>/<name>`. */
   readonly pod: string;
-  /** `out` and `apex`: the destination Service, `<namespace>/<name>`; `in`: `''`. */
+  /** `out` and `apex`: the destination Service, `<namespace>/<name>`; `in` and `route`: `''`. */
   readonly service: string;
+  /** `route`: the route's stat prefix, `<group>_<match>` (see names.routeStatPrefix). */
+  readonly route?: string;
 }
 
 /** Counts and a histogram over some time. */
@@ -105,7 +109,7 @@ export function quantile(s: Sample, q: number): number | undefined {
 }
 
 function keyText(k: SeriesKey): string {
-  return `${k.kind}\u0000${k.pod}\u0000${k.service}`;
+  return `${k.kind}\u0000${k.pod}\u0000${k.service}\u0000${k.route ?? ''}`;
 }
 
 /** See the module comment. */

@@ -173,6 +173,44 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     assert.equal(metric(buyer.body, 'p50_response_latency'), undefined);
   });
 
+  it("breaks a pod's traffic down by route (v1alpha2): each HTTPRouteGroup match, counted server side", async () => {
+    const own = await get<TrafficMetrics>('/v1alpha2/namespaces/shop/pods/store-v1?window=5m');
+    assert.equal(own.status, 200);
+    assert.deepEqual(own.body.edge, { direction: 'to', side: 'server', resource: null });
+    // Every call store-v1 received was allowed by the `open` match of store-paths, and took its
+    // route: the route's figures are the pod's own.
+    const edges = await until<MetricsList>('/v1alpha2/namespaces/shop/pods/store-v1/edges?window=5m', (b) => {
+      const r = b.items.find((i) => i.route !== undefined);
+      return r !== undefined && count(r, 'success_count') >= count(own.body, 'success_count');
+    });
+    const routes = edges.items.filter((i) => i.route !== undefined);
+    assert.deepEqual(
+      routes.map((i) => [i.route, i.edge]),
+      [['store-paths/open', { direction: 'from', side: 'server', resource: null }]],
+    );
+    const open = routes[0]!;
+    assert.equal(count(open, 'success_count'), count(own.body, 'success_count'));
+    assert.equal(count(open, 'failure_count'), FAILED, 'the 503s are failures on the route too');
+    const p99 = latencyMs(open, 99);
+    assert.ok(p99 > 250 && p99 <= 500, `the route's p99 ${p99} ms in the delay's bucket`);
+    for (const i of edges.items.filter((x) => x.route === undefined))
+      assert.equal(
+        i.edge.side,
+        'client',
+        `edges between pods are measured client side: ${JSON.stringify(i.edge)}`,
+      );
+    // v1alpha1 has neither routes nor sides.
+    const v1 = await get<MetricsList>('/v1alpha1/namespaces/shop/pods/store-v1/edges?window=5m');
+    assert.ok(v1.body.items.length > 0);
+    assert.ok(v1.body.items.every((i) => i.route === undefined && i.edge.side === undefined));
+    // buyer received nothing, so it has no routes.
+    const buyer = await get<MetricsList>('/v1alpha2/namespaces/shop/pods/buyer/edges?window=5m');
+    assert.deepEqual(
+      buyer.body.items.filter((i) => i.route !== undefined),
+      [],
+    );
+  });
+
   it('shows the TrafficSplit (v1alpha2): the calls to its root, and one edge per backend with its weight', async () => {
     const split = await until<TrafficMetrics>(
       '/v1alpha2/namespaces/shop/trafficsplits/store-split?window=5m',
