@@ -24,10 +24,13 @@
  * named in the resource's own kind when every pod behind that Service belongs to one resource of
  * that kind, and as the Service otherwise.
  *
- * Pods are grouped into their controllers by the names and labels Kubernetes gives them (a
- * Deployment's pods carry `pod-template-hash` and are named `<deployment>-<hash>-<suffix>`, a
- * StatefulSet's are `<name>-<ordinal>` with `statefulset.kubernetes.io/pod-name`, a Job's carry
- * `job-name`, a DaemonSet's `controller-revision-hash` and `pod-template-generation`).
+ * Pods are grouped into their controllers by their owner reference (a ReplicaSet, StatefulSet,
+ * DaemonSet, Job or ReplicationController; a Deployment through its ReplicaSet, named
+ * `<deployment>-<pod-template-hash>`), and into nodes by `spec.nodeName`. Pods written without
+ * owner references (manifests in folder mode) are grouped by the names and labels Kubernetes gives
+ * them: a Deployment's pods carry `pod-template-hash` and are named `<deployment>-<hash>-<suffix>`,
+ * a StatefulSet's are `<name>-<ordinal>` with `statefulset.kubernetes.io/pod-name`, a Job's carry
+ * `job-name`, a DaemonSet's `controller-revision-hash` and `pod-template-generation`.
  */
 import type { MeshModel, WorkloadModel } from '../smi/model';
 import { routeStatPrefix } from '../translate/names';
@@ -55,7 +58,9 @@ interface KindInfo {
 /** Kinds served, in the order the resource list shows them. */
 export const KINDS: readonly KindInfo[] = [
   { plural: 'namespaces', kind: 'Namespace', namespaced: false, versions: VERSIONS },
+  { plural: 'nodes', kind: 'Node', namespaced: false, versions: VERSIONS },
   { plural: 'pods', kind: 'Pod', namespaced: true, versions: VERSIONS },
+  { plural: 'replicationcontrollers', kind: 'ReplicationController', namespaced: true, versions: VERSIONS },
   { plural: 'deployments', kind: 'Deployment', namespaced: true, versions: VERSIONS },
   { plural: 'replicasets', kind: 'ReplicaSet', namespaced: true, versions: VERSIONS },
   { plural: 'statefulsets', kind: 'StatefulSet', namespaced: true, versions: VERSIONS },
@@ -149,11 +154,29 @@ type Pod = WorkloadModel;
 /** The name of the resource of `plural` that `pod` belongs to, if any. */
 export function ownerOf(plural: string, pod: Pod): string | undefined {
   const l = pod.labels;
+  const owner = pod.owner;
+  if (owner) {
+    const byOwner: Record<string, string> = {
+      replicasets: 'ReplicaSet',
+      statefulsets: 'StatefulSet',
+      daemonsets: 'DaemonSet',
+      jobs: 'Job',
+      replicationcontrollers: 'ReplicationController',
+    };
+    if (byOwner[plural]) return owner.kind === byOwner[plural] ? owner.name : undefined;
+    if (plural === 'deployments') {
+      const h = l['pod-template-hash'];
+      if (owner.kind !== 'ReplicaSet' || !h || !owner.name.endsWith(`-${h}`)) return undefined;
+      return owner.name.slice(0, -h.length - 1);
+    }
+  }
   switch (plural) {
     case 'pods':
       return pod.name;
     case 'namespaces':
       return pod.namespace;
+    case 'nodes':
+      return pod.node;
     case 'deployments':
     case 'replicasets': {
       const h = l['pod-template-hash'];
@@ -196,11 +219,13 @@ function resourcesOf(plural: string, ctx: ApiContext): ResourceRef[] {
   else if (plural === 'namespaces') {
     for (const n of m?.namespaces ?? []) add(undefined, n.name);
     for (const p of podsOf(m)) add(undefined, p.namespace);
-  } else
+  } else {
+    const namespaced = KINDS.find((k) => k.plural === plural)!.namespaced;
     for (const p of podsOf(m)) {
       const o = ownerOf(plural, p);
-      if (o) add(p.namespace, o);
+      if (o) add(namespaced ? p.namespace : undefined, o);
     }
+  }
   return [...seen.values()].sort((a, b) =>
     `${a.namespace ?? ''}/${a.name}`.localeCompare(`${b.namespace ?? ''}/${b.name}`),
   );
@@ -215,7 +240,7 @@ function membersOf(plural: string, r: ResourceRef, ctx: ApiContext): Set<string>
     return out;
   }
   for (const p of podsOf(ctx.model)) {
-    if (plural !== 'namespaces' && p.namespace !== r.namespace) continue;
+    if (r.namespace !== undefined && p.namespace !== r.namespace) continue;
     if (ownerOf(plural, p) === r.name) out.add(podKey(p));
   }
   return out;
@@ -237,9 +262,7 @@ function destinationOf(plural: string, service: string, ctx: ApiContext): Resour
     owners.add(o);
   }
   if (owners.size !== 1) return asService;
-  const kind = KINDS.find((k) => k.plural === plural)!.kind;
-  const o = [...owners][0]!;
-  return plural === 'namespaces' ? { kind, name: o } : { kind, namespace, name: o };
+  return refIn(plural, namespace, [...owners][0]!);
 }
 
 /** The sources a client pod stands for in `plural`'s kind (services: each one the pod backs). */
@@ -254,7 +277,13 @@ function sourcesOf(plural: string, pod: string, ctx: ApiContext): ResourceRef[] 
   }
   const o = p ? ownerOf(plural, p) : plural === 'pods' ? name : undefined;
   if (!o) return [{ kind: 'Pod', namespace, name }];
-  return [plural === 'namespaces' ? { kind, name: o } : { kind, namespace, name: o }];
+  return [refIn(plural, namespace, o)];
+}
+
+/** A resource of `plural` named `name`, in `namespace` when the kind is namespaced. */
+function refIn(plural: string, namespace: string, name: string): ResourceRef {
+  const info = KINDS.find((k) => k.plural === plural)!;
+  return info.namespaced ? { kind: info.kind, namespace, name } : { kind: info.kind, name };
 }
 
 const refKey = (r: ResourceRef): string => `${r.kind}/${r.namespace ?? ''}/${r.name ?? ''}`;
@@ -417,18 +446,12 @@ export function answer(path: string, query: Query, ctx: ApiContext): ApiAnswer {
   const api = `${GROUP}/${version}`;
   const req = { info, api, windowMs, ctx };
   if (name === undefined) {
-    if (selector.length > 0 && (plural === 'services' || plural === 'trafficsplits'))
-      return status(
-        400,
-        'BadRequest',
-        `labelSelector is served for kinds made of pods and for namespaces, not ${plural}`,
-      );
     // A list across namespaces shows the ones the caller may read, as the debug views do.
     if (namespace !== undefined && !ctx.visible(namespace))
       return status(403, 'Forbidden', `cannot list ${plural} in namespace ${namespace}`);
     const items = resourcesOf(plural, ctx)
       .filter((r) => namespace === undefined || r.namespace === namespace)
-      .filter((r) => ctx.visible(r.namespace ?? r.name ?? ''))
+      .filter((r) => visibleRef(ctx, r))
       .filter((r) => selector.length === 0 || matchesSelector(plural, r, selector, ctx))
       .map((r) => itemOf(req, r));
     return {
@@ -444,7 +467,7 @@ export function answer(path: string, query: Query, ctx: ApiContext): ApiAnswer {
     };
   }
   const ns = info.namespaced ? namespace : undefined;
-  if (!ctx.visible(ns ?? name))
+  if (!visibleRef(ctx, { kind: info.kind, ...(ns ? { namespace: ns } : {}), name }))
     return status(403, 'Forbidden', `cannot get ${plural} ${ns ? `${ns}/` : ''}${name}`);
   const r = resourcesOf(plural, ctx).find((x) => x.name === name && x.namespace === ns);
   if (!r)
@@ -454,13 +477,20 @@ export function answer(path: string, query: Query, ctx: ApiContext): ApiAnswer {
       `${info.kind} ${ns ? `${ns}/` : ''}${name} is not in the mesh (no such ${info.kind.toLowerCase()}, or none of its pods are known)`,
     );
   if (sub === undefined) return { status: 200, body: itemOf(req, r) };
-  const items = edgesOf(req, r).filter(
-    (i) => i.edge.resource === null || ctx.visible(i.edge.resource.namespace ?? i.edge.resource.name ?? ''),
-  );
+  const items = edgesOf(req, r).filter((i) => i.edge.resource === null || visibleRef(ctx, i.edge.resource));
   return {
     status: 200,
     body: { kind: 'TrafficMetricsList', apiVersion: api, metadata: {}, resource: r, items },
   };
+}
+
+/**
+ * Whether the caller may read a resource: its namespace, a namespace itself, and for nodes (whose
+ * figures sum pods of every namespace) all namespaces (`''`).
+ */
+function visibleRef(ctx: ApiContext, r: ResourceRef): boolean {
+  if (r.kind === 'Namespace') return ctx.visible(r.name ?? '');
+  return ctx.visible(r.namespace ?? '');
 }
 
 /** The selector as a LabelSelector (equalities as `matchLabels`, the rest as `matchExpressions`). */
@@ -478,7 +508,17 @@ function selectorObject(text: string): unknown {
   };
 }
 
+/**
+ * Whether a resource's own labels satisfy the selector: a namespace's, a Service's or a
+ * TrafficSplit's labels, a node's pods' (Weft does not read Node objects), and for the kinds made of
+ * pods, any of its pods' labels (a controller's pods carry its template's labels).
+ */
 function matchesSelector(plural: string, r: ResourceRef, sel: Requirement[], ctx: ApiContext): boolean {
+  if (plural === 'services' || plural === 'trafficsplits') {
+    const list = plural === 'services' ? ctx.model?.services : ctx.model?.splits;
+    const o = list?.find((x) => x.namespace === r.namespace && x.name === r.name);
+    return sel.every((f) => f(o?.labels ?? {}));
+  }
   if (plural === 'namespaces') {
     const labels = ctx.model?.namespaces.find((n) => n.name === r.name)?.labels ?? {};
     return sel.every((f) => f(labels));

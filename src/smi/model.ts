@@ -144,6 +144,8 @@ export interface ServiceModel {
   readonly name: string;
   /** `<name>.<namespace>.svc.<clusterDomain>`. */
   readonly hostname: string;
+  /** The Service's own labels, when it has any (TrafficMetrics' label selectors read them). */
+  readonly labels?: Readonly<Record<string, string>>;
   /** Service `type` as written (`ClusterIP` when absent). */
   readonly type: string;
   /** The cluster IP; null when headless (`None`) or not yet allocated. */
@@ -188,6 +190,10 @@ export interface WorkloadModel {
   readonly ips: readonly string[];
   /** Services this workload backs, sorted by namespace then name. */
   readonly services: readonly ServiceRef[];
+  /** A Pod's node (`spec.nodeName`), when scheduled. Read by TrafficMetrics, not by translation. */
+  readonly node?: string;
+  /** A Pod's controller (its owner reference). Read by TrafficMetrics, not by translation. */
+  readonly owner?: { readonly kind: string; readonly name: string };
 }
 
 /** One HTTP header condition: the header `name` must be present and match the regex `value`. */
@@ -271,6 +277,8 @@ export interface SplitModel {
   readonly namespace: string;
   /** Name of the TrafficSplit object. */
   readonly name: string;
+  /** The TrafficSplit's own labels, when it has any (TrafficMetrics' label selectors read them). */
+  readonly labels?: Readonly<Record<string, string>>;
   /** The root Service (same namespace) whose traffic is split, as a short name. */
   readonly rootService: string;
   /** Backends sorted by service name; at least one. */

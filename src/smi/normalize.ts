@@ -237,6 +237,10 @@ export interface Pod extends Base {
   readonly phase: string | null;
   /** The `Ready` condition, or phase `Running` when there are no conditions. */
   readonly ready: boolean;
+  /** `spec.nodeName`, or null before the pod is scheduled. */
+  readonly node: string | null;
+  /** The owner reference marked `controller` (else the first), or null. */
+  readonly owner: { readonly kind: string; readonly name: string } | null;
 }
 
 /** A Deployment; its pod template stands for its pods when none are given. */
@@ -640,7 +644,16 @@ function normalizePod(o: z.infer<typeof PodV1>, apiVersion: string): Pod {
     ips: sortedUnique(ips.filter((ip) => ip !== '')),
     phase,
     ready: readyCondition ? readyCondition.status === 'True' : phase === 'Running',
+    node: o.spec?.nodeName || null,
+    owner: ownerOf(o.metadata.ownerReferences),
   };
+}
+
+function ownerOf(
+  refs: readonly { kind: string; name: string; controller?: boolean | null }[] | null | undefined,
+) {
+  const r = refs?.find((x) => x.controller) ?? refs?.[0];
+  return r ? { kind: r.kind, name: r.name } : null;
 }
 
 function normalizeDeployment(o: z.infer<typeof DeploymentV1>, apiVersion: string): Deployment {

@@ -297,6 +297,7 @@ const podSpec = z.object({
   containers: z
     .array(z.object({ name: z.string().nullish(), ports: z.array(containerPort).nullish() }))
     .nullish(),
+  nodeName: z.string().nullish(),
 });
 
 /** Namespace `v1`. */
@@ -366,7 +367,13 @@ export const EndpointSliceV1 = z.object({
 
 /** Pod `v1`. */
 export const PodV1 = z.object({
-  ...meta,
+  metadata: ObjectMetaSchema.extend({
+    // TrafficMetrics groups pods by their controller (a ReplicationController's pods carry no
+    // label that names it).
+    ownerReferences: z
+      .array(z.object({ kind: z.string(), name: z.string(), controller: z.boolean().nullish() }))
+      .nullish(),
+  }),
   spec: podSpec.nullish(),
   status: z
     .object({

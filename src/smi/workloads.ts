@@ -20,6 +20,8 @@ export interface WorkloadDraft {
   readonly labels: Readonly<Record<string, string>>;
   readonly serviceAccount: string;
   readonly ips: readonly string[];
+  readonly node?: string;
+  readonly owner?: { readonly kind: string; readonly name: string };
 }
 
 /**
@@ -34,6 +36,8 @@ export function workloadDrafts(pods: readonly Pod[], deployments: readonly Deplo
     labels: p.meta.labels,
     serviceAccount: p.serviceAccount,
     ips: p.ips,
+    ...(p.node ? { node: p.node } : {}),
+    ...(p.owner ? { owner: p.owner } : {}),
   }));
   for (const d of deployments) {
     const selector = d.selector ?? d.templateLabels;
@@ -110,6 +114,8 @@ export function buildWorkloads(
       serviceAccount: d.serviceAccount,
       identity: identityOf(d.ref.namespace, d.serviceAccount, settings.trustDomain),
       ips: d.ips,
+      ...(d.node ? { node: d.node } : {}),
+      ...(d.owner ? { owner: d.owner } : {}),
       services: [...(backs.get(`${d.ref.kind}/${d.ref.namespace}/${d.ref.name}`) ?? [])].sort(
         (a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name),
       ),

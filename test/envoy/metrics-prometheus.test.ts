@@ -172,5 +172,17 @@ ${scrape}
       'latency from the histogram buckets',
     );
     assert.equal(mesh.weft.trafficMetrics!.sink.stats.messages, 0, 'the sidecars streamed no stats');
+    // The route series come from Prometheus too (Envoy's `envoy_route` label): every call took
+    // store-paths' `open` match.
+    let route: TrafficMetrics | undefined;
+    for (const until = Date.now() + 30_000; ; ) {
+      const edges = await get<MetricsList>('/v1alpha2/namespaces/shop/pods/store-v1/edges?window=5m');
+      route = edges.items.find((i) => i.route === 'store-paths/open');
+      if (count(route, 'success_count') >= OK && count(route, 'failure_count') >= FAILED) break;
+      if (Date.now() > until) throw new Error(`no route figures within 30 s: ${JSON.stringify(edges.items)}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    assert.equal(count(route, 'success_count'), OK);
+    assert.equal(count(route, 'failure_count'), FAILED);
   });
 });

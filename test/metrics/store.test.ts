@@ -111,6 +111,15 @@ describe('metrics sink decoding', () => {
       'apex',
     );
     assert.equal(classifyStat('shop/buyer', 'http.inbound_8080.downstream_rq_2xx')?.what, 'success');
+    assert.deepEqual(
+      classifyStat('shop/store', 'vhost.inbound|8080.route.store-paths_open.upstream_rq_5xx'),
+      {
+        key: { kind: 'route', pod: 'shop/store', service: '', route: 'store-paths_open' },
+        what: 'failure',
+      },
+    );
+    // Outbound virtual hosts' routes are not kept (no stat prefix, and not a pod's own traffic).
+    assert.equal(classifyStat('shop/buyer', 'vhost.shop/store|8080.route.x.upstream_rq_2xx'), undefined);
     assert.equal(classifyStat('shop/buyer', 'cluster.weft-xds.upstream_rq_2xx'), undefined);
     assert.equal(classifyStat('shop/buyer', 'cluster.passthrough.upstream_rq_2xx'), undefined);
     // Through the protobuf wire format, as Envoy sends it.
@@ -179,8 +188,14 @@ const MANIFESTS = [
   {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: 'api', namespace: 'shop' },
+    metadata: { name: 'api', namespace: 'shop', labels: { tier: 'front' } },
     spec: { clusterIP: '10.96.0.10', selector: { app: 'api' }, ports: [{ port: 80 }] },
+  },
+  {
+    apiVersion: 'specs.smi-spec.io/v1alpha4',
+    kind: 'HTTPRouteGroup',
+    metadata: { name: 'api.routes', namespace: 'shop' },
+    spec: { matches: [{ name: 'books', pathRegex: '/books' }] },
   },
   ...['api-5d9f7c8b6-abcde', 'api-5d9f7c8b6-fghij', 'web-7c6b5d4f9-xyzab'].map((name) => ({
     apiVersion: 'v1',
@@ -215,6 +230,16 @@ describe('TrafficMetrics API', () => {
       buckets: hist([2]),
       bounds: BOUNDS,
     });
+  // Both api pods counted requests on the books route; one also on a route no group names (now).
+  for (const p of ['api-5d9f7c8b6-abcde', 'api-5d9f7c8b6-fghij'])
+    store.add({ kind: 'route', pod: `shop/${p}`, service: '', route: 'api_routes_books' }, now - 1000, {
+      success: 1,
+      buckets: hist([2]),
+      bounds: BOUNDS,
+    });
+  store.add({ kind: 'route', pod: 'shop/api-5d9f7c8b6-abcde', service: '', route: 'gone_x' }, now - 1000, {
+    failure: 3,
+  });
   const ctx = { model, store, now, visible: () => true };
   const get = (path: string, q: Record<string, string> = {}) => answer(path, q, ctx);
   const n = (t: TrafficMetrics, name: string): string | undefined =>
@@ -242,6 +267,22 @@ describe('TrafficMetrics API', () => {
     );
     const ns = get('/v1alpha1/namespaces/shop').body as TrafficMetrics;
     assert.equal(n(ns, 'success_count'), '2');
+  });
+
+  it("v1alpha2: a resource's edges hold one item per route, named <group>/<match>", () => {
+    const e = get('/v1alpha2/namespaces/shop/deployments/api/edges').body as { items: TrafficMetrics[] };
+    const routes = e.items.filter((i) => i.route !== undefined);
+    assert.deepEqual(
+      routes.map((i) => [i.route, n(i, 'success_count'), n(i, 'failure_count')]),
+      [
+        ['api.routes/books', '2', '0'],
+        ['gone_x', '0', '3'],
+      ],
+    );
+    assert.deepEqual(routes[0]!.edge, { direction: 'from', side: 'server', resource: null });
+    // v1alpha1 objects keep v1alpha1's shape: no routes, no sides.
+    const v1 = get('/v1alpha1/namespaces/shop/deployments/api/edges').body as { items: TrafficMetrics[] };
+    assert.ok(v1.items.every((i) => i.route === undefined && i.edge.side === undefined));
   });
 
   it('names an edge in the kind asked for when the Service maps to one such resource', () => {
@@ -289,5 +330,52 @@ describe('TrafficMetrics API', () => {
     // Across namespaces, a caller sees the namespaces it may read and nothing else.
     const across = answer('/v1alpha1/pods', {}, { ...ctx, visible: (ns) => ns !== 'shop' });
     assert.deepEqual([across.status, (across.body as { items: unknown[] }).items.length], [200, 0]);
+    // Services are selected by their own labels.
+    const names = (q: string): string[] =>
+      (
+        get('/v1alpha1/namespaces/shop/services', { labelSelector: q }).body as { items: TrafficMetrics[] }
+      ).items.map((i) => i.resource.name ?? '');
+    assert.deepEqual(names('tier=front'), ['api']);
+    assert.deepEqual(names('tier=back'), []);
+  });
+
+  it('groups pods by owner reference and node: ReplicationControllers, Nodes, ReplicaSets', () => {
+    const pod = (name: string, node: string, owner: { kind: string; name: string }, labels = {}) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'ops', labels, ownerReferences: [{ ...owner, controller: true }] },
+      spec: { nodeName: node, containers: [{ name: 'app', image: 'x' }] },
+      status: { phase: 'Running', podIP: `10.2.0.${name.length}${name.charCodeAt(name.length - 1) % 10}` },
+    });
+    const m = buildModel([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ops' } },
+      pod('legacy-x1', 'node-a', { kind: 'ReplicationController', name: 'legacy' }),
+      pod('legacy-y22', 'node-b', { kind: 'ReplicationController', name: 'legacy' }),
+      // A Deployment's pod through its ReplicaSet, named unlike the usual pattern.
+      pod('odd-name', 'node-a', { kind: 'ReplicaSet', name: 'web-6f7d' }, { 'pod-template-hash': '6f7d' }),
+    ] as never).model;
+    const s = new MetricsStore();
+    for (const [p, n] of [
+      ['legacy-x1', 2],
+      ['legacy-y22', 3],
+      ['odd-name', 5],
+    ] as const)
+      s.add({ kind: 'in', pod: `ops/${p}`, service: '' }, now - 1000, { success: n });
+    const c = { model: m, store: s, now, visible: () => true };
+    const one = (path: string): TrafficMetrics => answer(path, {}, c).body as TrafficMetrics;
+    assert.equal(n(one('/v1alpha1/namespaces/ops/replicationcontrollers/legacy'), 'success_count'), '5');
+    assert.deepEqual(one('/v1alpha1/nodes/node-a').resource, { kind: 'Node', name: 'node-a' });
+    assert.equal(n(one('/v1alpha1/nodes/node-a'), 'success_count'), '7');
+    assert.equal(n(one('/v1alpha1/nodes/node-b'), 'success_count'), '3');
+    assert.equal(n(one('/v1alpha1/namespaces/ops/deployments/web'), 'success_count'), '5');
+    assert.equal(n(one('/v1alpha1/namespaces/ops/replicasets/web-6f7d'), 'success_count'), '5');
+    const nodes = answer('/v1alpha1/nodes', {}, c).body as { items: TrafficMetrics[] };
+    assert.deepEqual(
+      nodes.items.map((i) => i.resource.name),
+      ['node-a', 'node-b'],
+    );
+    // Node figures sum pods of every namespace: a caller that may not read them all sees none.
+    const partial = answer('/v1alpha1/nodes/node-a', {}, { ...c, visible: (ns) => ns === 'ops' });
+    assert.equal(partial.status, 403);
   });
 });
