@@ -40,6 +40,8 @@ export const TOP_KINDS = [
   'replicasets',
   'daemonsets',
   'jobs',
+  'replicationcontrollers',
+  'nodes',
 ] as const;
 
 /** Flags of `weft top` and `weft topology`. */
@@ -48,6 +50,8 @@ export interface TrafficFlags extends RemoteFlags {
   window: string;
   selector?: string;
   output: string;
+  /** `weft top --routes`: a row per route under each resource. */
+  routes?: boolean;
 }
 
 /** Adds the flags both commands share. */
@@ -76,6 +80,8 @@ export function kindOf(typed: string): (typeof TOP_KINDS)[number] {
     sts: 'statefulsets',
     rs: 'replicasets',
     ds: 'daemonsets',
+    rc: 'replicationcontrollers',
+    no: 'nodes',
   };
   const t = typed.toLowerCase();
   const k = short[t] ?? (TOP_KINDS.find((x) => x === t || x === `${t}s`) as string | undefined);
@@ -88,12 +94,14 @@ export function listPath(
   kind: string,
   f: Pick<TrafficFlags, 'in' | 'window' | 'selector'>,
   name?: string,
+  version: 'v1alpha1' | 'v1alpha2' = 'v1alpha1',
 ): string {
-  // TrafficSplits are in the v1alpha2 draft only; everything else in v1alpha1.
-  const version = kind === 'trafficsplits' ? 'v1alpha2' : 'v1alpha1';
+  // TrafficSplits are in the v1alpha2 draft only; everything else in v1alpha1 unless asked.
+  if (kind === 'trafficsplits') version = 'v1alpha2';
   const q = new URLSearchParams({ window: f.window });
   if (f.selector) q.set('labelSelector', f.selector);
-  const where = kind === 'namespaces' || !f.in ? '' : `/namespaces/${encodeURIComponent(f.in)}`;
+  const where =
+    kind === 'namespaces' || kind === 'nodes' || !f.in ? '' : `/namespaces/${encodeURIComponent(f.in)}`;
   const tail = name ? `/${encodeURIComponent(name)}/edges` : '';
   return `/apis/metrics.smi-spec.io/${version}${where}/${kind}${tail}?${q}`;
 }
@@ -105,6 +113,13 @@ export async function topRows(remote: Remote, kind: string, f: TrafficFlags): Pr
   for (const t of list.items) {
     if (f.in && kind === 'namespaces' && t.resource.name !== f.in) continue;
     rows.push(topRow(t));
+    if (f.routes && kind !== 'trafficsplits') {
+      // Routes are the v1alpha2 draft's: one edge item per HTTPRouteGroup match.
+      const edges = await remote.admin<{ items: TrafficMetrics[] }>(
+        listPath(kind, { ...f, in: t.resource.namespace ?? '' }, t.resource.name, 'v1alpha2'),
+      );
+      for (const e of edges.items) if (e.route) rows.push(topRow(e, `  route ${e.route}`));
+    }
     if (kind !== 'trafficsplits') continue;
     const edges = await remote.admin<{ items: TrafficMetrics[] }>(
       listPath(kind, { ...f, in: t.resource.namespace ?? '' }, t.resource.name),
@@ -126,11 +141,14 @@ export const registerTop: CommandRegistrar = (program: Command, setExitCode) => 
           'success rate (answers that were not 5xx), requests per second and p50/p90/p99 latency\n' +
           'over the window. Pods and what is made of pods count what their sidecars received;\n' +
           'services and trafficsplits what client sidecars sent them (a split: one row per backend too).\n' +
-          'Latencies come from Envoy histogram buckets: each is exact to within its bucket.\n\n' +
+          'Latencies come from Envoy histogram buckets: each is exact to within its bucket.\n' +
+          '--routes adds a row per HTTPRouteGroup match under each resource (what its pods received\n' +
+          'through that match, server side).\n\n' +
           'Reads --admin-url (folder mode), or in a cluster (--kubernetes, --kubeconfig) the aggregated\n' +
           'API metrics.smi-spec.io through the API server, with your own credentials and RBAC.',
       )
-      .option('-o, --output <format>', 'table or json', 'table'),
+      .option('-o, --output <format>', 'table or json', 'table')
+      .option('--routes', 'a row per route (HTTPRouteGroup match) under each resource'),
   ).action(async (typed: string, f: TrafficFlags) => {
     let remote: Remote | undefined;
     try {

@@ -251,6 +251,29 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
       table.out,
       new RegExp(`^shop\\s+store-v1\\s+${successV1.toFixed(2).replace('.', '\\.')}%`, 'm'),
     );
+    // --routes: a row per route under each pod (store-v1's calls all took store-paths/open).
+    const routed = await weft([
+      'top',
+      'pods',
+      '--admin-url',
+      url,
+      '--in',
+      'shop',
+      '-w',
+      '5m',
+      '--routes',
+      '-o',
+      'json',
+    ]);
+    assert.equal(routed.code, 0, routed.err);
+    const routedRows = JSON.parse(routed.out) as { name: string; success: number; failure: number }[];
+    const at = routedRows.findIndex((r) => r.name === 'store-v1');
+    assert.deepEqual(routedRows[at + 1], {
+      ...routedRows[at + 1],
+      name: '  route store-paths/open',
+      failure: FAILED,
+    });
+    assert.equal(routedRows[at + 1]!.success, v1.success);
     const splits = await weft(['top', 'trafficsplits', '--admin-url', url, '-w', '5m']);
     assert.equal(splits.code, 0, splits.err);
     assert.match(splits.out, /^shop\s+store-split\s+100\.00%/m);
