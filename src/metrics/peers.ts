@@ -105,6 +105,8 @@ export class MetricsPeers {
   private readonly service: string;
   private readonly timeoutMs: number;
   private cached: { at: number; peers: Peer[] } | undefined;
+  /** The list being read: requests that come meanwhile wait for it rather than list again. */
+  private listing: Promise<Peer[]> | undefined;
 
   constructor(private readonly o: PeerOptions) {
     this.service = o.service ?? 'weft';
@@ -114,6 +116,13 @@ export class MetricsPeers {
   /** The other ready replicas, from the Service's EndpointSlices (reused for `listTtlMs`). */
   async peers(now = Date.now()): Promise<Peer[]> {
     if (this.cached && now - this.cached.at < (this.o.listTtlMs ?? 5000)) return this.cached.peers;
+    this.listing ??= this.list(now).finally(() => {
+      this.listing = undefined;
+    });
+    return this.listing;
+  }
+
+  private async list(now: number): Promise<Peer[]> {
     const selector = encodeURIComponent(`kubernetes.io/service-name=${this.service}`);
     const list = await withTimeout(
       this.o.client.request<{ items?: EndpointSlice[] }>(
