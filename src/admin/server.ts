@@ -5,7 +5,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type DashboardSources, mountDashboard } from '../dashboard/routes';
-import { answer as trafficMetricsAnswer } from '../metrics/api';
+import { answerWithPeers, describeMissing, type MetricsPeers, MISSING_PEERS_HEADER } from '../metrics/peers';
 import type { MetricsStore } from '../metrics/store';
 import type { Condition, MeshModel } from '../smi/model';
 import { decodeClientStatusResponse } from '../xds/csds-view';
@@ -32,7 +32,12 @@ export interface AdminSources {
   /** Weft's version, shown by `/version`. */
   version?: string;
   /** The SMI Traffic Metrics API under `/apis/metrics.smi-spec.io` (same access as `/debug/*`). */
-  trafficMetrics?: { store: MetricsStore; model: () => MeshModel | undefined };
+  trafficMetrics?: {
+    store: MetricsStore;
+    model: () => MeshModel | undefined;
+    /** The other replicas, whose windows are merged into every answer (Kubernetes mode). */
+    peers?: MetricsPeers;
+  };
   /** The web dashboard under `/dashboard` (same access as `/debug/*`). */
   dashboard?: DashboardSources;
 }
@@ -227,12 +232,13 @@ export function buildAdmin(src: AdminSources): FastifyInstance {
       const g = await grantOf(req, reply);
       if (!g) return reply;
       const path = (req.params as { '*'?: string })['*'] ?? '';
-      const a = trafficMetricsAnswer(path, req.query as Record<string, string>, {
-        model: tm.model(),
-        store: tm.store,
-        now: Date.now(),
-        visible: (ns) => visible(g, ns),
-      });
+      const a = await answerWithPeers(
+        path,
+        req.query as Record<string, string>,
+        { model: tm.model(), store: tm.store, now: Date.now(), visible: (ns) => visible(g, ns) },
+        tm.peers,
+      );
+      if (a.missing.length > 0) reply.header(MISSING_PEERS_HEADER, describeMissing(a.missing));
       return reply.code(a.status).send(a.body);
     };
     app.get('/apis/metrics.smi-spec.io', serve);

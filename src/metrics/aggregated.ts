@@ -27,7 +27,14 @@ import { KubeApiError, type KubeClient } from '../kube/client';
 import { mayAccess, type ReviewedUser, reviewToken } from '../kube/debug-access';
 import { logger } from '../log';
 import type { MeshModel } from '../smi/model';
-import { answer, GROUP, KINDS, VERSIONS } from './api';
+import { GROUP, KINDS, VERSIONS } from './api';
+import {
+  answerWithPeers,
+  describeMissing,
+  EXPORT_PATH,
+  type MetricsPeers,
+  MISSING_PEERS_HEADER,
+} from './peers';
 import type { MetricsStore } from './store';
 
 const log = logger('metrics');
@@ -46,6 +53,16 @@ export interface AggregatedApiOptions {
   service?: string;
   store: MetricsStore;
   model: () => MeshModel | undefined;
+  /**
+   * The other replicas, asked for their windows before every answer (see peers.ts); without it,
+   * answers hold this replica's streams only.
+   */
+  peers?: MetricsPeers;
+  /**
+   * The one user (`system:serviceaccount:<weft-namespace>:<weft-sa>`) allowed to read this
+   * replica's window at {@link EXPORT_PATH}; without it that path is not served.
+   */
+  peerUser?: string;
 }
 
 /** The request-header settings the API server publishes for aggregated servers. */
@@ -243,6 +260,7 @@ export class AggregatedApi {
         return fail(405, 'MethodNotAllowed', 'TrafficMetrics are read-only: GET only');
       if (url.pathname === '/healthz' || url.pathname === '/readyz' || url.pathname === '/livez')
         return send(200, { status: 'ok' });
+      if (url.pathname === EXPORT_PATH) return await this.serveExport(req, url, send, fail);
       const prefix = `/apis/${GROUP}`;
       const openapi = url.pathname === '/openapi/v2' || url.pathname === '/openapi/v3';
       if (!openapi && url.pathname !== prefix && !url.pathname.startsWith(`${prefix}/`))
@@ -279,16 +297,49 @@ export class AggregatedApi {
           );
       }
       const q = Object.fromEntries(url.searchParams) as Record<string, string>;
-      const a = answer(path, q, {
-        model: this.o.model(),
-        store: this.o.store,
-        now: Date.now(),
-        visible: () => true,
-      });
+      const a = await answerWithPeers(
+        path,
+        q,
+        { model: this.o.model(), store: this.o.store, now: Date.now(), visible: () => true },
+        this.o.peers,
+      );
+      if (a.missing.length > 0) res.setHeader(MISSING_PEERS_HEADER, describeMissing(a.missing));
       send(a.status, a.body);
     } catch (err) {
       fail(503, 'ServiceUnavailable', `cannot check the caller with the API server: ${messageOf(err)}`);
     }
+  }
+
+  /**
+   * This replica's window for a peer (see peers.ts): only Weft's own ServiceAccount, with its
+   * bearer token (never a user the front proxy vouches for: the aggregator does not route here,
+   * and nobody else needs every pod's figures unfiltered by RBAC).
+   */
+  private async serveExport(
+    req: import('node:http').IncomingMessage,
+    url: URL,
+    send: (status: number, body: unknown) => void,
+    fail: (status: number, reason: string, message: string) => void,
+  ): Promise<void> {
+    if (!this.o.peerUser) return fail(404, 'NotFound', 'this replica serves no window to peers');
+    const user = await this.tokenUser(req.headers.authorization);
+    if (!user) return fail(401, 'Unauthorized', "present Weft's ServiceAccount token");
+    if (user.username !== this.o.peerUser)
+      return fail(
+        403,
+        'Forbidden',
+        `only ${this.o.peerUser} may read this replica's window, not ${user.username}`,
+      );
+    const windowMs = Number(url.searchParams.get('windowMs'));
+    const now = Number(url.searchParams.get('now'));
+    if (!(windowMs > 0) || !Number.isFinite(now))
+      return fail(
+        400,
+        'BadRequest',
+        'windowMs (a positive number of ms) and now (ms since the epoch) are required',
+      );
+    // The asker's clock, not ours: both cut the same slots.
+    send(200, this.o.store.export(Math.min(windowMs, this.o.store.retentionMs), now));
   }
 
   private async tokenUser(authorization: string | undefined): Promise<User | undefined> {

@@ -13,7 +13,16 @@
  * older than the retention are dropped, so an idle series costs a few hundred bytes. The number of
  * series is capped too: past {@link StoreOptions.maxSeries} the series updated longest ago goes.
  * Memory is therefore bounded by `maxSeries × (retention / slot)` slots, whatever the proxies send.
+ *
+ * Each sidecar streams to one Weft replica, so a store holds part of the mesh: {@link
+ * MetricsStore.export} writes what it holds over a window as plain JSON, and {@link
+ * MetricsStore.merge} adds such an export into another store (a fresh one per request, own window
+ * plus the peers'), which then answers as if it had received every stream.
  */
+import { z } from 'zod';
+import { logger } from '../log';
+
+const log = logger('metrics');
 
 /** What a series measures: see the module comment. */
 export type SeriesKind = 'out' | 'apex' | 'in' | 'route';
@@ -106,6 +115,60 @@ export function quantile(s: Sample, q: number): number | undefined {
     seen += n;
   }
   return s.bounds[s.bounds.length - 1] ?? 0;
+}
+
+/** One slot of a {@link StoreExport}: its index (time / slotMs) and what it counted. */
+export interface ExportedSlot {
+  index: number;
+  success: number;
+  failure: number;
+  buckets: number[];
+}
+
+/** One series of a {@link StoreExport}. */
+export interface ExportedSeries {
+  /** The key as the store holds it, every field included (fields added later travel too). */
+  key: SeriesKey;
+  bounds: number[];
+  slots: ExportedSlot[];
+}
+
+/** What a store holds over a window, as plain JSON (see {@link MetricsStore.export}). */
+export interface StoreExport {
+  /** Slot indexes are time / slotMs: only a store with the same width can merge them. */
+  slotMs: number;
+  series: ExportedSeries[];
+}
+
+const count = z.number().finite().nonnegative();
+/**
+ * The shape of a {@link StoreExport} read from a peer. The key keeps fields it does not name
+ * (`passthrough`): a newer peer's key field must reach {@link keyText}, not be dropped, or two
+ * series it tells apart would be summed into one.
+ */
+const storeExportSchema = z.object({
+  slotMs: z.number().positive(),
+  series: z.array(
+    z.object({
+      key: z
+        .object({ kind: z.enum(['out', 'apex', 'in']), pod: z.string(), service: z.string() })
+        .passthrough(),
+      bounds: z.array(z.number().finite()),
+      slots: z.array(
+        z.object({ index: z.number().int(), success: count, failure: count, buckets: z.array(count) }),
+      ),
+    }),
+  ),
+});
+
+/** Reads a {@link StoreExport} from untrusted JSON; throws naming what is wrong. */
+export function parseStoreExport(json: unknown): StoreExport {
+  const r = storeExportSchema.safeParse(json);
+  if (!r.success)
+    throw new Error(
+      `not a metrics export: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  return r.data as StoreExport;
 }
 
 function keyText(k: SeriesKey): string {
@@ -223,6 +286,71 @@ export class MetricsStore {
           break;
         }
     return out;
+  }
+
+  /**
+   * What the store holds over the last `windowMs` before `now` (the slots {@link MetricsStore.sum}
+   * would read), as plain JSON for a peer to {@link MetricsStore.merge}. Series without a slot in
+   * the window are left out.
+   */
+  export(windowMs: number, now: number): StoreExport {
+    const from = Math.floor((now - windowMs) / this.slotMs) + 1;
+    const to = Math.floor(now / this.slotMs);
+    const series: ExportedSeries[] = [];
+    for (const s of this.series.values()) {
+      const slots: ExportedSlot[] = [];
+      for (const [index, slot] of s.slots)
+        if (index >= from && index <= to)
+          slots.push({ index, success: slot.success, failure: slot.failure, buckets: [...slot.buckets] });
+      if (slots.length > 0) series.push({ key: { ...s.key }, bounds: [...s.bounds], slots });
+    }
+    return { slotMs: this.slotMs, series };
+  }
+
+  /**
+   * Adds an export into this store, slot by slot; returns false (and logs why) when it was cut
+   * with another slot width, whose indexes name other times. A series both hold (a sidecar that
+   * reconnected to another replica) is summed; when its bounds differ, the incoming buckets are
+   * placed by their upper bounds into the bounds held, as {@link MetricsStore.sum} does.
+   */
+  merge(exp: StoreExport, from = 'a peer'): boolean {
+    if (exp.slotMs !== this.slotMs) {
+      log.warn('metrics export skipped: its slots have another width', {
+        from,
+        slotMs: exp.slotMs,
+        expected: this.slotMs,
+      });
+      return false;
+    }
+    for (const e of exp.series) {
+      const k = keyText(e.key);
+      let s = this.series.get(k);
+      if (!s) {
+        if (this.series.size >= this.maxSeries) this.evictOldest();
+        s = { key: e.key, bounds: e.bounds, slots: new Map(), touched: 0 };
+        this.series.set(k, s);
+      } else if (s.bounds.length === 0 && e.bounds.length > 0) {
+        // Counts without latency so far: keep them under the bounds that came (as add does).
+        s.bounds = e.bounds;
+        for (const slot of s.slots.values()) slot.buckets = new Array(s.bounds.length + 1).fill(0);
+      }
+      for (const x of e.slots) {
+        s.touched = Math.max(s.touched, x.index * this.slotMs);
+        let slot = s.slots.get(x.index);
+        if (!slot) {
+          slot = { success: 0, failure: 0, buckets: new Array(s.bounds.length + 1).fill(0) };
+          s.slots.set(x.index, slot);
+        }
+        slot.success += x.success;
+        slot.failure += x.failure;
+        if (e.bounds.length > 0) {
+          const into: Sample = { success: 0, failure: 0, buckets: slot.buckets, bounds: s.bounds };
+          // A peer's export is input: extra entries past its own bounds would not land anywhere.
+          addBuckets(into, e.bounds, x.buckets.slice(0, e.bounds.length + 1));
+        }
+      }
+    }
+    return true;
   }
 
   /** Drops slots past the retention, and series left without slots. */

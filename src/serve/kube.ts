@@ -29,6 +29,7 @@ import { admitPatch } from '../mesh/patch-admission';
 import { admitSmi } from '../mesh/smi-admission';
 import { registerTrafficMetrics, startTrafficMetrics, type TrafficMetricsRuntime } from '../metrics';
 import { AggregatedApi } from '../metrics/aggregated';
+import { MetricsPeers } from '../metrics/peers';
 import { listenOn } from '../net';
 import { judgeFor } from '../patch/envoy-judge';
 import { HelperThread } from '../worker/helper-thread';
@@ -79,6 +80,15 @@ export interface KubeServeOptions extends ServeIdentityOptions {
   metricsApiAddress?: string;
   /** `--prometheus-url`: TrafficMetrics from this Prometheus instead of the stats sink. */
   prometheusUrl?: string;
+  /**
+   * Weft's ServiceAccount in the mesh namespace (default `weft`, as the chart names it): the only
+   * account that may read a replica's TrafficMetrics window (see src/metrics/peers.ts).
+   */
+  serviceAccount?: string;
+  /** The token file this replica presents to its peers (default the pod's ServiceAccount token). */
+  peerTokenFile?: string;
+  /** How long a peer may take to send its window (default 1 s). */
+  peerTimeoutMs?: number;
 }
 
 /** A running Kubernetes-mode `weft serve`. */
@@ -142,6 +152,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     ...(judge ? { judge } : {}),
   });
   const ca = identity.running.ca;
+  const replica = o.replica ?? process.env.POD_NAME ?? hostname();
   const bundles = ca ? new CaBundlePublisher(client, () => ca.bundlePem()) : undefined;
   const c = compiler;
   const controller = new KubeController({
@@ -150,7 +161,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     server,
     metrics,
     meshNamespace,
-    replica: o.replica ?? process.env.POD_NAME ?? hostname(),
+    replica,
     quietMs: o.quietMs,
     maxDelayMs: o.maxDelayMs,
     leaseSeconds: o.leaseSeconds,
@@ -176,6 +187,29 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
     ...(o.prometheusUrl ? { prometheusUrl: o.prometheusUrl } : {}),
   });
   registerTrafficMetrics(metrics, traffic);
+  // With several replicas each holds the streams that reached it: the one answering asks the
+  // others for their windows. Their windows are served by the aggregated API server (which has
+  // the mesh CA's certificate and token checks), so without it, or with Prometheus as the source
+  // (every replica reads everything there), there is nothing to ask.
+  let metricsApiPort = Number(o.metricsApiAddress?.slice(o.metricsApiAddress.lastIndexOf(':') + 1) ?? 0);
+  const peers =
+    o.metricsApiAddress && !o.prometheusUrl && ca
+      ? new MetricsPeers({
+          client,
+          namespace: meshNamespace,
+          self: { replica, port: () => metricsApiPort },
+          caPem: () => ca.bundlePem(),
+          ...(o.peerTokenFile ? { tokenFile: o.peerTokenFile } : {}),
+          ...(o.peerTimeoutMs ? { timeoutMs: o.peerTimeoutMs } : {}),
+        })
+      : undefined;
+  if (peers)
+    metrics.collect(
+      'weft_metrics_peer_failures_total',
+      "Other replicas' TrafficMetrics windows left out of an answer (no answer in time, refused, or no peer list).",
+      'counter',
+      () => [{ labels: {}, value: peers.failures }],
+    );
   registerXdsMetrics(metrics, server);
   identity.registerMetrics(metrics, () => c.identityMismatches);
   if (bundles) {
@@ -209,7 +243,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
                 .map((n) => n.name),
           }),
           version: VERSION,
-          trafficMetrics: { store: traffic.store, model: traffic.model },
+          trafficMetrics: { store: traffic.store, model: traffic.model, ...(peers ? { peers } : {}) },
           dashboard: dashboardSources(c, traffic),
         }),
       );
@@ -256,7 +290,11 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
           namespace: meshNamespace,
           store: traffic.store,
           model: traffic.model,
+          ...(peers
+            ? { peers, peerUser: `system:serviceaccount:${meshNamespace}:${o.serviceAccount ?? 'weft'}` }
+            : {}),
         });
+        metricsApiPort = metricsApi.port;
       } catch (err) {
         // Metrics are not worth a mesh without configuration: Weft serves on, and says why the
         // aggregated API is missing (the admin server's copy still answers).

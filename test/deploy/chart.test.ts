@@ -145,6 +145,75 @@ describe('deploy/helm/weft', () => {
     assert.equal(offArgs[offArgs.indexOf('--prometheus-url') + 1], 'http://prometheus.monitoring:9090');
   });
 
+  it('lets each replica find the others to merge TrafficMetrics: Service, port, POD_IP and RBAC', async () => {
+    type Obj = {
+      kind?: string;
+      metadata?: { name?: string; namespace?: string };
+      spec?: Record<string, unknown>;
+      rules?: { apiGroups?: string[]; resources?: string[]; verbs?: string[] }[];
+      roleRef?: { kind: string; name: string };
+      subjects?: { kind: string; name: string; namespace?: string }[];
+    };
+    const docs = parseAllDocuments(await helmTemplate([])).map((d) => d.toJS() as Obj | null);
+    const svc = docs.find((d) => d?.kind === 'Service' && d.metadata?.name === 'weft');
+    const dep = docs.find((d) => d?.kind === 'Deployment') as
+      | {
+          spec: {
+            selector: { matchLabels: Record<string, string> };
+            template: {
+              metadata: { labels: Record<string, string> };
+              spec: {
+                containers: {
+                  name: string;
+                  ports: { name: string }[];
+                  env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+                }[];
+              };
+            };
+          };
+        }
+      | undefined;
+    assert.ok(svc && dep);
+    // The Service's endpoints are every replica: its selector picks the Deployment's pods.
+    const selector = svc.spec?.selector as Record<string, string>;
+    assert.deepEqual(selector, dep.spec.selector.matchLabels);
+    for (const [k, v] of Object.entries(selector)) assert.equal(dep.spec.template.metadata.labels[k], v);
+    const ports = svc.spec?.ports as { name: string; targetPort: string }[];
+    assert.equal(ports.find((p) => p.name === 'metrics-api')?.targetPort, 'metrics-api');
+    const c = dep.spec.template.spec.containers.find((x) => x.name === 'weft')!;
+    assert.ok(c.ports.some((p) => p.name === 'metrics-api'));
+    assert.equal(c.env.find((e) => e.name === 'POD_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP');
+    // Listing EndpointSlices in weft-system, granted to Weft's ServiceAccount by some binding.
+    const bound = docs.filter(
+      (d) =>
+        (d?.kind === 'ClusterRoleBinding' ||
+          (d?.kind === 'RoleBinding' && d.metadata?.namespace === 'weft-system')) &&
+        d.subjects?.some(
+          (s) => s.kind === 'ServiceAccount' && s.name === 'weft' && s.namespace === 'weft-system',
+        ),
+    );
+    const roles = bound.map((b) =>
+      docs.find(
+        (d) =>
+          d?.kind === b!.roleRef!.kind &&
+          d.metadata?.name === b!.roleRef!.name &&
+          (d.kind === 'ClusterRole' || d.metadata?.namespace === 'weft-system'),
+      ),
+    );
+    assert.ok(
+      roles.some((r) =>
+        r?.rules?.some(
+          (x) =>
+            x.apiGroups?.includes('discovery.k8s.io') &&
+            x.resources?.includes('endpointslices') &&
+            x.verbs?.includes('list') &&
+            x.verbs.includes('watch'),
+        ),
+      ),
+      "Weft's ServiceAccount may list and watch EndpointSlices in weft-system",
+    );
+  });
+
   it('validates SMI objects of mesh namespaces at every version Weft reads, failing open', async () => {
     const docs = parseAllDocuments(await helmTemplate([])).map(
       (d) => d.toJS() as { kind?: string; metadata?: { name?: string }; webhooks?: unknown[] } | null,
