@@ -151,7 +151,12 @@ const storeExportSchema = z.object({
   series: z.array(
     z.object({
       key: z
-        .object({ kind: z.enum(['out', 'apex', 'in']), pod: z.string(), service: z.string() })
+        .object({
+          kind: z.enum(['out', 'apex', 'in', 'route']),
+          pod: z.string(),
+          service: z.string(),
+          route: z.string().optional(),
+        })
         .passthrough(),
       bounds: z.array(z.number().finite()),
       slots: z.array(

@@ -405,6 +405,20 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
       });
     const judge = compiler.envoyJudge;
     assert.ok(judge, 'weft serve found Envoy and judges patched config with it');
+    /** Waits until buyer has ACKed everything sent, with the patch's fault filter in or out. */
+    const buyerSettles = (patched: boolean): Promise<true> =>
+      until(
+        `buyer ACKs the ${patched ? 'patched' : 'unpatched'} config`,
+        async () => {
+          const types = Object.values(proxyOf('buyer')?.types ?? {});
+          const settled =
+            types.length > 0 && types.every((x) => !x.awaiting && x.ackedVersion === x.sentVersion);
+          if (!settled) return undefined;
+          const dump = await admin('buyer', '/config_dump?resource=dynamic_listeners');
+          return dump.includes('custom.abort-some') === patched ? true : undefined;
+        },
+        () => proxyOf('buyer')?.types,
+      );
     try {
       const judgedBefore = judge.stats().judged;
       const changedAt = Date.now();
@@ -428,21 +442,7 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
       for (const v of valid)
         assert.equal(applied(v.name)?.status, 'True', `${v.name}: ${applied(v.name)?.message}`);
       // The buyer gets the patched config (the fault filter is in its listener) and ACKs all of it.
-      await until(
-        'buyer ACKs the patched config',
-        async () => {
-          const types = Object.values(proxyOf('buyer')?.types ?? {});
-          const settled =
-            types.length > 0 && types.every((x) => !x.awaiting && x.ackedVersion === x.sentVersion);
-          if (!settled) return undefined;
-          return (await admin('buyer', '/config_dump?resource=dynamic_listeners')).includes(
-            'custom.abort-some',
-          )
-            ? true
-            : undefined;
-        },
-        () => proxyOf('buyer')?.types,
-      );
+      await buyerSettles(true);
       const ackedAt = Date.now();
       const dump = await admin('buyer', '/config_dump');
       for (const absent of [
@@ -485,21 +485,7 @@ describe('Envoy tier: real sidecars in network namespaces', { skip: missing }, (
       const restored = mesh.weft.nextCompile();
       config.drop('40-patches.yaml');
       await restored;
-      await until(
-        'buyer ACKs the unpatched config',
-        async () => {
-          const types = Object.values(proxyOf('buyer')?.types ?? {});
-          const settled =
-            types.length > 0 && types.every((x) => !x.awaiting && x.ackedVersion === x.sentVersion);
-          if (!settled) return undefined;
-          return (await admin('buyer', '/config_dump?resource=dynamic_listeners')).includes(
-            'custom.abort-some',
-          )
-            ? undefined
-            : true;
-        },
-        () => proxyOf('buyer')?.types,
-      );
+      await buyerSettles(false);
     }
   });
 

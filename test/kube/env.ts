@@ -445,3 +445,21 @@ current-context: test
     },
   };
 }
+
+/** The two TrafficMetrics APIServices (v1alpha1, v1alpha2) of Service `weft-system/weft` on `port`, as YAML. */
+export function metricsApiServices(port: number): string {
+  return ['v1alpha1', 'v1alpha2']
+    .map(
+      (v) => `apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: { name: ${v}.metrics.smi-spec.io }
+spec:
+  group: metrics.smi-spec.io
+  version: ${v}
+  groupPriorityMinimum: 100
+  versionPriority: ${v === 'v1alpha2' ? 20 : 10}
+  service: { name: weft, namespace: weft-system, port: ${port} }
+`,
+    )
+    .join('---\n');
+}

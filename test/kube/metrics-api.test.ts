@@ -20,7 +20,7 @@ import { setLogLevel } from '../../src/log';
 import type { TrafficMetrics } from '../../src/metrics/api';
 import { freePort } from '../../src/net';
 import { type RunningKubeServe, startKubeServe } from '../../src/serve';
-import { type KubeEnv, startKubeEnv } from './env';
+import { type KubeEnv, metricsApiServices, startKubeEnv } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 const ROOT = join(__dirname, '..', '..', '..');
@@ -40,23 +40,6 @@ const POD = {
   spec: { containers: [{ name: 'app', image: 'x' }] },
   status: { phase: 'Running', podIP: '10.1.0.1' },
 };
-
-function apiServices(port: number): string {
-  return ['v1alpha1', 'v1alpha2']
-    .map(
-      (v) => `apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata: { name: ${v}.metrics.smi-spec.io }
-spec:
-  group: metrics.smi-spec.io
-  version: ${v}
-  groupPriorityMinimum: 100
-  versionPriority: ${v === 'v1alpha2' ? 20 : 10}
-  service: { name: weft, namespace: weft-system, port: ${port} }
-`,
-    )
-    .join('---\n');
-}
 
 const RBAC = `apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
@@ -108,7 +91,7 @@ kind: Service
 metadata: { name: weft, namespace: weft-system }
 spec: { type: ExternalName, externalName: localhost, ports: [{ name: metrics-api, port: ${port} }] }
 ---
-${apiServices(port)}---
+${metricsApiServices(port)}---
 ${RBAC}`,
     );
     running = await startKubeServe({

@@ -25,7 +25,7 @@ import { MISSING_PEERS_ANNOTATION, MISSING_PEERS_HEADER } from '../../src/metric
 import { encodeStreamMetrics, STREAM_METRICS_PATH } from '../../src/metrics/sink';
 import { freePort } from '../../src/net';
 import { type RunningKubeServe, startKubeServe } from '../../src/serve';
-import { eventually, type KubeEnv, kubectlOk, startKubeEnv } from './env';
+import { eventually, type KubeEnv, kubectlOk, metricsApiServices, startKubeEnv } from './env';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
@@ -92,24 +92,6 @@ metadata: { name: reader-reads-traffic, namespace: shop }
 roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: traffic-reader }
 subjects: [{ kind: ServiceAccount, name: reader, namespace: shop }]
 `;
-
-function apiServices(port: number): string {
-  return ['v1alpha1', 'v1alpha2']
-    .map(
-      (v) => `---
-apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata: { name: ${v}.metrics.smi-spec.io }
-spec:
-  group: metrics.smi-spec.io
-  version: ${v}
-  groupPriorityMinimum: 100
-  versionPriority: ${v === 'v1alpha2' ? 20 : 10}
-  service: { name: weft, namespace: weft-system, port: ${port} }
-`,
-    )
-    .join('');
-}
 
 interface Reply {
   status: number;
@@ -242,7 +224,8 @@ apiVersion: v1
 kind: Service
 metadata: { name: weft, namespace: weft-system }
 spec: { type: ExternalName, externalName: localhost, ports: [{ name: metrics-api, port: ${ports.a} }] }
-${apiServices(ports.a)}---
+---
+${metricsApiServices(ports.a)}---
 ${RBAC}`,
       );
       readerToken = (await kubectlOk(env, ['create', 'token', 'reader', '-n', 'shop'])).stdout.trim();
