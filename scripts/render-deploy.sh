@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 helm="${WEFT_HELM_BIN:-$(bash scripts/setup-helm.sh | tail -1)}"
 out=deploy/manifests/weft.yaml
-# Keep in step with test/deploy/manifests.test.ts, which renders the chart the same way.
+# Keep in step with test/deploy/helm.ts, which renders the chart the same way.
 rendered="$(
   echo "# Weft: everything \`weft install\` installs (namespace weft-system). Rendered from the Helm chart"
   echo "# deploy/helm/weft with its default values by scripts/render-deploy.sh; do not edit."
