@@ -11,11 +11,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ExplainError, explain } from '../explain';
 import type { MeshCompiler } from '../mesh/compiler';
 import type { TrafficMetricsRuntime } from '../metrics';
+import type { MetricsPeers } from '../metrics/peers';
 import { type MetricsStore, parseWindow } from '../metrics/store';
 import type { EnvoyPatch } from '../patch/select';
 import type { Condition, MeshModel } from '../smi/model';
 import type { ProxyRegistry } from '../xds/proxy-state';
-import { DeniedAttempts } from './denials';
+import { deniedCounts } from './denials';
 import { DASHBOARD_WINDOW, type DashboardState, dashboardState } from './state';
 
 /** What the dashboard reads besides the admin server's own sources. */
@@ -26,28 +27,28 @@ export interface DashboardSources {
   patches: () => readonly EnvoyPatch[];
   /** Groups whose config carries a patch (`<ns>/<name>`). */
   groupsPatchedBy: (patch: string) => readonly string[];
-  /** The sidecars' traffic, when Weft receives it. */
+  /** The sidecars' traffic and refusals, when Weft receives them. */
   store?: MetricsStore;
-  /** Refusals the sidecars' access policy counted, when Weft receives their stats. */
-  denials?: DeniedAttempts;
+  /** The other replicas, whose windows the figures merge as the TrafficMetrics API does. */
+  peers?: MetricsPeers;
 }
 
-/** The dashboard's sources in `weft serve`: the compiler's model and patches, the sidecars' traffic. */
+/**
+ * The dashboard's sources in `weft serve`: the compiler's model and patches, the sidecars' traffic
+ * and, with several replicas, the peers that hold the rest of it.
+ */
 export function dashboardSources(
   c: MeshCompiler,
   traffic: TrafficMetricsRuntime | undefined,
+  peers?: MetricsPeers,
 ): DashboardSources {
   const sources: DashboardSources = {
     model: () => c.currentModel,
     patches: () => c.currentPatches,
     groupsPatchedBy: (patch) => c.groupsPatchedBy(patch),
   };
-  if (traffic) {
-    const denials = new DeniedAttempts();
-    traffic.sink.listeners.push({ wants: DeniedAttempts.reads, record: denials.record });
-    sources.store = traffic.store;
-    sources.denials = denials;
-  }
+  if (traffic) sources.store = traffic.store;
+  if (peers) sources.peers = peers;
   return sources;
 }
 
@@ -88,19 +89,47 @@ function windowOf(req: FastifyRequest): string | undefined {
   return ms !== undefined && ms > 0 && ms <= 600_000 ? w : undefined;
 }
 
+/**
+ * The traffic the figures come from: this replica's store, merged with its peers' windows when
+ * there are several replicas. One merge serves every stream and request for a push interval, so
+ * open dashboards do not multiply the calls to peers.
+ */
+function trafficOf(
+  sources: DashboardSources,
+): (windowMs: number, now: number) => Promise<MetricsStore | undefined> {
+  const recent = new Map<number, { at: number; store: Promise<MetricsStore> }>();
+  return (windowMs, now) => {
+    const own = sources.store;
+    const peers = sources.peers;
+    if (!own || !peers) return Promise.resolve(own);
+    for (const [w, r] of recent) if (now - r.at >= PUSH_INTERVAL_MS) recent.delete(w);
+    const hit = recent.get(windowMs);
+    if (hit) return hit.store;
+    const store = peers.gather(own, windowMs, now).then((g) => g.store);
+    recent.set(windowMs, { at: now, store });
+    return store;
+  };
+}
+
 /** The state the caller may see, now. */
-function stateFor(m: DashboardMount, visible: Visibility, window: string | undefined): DashboardState {
+async function stateFor(
+  m: DashboardMount,
+  traffic: ReturnType<typeof trafficOf>,
+  visible: Visibility,
+  window: string | undefined,
+): Promise<DashboardState> {
   const now = Date.now();
   const windowMs = parseWindow(window ?? DASHBOARD_WINDOW) ?? 300_000;
+  const store = await traffic(windowMs, now);
   return dashboardState({
     ...(window ? { window } : {}),
-    ...(m.sources.denials ? { denied: m.sources.denials.counts(now, windowMs) } : {}),
+    ...(store ? { denied: deniedCounts(store, now, windowMs) } : {}),
     model: m.sources.model(),
     conditions: m.conditions(),
     proxies: m.registry.proxies(),
     patches: m.sources.patches(),
     groupsPatchedBy: m.sources.groupsPatchedBy,
-    store: m.sources.store,
+    store,
     now,
     visible,
   });
@@ -117,6 +146,7 @@ function nsName(v: unknown): { namespace: string; name: string } | undefined {
 export function mountDashboard(app: FastifyInstance, m: DashboardMount): void {
   // Open event streams never end on their own: closing the server ends them.
   const streams = new Set<{ end: () => void }>();
+  const traffic = trafficOf(m.sources);
   app.addHook('onClose', async () => {
     for (const s of streams) s.end();
   });
@@ -159,7 +189,7 @@ export function mountDashboard(app: FastifyInstance, m: DashboardMount): void {
   app.get('/dashboard/api/state', async (req, reply) => {
     const visible = await m.access(req, reply);
     if (!visible) return reply;
-    return stateFor(m, visible, windowOf(req));
+    return stateFor(m, traffic, visible, windowOf(req));
   });
   app.get('/dashboard/api/explain', async (req, reply) => {
     const visible = await m.access(req, reply);
@@ -201,16 +231,30 @@ export function mountDashboard(app: FastifyInstance, m: DashboardMount): void {
       connection: 'keep-alive',
     });
     let last = '';
+    let pushing = false;
+    let closed = false;
     const window = windowOf(req);
-    const push = (): void => {
-      const state = stateFor(m, visible, window);
-      const key = JSON.stringify({ ...state, at: '' });
-      if (key === last) return;
-      last = key;
-      res.write(`event: state\ndata: ${JSON.stringify(state)}\n\n`);
+    const push = async (): Promise<void> => {
+      // A merge with slow peers can outlast the interval: skip a tick rather than pile them up.
+      if (pushing) return;
+      pushing = true;
+      try {
+        const state = await stateFor(m, traffic, visible, window);
+        const key = JSON.stringify({ ...state, at: '' });
+        if (key === last || closed) return;
+        last = key;
+        res.write(`event: state\ndata: ${JSON.stringify(state)}\n\n`);
+      } finally {
+        pushing = false;
+      }
     };
-    push();
-    const tick = setInterval(push, PUSH_INTERVAL_MS);
+    // stateFor does not throw (a peer that fails is left out of the merge), but a write to a
+    // closed stream can: the stream's own close handling ends it.
+    const pushNow = (): void => {
+      push().catch(() => undefined);
+    };
+    pushNow();
+    const tick = setInterval(pushNow, PUSH_INTERVAL_MS);
     const beat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
     const stream = {
       end: (): void => {
@@ -220,6 +264,7 @@ export function mountDashboard(app: FastifyInstance, m: DashboardMount): void {
     };
     streams.add(stream);
     const stop = (): void => {
+      closed = true;
       clearInterval(tick);
       clearInterval(beat);
       streams.delete(stream);

@@ -113,12 +113,9 @@ function familyName(b: Uint8Array): string {
  * Decodes one `StreamMetricsMessage`, keeping only the metric families Weft keeps: a sidecar sends
  * every stat it has used, and decoding the few hundred others only to drop them was most of the
  * sink's CPU. A family's name is read first, and the family is skipped unread unless
- * {@link classifyStat} knows it or `alsoKeep` (what the sink's listeners read) takes it.
+ * {@link classifyStat} knows it.
  */
-export function decodeKeptStats(
-  b: Uint8Array,
-  alsoKeep: (family: string) => boolean = () => false,
-): StreamMetricsMessage {
+export function decodeKeptStats(b: Uint8Array): StreamMetricsMessage {
   const message = streamMetricsMessageType();
   const identifierType = message.fields.identifier!.resolvedType as protobuf.Type;
   const familyType = message.fields.envoy_metrics!.resolvedType as protobuf.Type;
@@ -140,7 +137,7 @@ export function decodeKeptStats(
         continue;
       }
       const name = familyName(bytes);
-      if (classifyStat('', name) || alsoKeep(name))
+      if (classifyStat('', name))
         families.push(familyType.toObject(familyType.decode(bytes), TO_OBJECT) as MetricFamily);
     } else r.skipType(tag & 7);
   }
@@ -179,6 +176,9 @@ export interface SinkOptions {
 const OUT = /^cluster\.outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)\.upstream_rq_(time|[1-5]xx)$/;
 const HCM_OUT = /^http\.outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)\.downstream_rq_(time|[1-5]xx)$/;
 const HCM_IN = /^http\.inbound_\d+\.downstream_rq_(time|[1-5]xx)$/;
+// Refusals of a sidecar's RBAC filters (the HTTP filter under `http.<inbound prefix>.`, the network
+// filter under its own prefix); shadow-mode `rbac.shadow_denied` refused nothing.
+const DENIED = /(?:^|\.)rbac\.denied$/;
 // Route statistics of an inbound match route (names.inboundMatchRoute): `vhost.inbound|<port>.route.<prefix>.`.
 const ROUTE_IN = /^vhost\.inbound\|\d+\.route\.([A-Za-z0-9_-]+)\.upstream_rq_(time|[1-5]xx)$/;
 
@@ -199,6 +199,7 @@ export function classifyStat(
     service = `${m[1]}/${m[2]}`;
     what = m[3];
   } else {
+    if (DENIED.test(name)) return { key: { kind: 'denied', pod, service }, what: 'failure' };
     const r = ROUTE_IN.exec(name);
     if (r)
       return {
@@ -267,14 +268,6 @@ export class MetricsSink {
   readonly stats: SinkStats = { streams: 0, messages: 0, bytes: 0, refused: 0 };
   /** Sees each message's bytes as they arrive (the bench replays real ones at scale). */
   tap: ((bytes: Buffer) => void) | undefined;
-  /**
-   * Called with every accepted message, for readers of stats the store does not keep; each names
-   * the families it reads, since the sink decodes only those and the store's.
-   */
-  readonly listeners: {
-    readonly wants: (family: string) => boolean;
-    readonly record: (pod: string, msg: StreamMetricsMessage, at: number) => void;
-  }[] = [];
   private readonly now: () => number;
 
   constructor(private readonly o: SinkOptions) {
@@ -295,7 +288,7 @@ export class MetricsSink {
           this.stats.bytes += b.length;
           this.stats.messages++;
           this.tap?.(b);
-          return decodeKeptStats(b, (family) => this.listeners.some((l) => l.wants(family)));
+          return decodeKeptStats(b);
         },
         // StreamMetricsResponse has no fields: its encoding is empty.
         responseSerialize: (): Buffer => Buffer.alloc(0),
@@ -336,7 +329,6 @@ export class MetricsSink {
       }
       const at = this.now();
       for (const d of deltasOf(pod, msg)) this.o.store.add(d.key, at, d);
-      for (const l of this.listeners) l.record(pod, msg, at);
     });
     call.on('end', () => finish());
     call.on('error', () => finish());

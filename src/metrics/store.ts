@@ -7,7 +7,10 @@
  *   backend), client side;
  * - `in`: every request a pod's sidecar received, server side;
  * - `route`: the requests a pod's sidecar received that took one HTTPRouteGroup match's inbound
- *   route, server side (Envoy's route statistics; requests its RBAC refused take no route).
+ *   route, server side (Envoy's route statistics; requests its RBAC refused take no route);
+ * - `denied`: attempts a pod's sidecar refused by its access policy (RBAC), as `failure` counts:
+ *   TrafficMetrics does not show them (an HTTP refusal is a 403, which it counts as a success), the
+ *   dashboard does. They live here so that replicas share them like the rest.
  *
  * Time is cut into slots of {@link StoreOptions.slotMs}; only slots that saw traffic exist, and slots
  * older than the retention are dropped, so an idle series costs a few hundred bytes. The number of
@@ -25,14 +28,14 @@ import { logger } from '../log';
 const log = logger('metrics');
 
 /** What a series measures: see the module comment. */
-export type SeriesKind = 'out' | 'apex' | 'in' | 'route';
+export type SeriesKind = 'out' | 'apex' | 'in' | 'route' | 'denied';
 
 /** One series: who measured (a pod, `<ns>/<name>`), what and toward which Service (`<ns>/<name>`). */
 export interface SeriesKey {
   readonly kind: SeriesKind;
   /** The reporting pod, `<namespace>/<name>`. */
   readonly pod: string;
-  /** `out` and `apex`: the destination Service, `<namespace>/<name>`; `in` and `route`: `''`. */
+  /** `out` and `apex`: the destination Service, `<namespace>/<name>`; the others: `''`. */
   readonly service: string;
   /** `route`: the route's stat prefix, `<group>_<match>` (see names.routeStatPrefix). */
   readonly route?: string;
@@ -152,7 +155,7 @@ const storeExportSchema = z.object({
     z.object({
       key: z
         .object({
-          kind: z.enum(['out', 'apex', 'in', 'route']),
+          kind: z.enum(['out', 'apex', 'in', 'route', 'denied']),
           pod: z.string(),
           service: z.string(),
           route: z.string().optional(),

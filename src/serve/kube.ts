@@ -244,7 +244,7 @@ export async function startKubeServe(o: KubeServeOptions): Promise<RunningKubeSe
           }),
           version: VERSION,
           trafficMetrics: { store: traffic.store, model: traffic.model, ...(peers ? { peers } : {}) },
-          dashboard: dashboardSources(c, traffic),
+          dashboard: dashboardSources(c, traffic, peers),
         }),
       );
       log.info('admin server listening', { url: admin.url });

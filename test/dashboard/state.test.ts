@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { DeniedAttempts } from '../../src/dashboard/denials';
+import { deniedCounts } from '../../src/dashboard/denials';
 import { dashboardState } from '../../src/dashboard/state';
+import { deltasOf } from '../../src/metrics/sink';
 import { MetricsStore } from '../../src/metrics/store';
 import { buildModel } from '../../src/smi/build';
 import type { MeshModel } from '../../src/smi/model';
@@ -107,32 +108,34 @@ describe('dashboard state', () => {
   });
 
   it("counts the refusals of the sidecars' RBAC filters per destination pod, in the window", () => {
-    const d = new DeniedAttempts();
+    // As the sink stores them: one flush's refusals per message, from the stats Envoy streams.
+    const store = new MetricsStore();
     const counter = (name: string, value: number) => ({ name, type: 0, metric: [{ counter: { value } }] });
-    d.record(
+    const flush = (pod: string, families: ReturnType<typeof counter>[], at: number): void => {
+      for (const d of deltasOf(pod, { envoy_metrics: families })) store.add(d.key, at, d);
+    };
+    flush(
       'shop/store-v1',
-      {
-        envoy_metrics: [
-          counter('http.inbound_8080.rbac.denied', 4),
-          counter('inbound_7070.rbac.denied', 1),
-          counter('http.inbound_8080.rbac.shadow_denied', 9),
-          counter('http.inbound_8080.rbac.allowed', 30),
-        ],
-      },
+      [
+        counter('http.inbound_8080.rbac.denied', 4),
+        counter('inbound_7070.rbac.denied', 1),
+        counter('http.inbound_8080.rbac.shadow_denied', 9),
+        counter('http.inbound_8080.rbac.allowed', 30),
+      ],
       NOW - 400_000,
     );
-    d.record('shop/store-v1', { envoy_metrics: [counter('http.inbound_8080.rbac.denied', 2)] }, NOW - 10_000);
+    flush('shop/store-v1', [counter('http.inbound_8080.rbac.denied', 2)], NOW - 10_000);
     assert.deepEqual(
-      [...d.counts(NOW, 300_000)],
+      [...deniedCounts(store, NOW, 300_000)],
       [['shop/store-v1', 2]],
       'the older 5 are outside 5 minutes',
     );
     assert.deepEqual(
-      [...d.counts(NOW, 600_000)],
+      [...deniedCounts(store, NOW, 600_000)],
       [['shop/store-v1', 7]],
       'shadow and allowed are not refusals',
     );
-    const s = dashboardState({ ...base, denied: d.counts(NOW, 300_000), visible: () => true });
+    const s = dashboardState({ ...base, denied: deniedCounts(store, NOW, 300_000), visible: () => true });
     assert.equal(s.nodes.find((n) => n.id === 'w:shop/store-v1')?.denied, 2);
     assert.equal(s.nodes.find((n) => n.id === 'w:shop/store-v2')?.denied, 0);
   });

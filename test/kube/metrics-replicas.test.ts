@@ -17,6 +17,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Metadata } from '@grpc/grpc-js';
+import type { DashboardState } from '../../src/dashboard/types';
 import type { CertificateAuthority } from '../../src/identity/ca';
 import { controlPlaneChannelCredentials, controlPlaneIdentity } from '../../src/identity/tls';
 import { setLogLevel } from '../../src/log';
@@ -275,10 +276,11 @@ ${RBAC}`,
       await stream('b', 'store', 'shop/store-1', [
         ['http.inbound_8080.downstream_rq_2xx', 6],
         ['http.inbound_8080.downstream_rq_5xx', 1],
+        ['http.inbound_8080.rbac.denied', 2],
       ]);
-      // Each replica holds its own part only.
+      // Each replica holds its own part only (b: store-1's refusals too).
       assert.equal(replicas.a!.trafficMetrics.store.size, 2);
-      assert.equal(replicas.b!.trafficMetrics.store.size, 2);
+      assert.equal(replicas.b!.trafficMetrics.store.size, 3);
     });
 
     after(async () => {
@@ -378,12 +380,31 @@ ${RBAC}`,
       assert.deepEqual(counts((await res.json()) as TrafficMetrics), ['8', '3']);
     });
 
+    it("shows both replicas' traffic and refusals on either replica's dashboard", async () => {
+      const res = await fetch(`${replicas.a!.adminUrl}/dashboard/api/state?window=1m`, {
+        headers: { authorization: `Bearer ${readerToken}` },
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      const state = (await res.json()) as DashboardState;
+      // store-1 streamed its refusals to replica b only.
+      assert.equal(state.nodes.find((n) => n.id === 'w:shop/store-1')?.denied, 2);
+      // buyer-1's calls, also b's, are a live edge here; buyer-0's are a's own.
+      const from = state.live.map((e) => e.from).sort();
+      assert.deepEqual(from, ['w:shop/buyer-0', 'w:shop/buyer-1']);
+      const b1 = state.live.find((e) => e.from === 'w:shop/buyer-1')!;
+      assert.equal(b1.success, 3 / 5);
+    });
+
     it("serves a replica's window to Weft's own ServiceAccount only", async () => {
       const path = `/weft/v1/metrics-export?windowMs=60000&now=${Date.now()}`;
       const own = await get('b', path, weftToken);
       assert.equal(own.status, 200, own.body);
       const exp = JSON.parse(own.body) as { slotMs: number; series: { key: { pod: string } }[] };
-      assert.deepEqual(exp.series.map((s) => s.key.pod).sort(), ['shop/buyer-1', 'shop/store-1']);
+      assert.deepEqual(exp.series.map((s) => s.key.pod).sort(), [
+        'shop/buyer-1',
+        'shop/store-1',
+        'shop/store-1',
+      ]);
       const reader = await get('b', path, readerToken);
       assert.equal(reader.status, 403, reader.body);
       assert.match(reader.body, /only system:serviceaccount:weft-system:weft may read/);
