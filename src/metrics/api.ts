@@ -5,24 +5,26 @@
  * the aggregated API server share it.
  *
  * What the numbers are, per kind of resource:
- * - pods, and everything made of pods (namespaces, deployments, replicasets, statefulsets,
- *   daemonsets, jobs): the traffic the resource's pods received, measured by their own sidecars
- *   (server side), summed over the pods;
+ * - pods, and everything made of pods (namespaces, nodes, deployments, replicasets, statefulsets,
+ *   daemonsets, jobs, replicationcontrollers): the traffic the resource's pods received, measured
+ *   by their own sidecars (server side), summed over the pods;
  * - services: the calls that reached the service, counted by the client sidecars (client side);
  *   for a TrafficSplit's root service, the calls addressed to it, whichever backend took them;
  * - trafficsplits (v1alpha2): the calls client sidecars sent to the split's root service, before
  *   the split chose a backend; its edges are one item per backend, with `backend: {apex, name,
- *   weight}`.
+ *   weight}` and no edge resource, as the spec's example.
  *
- * Edges (`.../<name>/edges`) come from the client side: `direction: to` items are what the
- * resource's pods sent, per destination; `direction: from` items what others sent to it, per
- * source. In v1alpha2 (the working draft) every item says which side measured it (`edge.side`),
- * and the edges of a resource made of pods (or of a Service) also hold one item per route: what its
- * pods received through one HTTPRouteGroup match (`route: <group>/<match>`, `edge: {direction: from,
- * side: server}`, no edge resource), measured by their own sidecars; requests the access rules
- * refused took no route and are not in them. A sidecar knows which Service it called, not which pod answered, so a destination is
- * named in the resource's own kind when every pod behind that Service belongs to one resource of
- * that kind, and as the Service otherwise.
+ * Every item says which side measured it (`edge.side`, as the spec's final text has it). A
+ * resource's own item is all it received: `direction: from`, no edge resource. Its edges
+ * (`.../<name>/edges`) come from the client side: `direction: to` items are what the resource's
+ * pods sent, per destination; `direction: from` items what others sent to it, per source. A sidecar
+ * knows which Service it called, not which pod answered, so a destination is named in the
+ * resource's own kind when every pod behind that Service belongs to one resource of that kind, and
+ * as the Service otherwise. In v1alpha2 (the working draft, which adds routes) the edges of a
+ * resource made of pods, or of a Service, also hold one item per route: what its pods received
+ * through one HTTPRouteGroup match (`route: <group>/<match>`, `edge: {direction: from, side:
+ * server}`, no edge resource), measured by their own sidecars; requests the access rules refused
+ * took no route and are not in them.
  *
  * Pods are grouped into their controllers by their owner reference (a ReplicaSet, StatefulSet,
  * DaemonSet, Job or ReplicationController; a Deployment through its ReplicaSet, named
@@ -536,11 +538,6 @@ interface Req {
 
 function base(req: Req, r: ResourceRef, edge: TrafficMetrics['edge'], s: Sample): TrafficMetrics {
   const now = new Date(req.ctx.now).toISOString();
-  // `side` is the working draft's (v1alpha2): v1alpha1 objects keep v1alpha1's shape.
-  if (!req.api.endsWith('/v1alpha2')) {
-    const { side: _side, ...v1 } = edge;
-    edge = v1;
-  }
   return {
     kind: 'TrafficMetrics',
     apiVersion: req.api,
@@ -557,7 +554,10 @@ function base(req: Req, r: ResourceRef, edge: TrafficMetrics['edge'], s: Sample)
   };
 }
 
-/** The resource's own item: all the traffic it received (edge `to`, resource null, as the spec). */
+/**
+ * The resource's own item: all the traffic it received, as the spec writes it (`direction: from`,
+ * no edge resource), on the side that measured it.
+ */
 function itemOf(req: Req, r: ResourceRef): TrafficMetrics {
   const { ctx } = req;
   const plural = req.info.plural;
@@ -577,7 +577,12 @@ function itemOf(req: Req, r: ResourceRef): TrafficMetrics {
     match = (k) => k.kind === 'in' && members.has(k.pod);
   }
   const side = plural === 'services' || plural === 'trafficsplits' ? 'client' : 'server';
-  return base(req, r, { direction: 'to', side, resource: null }, ctx.store.sum(match, req.windowMs, ctx.now));
+  return base(
+    req,
+    r,
+    { direction: 'from', side, resource: null },
+    ctx.store.sum(match, req.windowMs, ctx.now),
+  );
 }
 
 /**
@@ -633,11 +638,8 @@ function edgesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
         ...base(
           req,
           r,
-          {
-            direction: 'to',
-            side: 'client',
-            resource: { kind: 'Service', namespace: r.namespace!, name: b.service },
-          },
+          // As the spec's example: the backend is named in `backend`, not as an edge resource.
+          { direction: 'from', side: 'client', resource: null },
           s,
         ),
         backend: { apex: split!.rootService, name: b.service, weight: b.weight },
@@ -675,6 +677,7 @@ function edgesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
       const s = ctx.store.sum((k) => k.kind === 'out' && g.keys.has(keyId(k)), req.windowMs, ctx.now);
       out.push(base(req, r, { direction: dir, side: 'client', resource: g.ref }, s));
     }
+  // Routes are the working draft's (v1alpha2); v1alpha1 answers keep to resources and edges.
   if (req.api.endsWith('/v1alpha2')) out.push(...routesOf(req, r));
   return out;
 }

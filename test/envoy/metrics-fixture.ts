@@ -30,6 +30,8 @@ export interface ShopMeshOptions {
   serve?: Partial<ServeOptions>;
   /** Pods to run (default buyer, store-v1, store-v2). */
   pods?: readonly TierPod[];
+  /** More manifests for Weft's config folder, by file name (an EnvoyPatch, say). */
+  manifests?: Readonly<Record<string, string>>;
   /** Runs after the manifests are written and before Weft starts (a scraper to start, say). */
   beforeStart?: (a: TierAddresses, workDir: string) => void | Promise<void>;
 }
@@ -76,6 +78,7 @@ export async function startShopMesh(o: ShopMeshOptions): Promise<ShopMesh> {
     config.write('10-routes.yaml', TIER_ROUTES);
     config.write('20-buyer-to-store.yaml', buyerToStore(['open']));
     config.write('30-split.yaml', STORE_SPLIT);
+    for (const [file, text] of Object.entries(o.manifests ?? {})) config.write(file, text);
     await o.beforeStart?.(addresses, workDir);
     await mesh.start();
     const started = await Promise.allSettled(

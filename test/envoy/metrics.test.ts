@@ -1,9 +1,10 @@
 /**
  * Traffic metrics from real sidecars: Envoy's metrics service sink streams each sidecar's stats to
  * Weft (as the injected bootstrap sets it up), and the SMI TrafficMetrics API on Weft's admin
- * server answers from them. A known number of calls with known status codes and a known delay
- * (asked of the app in the query) must come back as exact success and failure counts, and as
- * percentiles inside the histogram bucket that holds the delay.
+ * server answers from them. A known number of calls with known status codes (the app answers 503
+ * when asked) and a known delay (injected by Envoy's fault filter in store-v1's sidecar, through an
+ * EnvoyPatch) must come back as exact success and failure counts, and as percentiles inside the
+ * histogram bucket that holds the delay.
  *
  * Pods: buyer (client), store-v1 and store-v2 (servers), from the Envoy tier's manifests; the
  * Service `store` splits 90/10 over the other two, so which backend got each split call is up to
@@ -49,6 +50,28 @@ const SLOW = 4;
 const DELAY_MS = 300;
 const SPLIT = 10;
 
+/**
+ * An EnvoyPatch putting Envoy's fault filter in store-v1's inbound HTTP chains, before the router:
+ * a request carrying `x-envoy-fault-delay-request: <ms>` waits that long in the sidecar before it
+ * goes on to the app. Inside the connection manager and outside the route's upstream request, the
+ * delay shows in the caller's and the pod's own figures, and not in the route's.
+ */
+const FAULT_PATCH = `apiVersion: weft.dev/v1alpha1
+kind: EnvoyPatch
+metadata: { name: store-v1-delays, namespace: shop }
+spec:
+  selector: { matchLabels: { app: store, version: v1 } }
+  patches:
+    - target: { type: Listener, name: inbound }
+      insertHttpFilter:
+        before: envoy.filters.http.router
+        filter:
+          name: delay-on-request
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+            delay: { header_delay: {}, percentage: { numerator: 100, denominator: HUNDRED } }
+`;
+
 interface MetricsList {
   kind: string;
   items: TrafficMetrics[];
@@ -93,17 +116,38 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
   };
 
   before(async () => {
-    shop = await startShopMesh({ network: process.env.WEFT_METRICS_NETWORK ?? 'tm', envoyBinary: envoy! });
+    shop = await startShopMesh({
+      network: process.env.WEFT_METRICS_NETWORK ?? 'tm',
+      envoyBinary: envoy!,
+      manifests: { '40-fault.yaml': FAULT_PATCH },
+    });
     mesh = shop.mesh;
     A = shop.addresses;
     const buyer = shop.pods.get('buyer')!.app!;
-    const call = async (host: string, path: string, n: number, status: number): Promise<void> => {
-      const out = await buyer.call({ op: 'http', protocol: 'http1', host, port: PORT.http1, path, n });
+    const call = async (
+      host: string,
+      path: string,
+      n: number,
+      status: number,
+      headers: Record<string, string> = {},
+    ): Promise<void> => {
+      const out = await buyer.call({
+        op: 'http',
+        protocol: 'http1',
+        host,
+        port: PORT.http1,
+        path,
+        n,
+        headers,
+      });
       for (const o of out) assert.ok(o.ok && o.status === status, `${host}${path}: ${JSON.stringify(o)}`);
     };
     await call(A.services['store-v1'], '/open', FAST, 200);
     await call(A.services['store-v1'], '/open?status=503', FAILED, 503);
-    await call(A.services['store-v1'], `/open?delayMs=${DELAY_MS}`, SLOW, 200);
+    // Delayed by Envoy's fault filter in store-v1's sidecar, as the request header asks.
+    await call(A.services['store-v1'], '/open', SLOW, 200, {
+      'x-envoy-fault-delay-request': String(DELAY_MS),
+    });
     await call(A.services.store, '/open', SPLIT, 200);
   });
 
@@ -176,7 +220,7 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
   it("breaks a pod's traffic down by route (v1alpha2): each HTTPRouteGroup match, counted server side", async () => {
     const own = await get<TrafficMetrics>('/v1alpha2/namespaces/shop/pods/store-v1?window=5m');
     assert.equal(own.status, 200);
-    assert.deepEqual(own.body.edge, { direction: 'to', side: 'server', resource: null });
+    assert.deepEqual(own.body.edge, { direction: 'from', side: 'server', resource: null });
     // Every call store-v1 received was allowed by the `open` match of store-paths, and took its
     // route: the route's figures are the pod's own.
     const edges = await until<MetricsList>('/v1alpha2/namespaces/shop/pods/store-v1/edges?window=5m', (b) => {
@@ -191,18 +235,19 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     const open = routes[0]!;
     assert.equal(count(open, 'success_count'), count(own.body, 'success_count'));
     assert.equal(count(open, 'failure_count'), FAILED, 'the 503s are failures on the route too');
+    // The route times its upstream request, to the app: the fault filter's delay came before it.
     const p99 = latencyMs(open, 99);
-    assert.ok(p99 > 250 && p99 <= 500, `the route's p99 ${p99} ms in the delay's bucket`);
+    assert.ok(p99 <= 250, `the route's p99 ${p99} ms below the delay's bucket`);
     for (const i of edges.items.filter((x) => x.route === undefined))
       assert.equal(
         i.edge.side,
         'client',
         `edges between pods are measured client side: ${JSON.stringify(i.edge)}`,
       );
-    // v1alpha1 has neither routes nor sides.
+    // Routes are v1alpha2's.
     const v1 = await get<MetricsList>('/v1alpha1/namespaces/shop/pods/store-v1/edges?window=5m');
     assert.ok(v1.body.items.length > 0);
-    assert.ok(v1.body.items.every((i) => i.route === undefined && i.edge.side === undefined));
+    assert.ok(v1.body.items.every((i) => i.route === undefined));
     // buyer received nothing, so it has no routes.
     const buyer = await get<MetricsList>('/v1alpha2/namespaces/shop/pods/buyer/edges?window=5m');
     assert.deepEqual(
@@ -228,6 +273,9 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
         { apex: 'store', name: 'store-v2', weight: 10 },
       ],
     );
+    // As the spec's example: the edge is the calls the split received, seen by the callers.
+    for (const i of edges.body.items)
+      assert.deepEqual(i.edge, { direction: 'from', side: 'client', resource: null });
     const missing = await get<unknown>('/v1alpha1/namespaces/shop/trafficsplits/store-split');
     assert.equal(missing.status, 404, 'trafficsplits are v1alpha2 only');
   });

@@ -103,6 +103,7 @@ describe('stats sink on the mTLS xDS port', () => {
     const e = body.items[0]!;
     assert.deepEqual(e.edge, {
       direction: 'to',
+      side: 'client',
       resource: { kind: 'Pod', namespace: 'shop', name: 'store-v1' },
     });
     assert.equal(e.metrics.find((m) => m.name === 'success_count')?.value, '5');

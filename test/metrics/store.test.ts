@@ -282,9 +282,14 @@ describe('TrafficMetrics API', () => {
       ],
     );
     assert.deepEqual(routes[0]!.edge, { direction: 'from', side: 'server', resource: null });
-    // v1alpha1 objects keep v1alpha1's shape: no routes, no sides.
+    // Routes are v1alpha2's.
     const v1 = get('/v1alpha1/namespaces/shop/deployments/api/edges').body as { items: TrafficMetrics[] };
-    assert.ok(v1.items.every((i) => i.route === undefined && i.edge.side === undefined));
+    assert.ok(v1.items.every((i) => i.route === undefined));
+    // A resource's own item: everything it received, measured where it was received.
+    const own = get('/v1alpha1/namespaces/shop/deployments/api').body as TrafficMetrics;
+    assert.deepEqual(own.edge, { direction: 'from', side: 'server', resource: null });
+    const svc = get('/v1alpha1/namespaces/shop/services/api').body as TrafficMetrics;
+    assert.deepEqual(svc.edge, { direction: 'from', side: 'client', resource: null });
   });
 
   it('names an edge in the kind asked for when the Service maps to one such resource', () => {
@@ -292,6 +297,7 @@ describe('TrafficMetrics API', () => {
     assert.equal(e.items.length, 1);
     assert.deepEqual(e.items[0]!.edge, {
       direction: 'to',
+      side: 'client',
       resource: { kind: 'Deployment', namespace: 'shop', name: 'api' },
     });
     assert.equal(n(e.items[0]!, 'failure_count'), '1');
