@@ -124,8 +124,10 @@ export async function topRows(remote: Remote, kind: string, f: TrafficFlags): Pr
     const edges = await remote.admin<{ items: TrafficMetrics[] }>(
       listPath(kind, { ...f, in: t.resource.namespace ?? '' }, t.resource.name),
     );
-    for (const e of edges.items)
+    for (const e of edges.items) {
       if (e.backend) rows.push(topRow(e, `  ${e.backend.name} (weight ${e.backend.weight})`));
+      else if (f.routes && e.route) rows.push(topRow(e, `  route ${e.route}`));
+    }
   }
   return rows;
 }
@@ -143,7 +145,7 @@ export const registerTop: CommandRegistrar = (program: Command, setExitCode) => 
           'services and trafficsplits what client sidecars sent them (a split: one row per backend too).\n' +
           'Latencies come from Envoy histogram buckets: each is exact to within its bucket.\n' +
           '--routes adds a row per HTTPRouteGroup match under each resource (what its pods received\n' +
-          'through that match, server side).\n\n' +
+          'through that match, server side; for an A/B TrafficSplit, what callers sent through each match).\n\n' +
           'Reads --admin-url (folder mode), or in a cluster (--kubernetes, --kubeconfig) the aggregated\n' +
           'API metrics.smi-spec.io through the API server, with your own credentials and RBAC.',
       )

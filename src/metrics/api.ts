@@ -24,7 +24,9 @@
  * resource made of pods, or of a Service, also hold one item per route: what its pods received
  * through one HTTPRouteGroup match (`route: <group>/<match>`, `edge: {direction: from, side:
  * server}`, no edge resource), measured by their own sidecars; requests the access rules refused
- * took no route and are not in them.
+ * took no route and are not in them. An A/B TrafficSplit's edges hold one item per match of the
+ * split too (`side: client`): the calls its callers' sidecars sent through that match's route,
+ * whichever backend took them.
  *
  * Pods are grouped into their controllers by their owner reference (a ReplicaSet, StatefulSet,
  * DaemonSet, Job or ReplicationController; a Deployment through its ReplicaSet, named
@@ -586,36 +588,43 @@ function itemOf(req: Req, r: ResourceRef): TrafficMetrics {
 }
 
 /**
- * The route items of a resource (v1alpha2): per inbound route its pods' sidecars counted, the route
- * named `<group>/<match>` by finding the stat prefix among the namespace's HTTPRouteGroups (the
- * prefix itself when none has it, e.g. a group deleted since).
+ * The route items of a resource (v1alpha2), one per route that counted traffic in the window: the
+ * inbound routes its pods' sidecars counted (server side), or for a TrafficSplit the match routes
+ * its callers' sidecars counted (client side). A route is named `<group>/<match>` by finding its
+ * stat prefix among the namespace's HTTPRouteGroups (the prefix itself when none has it, e.g. a
+ * group deleted since).
  */
 function routesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
   const { ctx } = req;
-  const members = membersOf(req.info.plural, r, ctx);
-  const keys = ctx.store
-    .keys(req.windowMs, ctx.now)
-    .filter((k) => k.kind === 'route' && members.has(k.pod) && k.route !== undefined);
+  let series: (k: SeriesKey) => boolean;
+  let side: 'client' | 'server';
+  if (req.info.plural === 'trafficsplits') {
+    const split = ctx.model?.splits.find((s) => s.namespace === r.namespace && s.name === r.name);
+    const root = `${r.namespace}/${split?.rootService ?? ''}`;
+    series = (k) => k.kind === 'splitroute' && k.service === root;
+    side = 'client';
+  } else {
+    const members = membersOf(req.info.plural, r, ctx);
+    series = (k) => k.kind === 'route' && members.has(k.pod);
+    side = 'server';
+  }
   const byName = new Map<string, Set<string>>();
-  for (const k of keys) {
-    const ns = k.pod.split('/')[0]!;
-    const name = routeName(ctx.model, ns, k.route!);
+  for (const k of ctx.store.keys(req.windowMs, ctx.now)) {
+    if (!series(k) || k.route === undefined) continue;
+    const ns = k.kind === 'splitroute' ? k.service.split('/')[0]! : k.pod.split('/')[0]!;
+    const name = routeName(ctx.model, ns, k.route);
     const prefixes = byName.get(name) ?? new Set<string>();
-    prefixes.add(k.route!);
+    prefixes.add(k.route);
     byName.set(name, prefixes);
   }
   return [...byName.keys()].sort().map((route) => {
     const prefixes = byName.get(route)!;
-    const s = ctx.store.sum(
-      (k) => k.kind === 'route' && members.has(k.pod) && prefixes.has(k.route ?? ''),
-      req.windowMs,
-      ctx.now,
-    );
-    return { ...base(req, r, { direction: 'from', side: 'server', resource: null }, s), route };
+    const s = ctx.store.sum((k) => series(k) && prefixes.has(k.route ?? ''), req.windowMs, ctx.now);
+    return { ...base(req, r, { direction: 'from', side, resource: null }, s), route };
   });
 }
 
-/** `<group>/<match>` of an inbound route's stat prefix in `namespace`, or the prefix itself. */
+/** `<group>/<match>` of a route's stat prefix in `namespace`, or the prefix itself. */
 function routeName(model: MeshModel | undefined, namespace: string, prefix: string): string {
   for (const g of model?.httpRouteGroups ?? []) {
     if (g.namespace !== namespace) continue;
@@ -645,7 +654,8 @@ function edgesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
         backend: { apex: split!.rootService, name: b.service, weight: b.weight },
       });
     }
-    return out;
+    // An A/B split's matches, as its callers counted them (trafficsplits are v1alpha2 only).
+    return [...out, ...routesOf(req, r)];
   }
   const self = refKey(r);
   const members = membersOf(plural, r, ctx);

@@ -15,6 +15,7 @@
  * | `envoy_http_downstream_rq_xx`, `envoy_http_downstream_rq_time_bucket` | `envoy_http_conn_manager_prefix="outbound_<port>_<ns>_<svc>"` | `apex` |
  * | the same | `envoy_http_conn_manager_prefix="inbound_<port>"` | `in` |
  * | `envoy_vhost_route_upstream_rq_xx`, `envoy_vhost_route_upstream_rq_time_bucket` | `envoy_virtual_host="inbound\|<port>"`, `envoy_route="<group>_<match>"` | `route` |
+ * | the same | `envoy_virtual_host="<ns>/<svc>\|<port>"`, `envoy_route="<group>_<match>"` | `splitroute` |
  *
  * The pod is read from two labels the scrape configuration attaches (by default `namespace` and
  * `pod`, as the usual Kubernetes relabelling and the Prometheus operator's PodMonitors name them).
@@ -47,20 +48,31 @@ const QUERIES = {
   clusterTime: 'envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=~"outbound_.+"}',
   hcmRq: 'envoy_http_downstream_rq_xx{envoy_http_conn_manager_prefix=~"(outbound|inbound)_.+"}',
   hcmTime: 'envoy_http_downstream_rq_time_bucket{envoy_http_conn_manager_prefix=~"(outbound|inbound)_.+"}',
-  routeRq: 'envoy_vhost_route_upstream_rq_xx{envoy_virtual_host=~"inbound\\\\|.+"}',
-  routeTime: 'envoy_vhost_route_upstream_rq_time_bucket{envoy_virtual_host=~"inbound\\\\|.+"}',
+  // Only routes with a stat prefix have statistics: Weft's inbound and split match routes.
+  routeRq: 'envoy_vhost_route_upstream_rq_xx',
+  routeTime: 'envoy_vhost_route_upstream_rq_time_bucket',
 } as const;
 
-/** Where a sample's series is named: a cluster, a connection manager, or an inbound route. */
+/** Where a sample's series is named: a cluster, a connection manager, or a route. */
 type Source = 'cluster' | 'hcm' | 'route';
 
 const OUT = /^outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)$/;
 const IN = /^inbound_\d+$/;
 
-/** The series a stat prefix (cluster, connection manager or route) of `pod` feeds, if any. */
-function seriesOf(pod: string, prefix: string, source: Source): SeriesKey | undefined {
-  if (source === 'route')
-    return /^[A-Za-z0-9_-]+$/.test(prefix) ? { kind: 'route', pod, service: '', route: prefix } : undefined;
+const VHOST_IN = /^inbound\|\d+$/;
+const VHOST_OUT = /^([a-z0-9-]+)\/([a-z0-9-]+)\|\d+$/;
+
+/**
+ * The series a stat prefix (cluster, connection manager or route) of `pod` feeds, if any; a route
+ * is placed by its virtual host (`vhost`).
+ */
+function seriesOf(pod: string, prefix: string, source: Source, vhost = ''): SeriesKey | undefined {
+  if (source === 'route') {
+    if (!/^[A-Za-z0-9_-]+$/.test(prefix)) return undefined;
+    if (VHOST_IN.test(vhost)) return { kind: 'route', pod, service: '', route: prefix };
+    const o = VHOST_OUT.exec(vhost);
+    return o ? { kind: 'splitroute', pod, service: `${o[1]}/${o[2]}`, route: prefix } : undefined;
+  }
   const hcm = source === 'hcm';
   const m = OUT.exec(prefix);
   if (m) return { kind: hcm ? 'apex' : 'out', pod, service: `${m[1]}/${m[2]}` };
@@ -170,7 +182,7 @@ export class PrometheusSource {
               ? s.metric.envoy_cluster_name
               : s.metric.envoy_route;
         if (!ns || !pod || !prefix) continue;
-        const key = seriesOf(`${ns}/${pod}`, prefix, source);
+        const key = seriesOf(`${ns}/${pod}`, prefix, source, s.metric.envoy_virtual_host);
         if (!key) continue;
         const value = Number(s.value[1]);
         const id = `${source}|${ns}/${pod}|${source === 'route' ? `${s.metric.envoy_virtual_host}|` : ''}${prefix}|${histogram ? `le=${s.metric.le}` : `class=${s.metric.envoy_response_code_class}`}`;

@@ -181,6 +181,9 @@ const HCM_IN = /^http\.inbound_\d+\.downstream_rq_(time|[1-5]xx)$/;
 const DENIED = /(?:^|\.)rbac\.denied$/;
 // Route statistics of an inbound match route (names.inboundMatchRoute): `vhost.inbound|<port>.route.<prefix>.`.
 const ROUTE_IN = /^vhost\.inbound\|\d+\.route\.([A-Za-z0-9_-]+)\.upstream_rq_(time|[1-5]xx)$/;
+// Route statistics of a TrafficSplit's match route, in the caller's virtual host `<ns>/<svc>|<port>`.
+const ROUTE_SPLIT =
+  /^vhost\.([a-z0-9-]+)\/([a-z0-9-]+)\|\d+\.route\.([A-Za-z0-9_-]+)\.upstream_rq_(time|[1-5]xx)$/;
 
 /** Which series an Envoy stat feeds, and as what; undefined for stats Weft does not keep. */
 export function classifyStat(
@@ -205,6 +208,12 @@ export function classifyStat(
       return {
         key: { kind: 'route', pod, service, route: r[1]! },
         what: r[2] === 'time' ? 'time' : r[2] === '5xx' ? 'failure' : 'success',
+      };
+    const sr = ROUTE_SPLIT.exec(name);
+    if (sr)
+      return {
+        key: { kind: 'splitroute', pod, service: `${sr[1]}/${sr[2]}`, route: sr[3]! },
+        what: sr[4] === 'time' ? 'time' : sr[4] === '5xx' ? 'failure' : 'success',
       };
     const i = HCM_IN.exec(name);
     if (!i) return undefined;

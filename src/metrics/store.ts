@@ -8,6 +8,8 @@
  * - `in`: every request a pod's sidecar received, server side;
  * - `route`: the requests a pod's sidecar received that took one HTTPRouteGroup match's inbound
  *   route, server side (Envoy's route statistics; requests its RBAC refused take no route);
+ * - `splitroute`: a client pod's calls to one Service that took one match route of its TrafficSplit
+ *   (an A/B test's match), client side, whichever backend took them;
  * - `denied`: attempts a pod's sidecar refused by its access policy (RBAC), as `failure` counts:
  *   TrafficMetrics does not show them (an HTTP refusal is a 403, which it counts as a success), the
  *   dashboard does. They live here so that replicas share them like the rest.
@@ -28,16 +30,16 @@ import { logger } from '../log';
 const log = logger('metrics');
 
 /** What a series measures: see the module comment. */
-export type SeriesKind = 'out' | 'apex' | 'in' | 'route' | 'denied';
+export type SeriesKind = 'out' | 'apex' | 'in' | 'route' | 'splitroute' | 'denied';
 
 /** One series: who measured (a pod, `<ns>/<name>`), what and toward which Service (`<ns>/<name>`). */
 export interface SeriesKey {
   readonly kind: SeriesKind;
   /** The reporting pod, `<namespace>/<name>`. */
   readonly pod: string;
-  /** `out` and `apex`: the destination Service, `<namespace>/<name>`; the others: `''`. */
+  /** `out`, `apex` and `splitroute`: the destination Service, `<namespace>/<name>`; the others: `''`. */
   readonly service: string;
-  /** `route`: the route's stat prefix, `<group>_<match>` (see names.routeStatPrefix). */
+  /** `route` and `splitroute`: the route's stat prefix, `<group>_<match>` (names.routeStatPrefix). */
   readonly route?: string;
 }
 
@@ -155,7 +157,7 @@ const storeExportSchema = z.object({
     z.object({
       key: z
         .object({
-          kind: z.enum(['out', 'apex', 'in', 'route', 'denied']),
+          kind: z.enum(['out', 'apex', 'in', 'route', 'splitroute', 'denied']),
           pod: z.string(),
           service: z.string(),
           route: z.string().optional(),

@@ -252,7 +252,7 @@ export function translateEnvoy(v: ProxyView, conditions: Condition[] = []): Prox
         svc.headless ? [...new Set(svc.endpoints.map((e) => e.ip))].sort() : [svc.clusterIP!]
       ).filter((ip) => !claimed.has(`${ip}|${destinationPort}`));
       if (addresses.length === 0) continue;
-      const routed = portRoutes(svc, port.port, split, true);
+      const routed = portRoutes(svc, port.port, split, 'envoy');
       if (routed.services.some((k) => !byKey.has(k))) continue;
       for (const ip of addresses) claimed.add(`${ip}|${destinationPort}`);
       for (const k of routed.services) outboundCluster(byKey.get(k)!, port.port);

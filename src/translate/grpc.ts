@@ -84,7 +84,7 @@ export function translateGrpc(v: ProxyView): ProxyResources {
     const split = v.splits.find((s) => s.namespace === svc.namespace && s.rootService === svc.name);
     for (const port of svc.ports) {
       if (port.protocol !== 'TCP') continue;
-      const routed = portRoutes(svc, port.port, split, false);
+      const routed = portRoutes(svc, port.port, split, 'grpc');
       const missing = routed.services.some((k) => !byKey.has(k));
       if (missing) continue;
       for (const k of routed.services) needCluster(byKey.get(k)!, port.port);

@@ -16,7 +16,7 @@
  * | Cluster (and assignment) with no endpoints, for splits whose weights are all 0 | both | `blackhole` | |
  * | outbound RouteConfiguration of a service port | both | `route\|<port>\|<ns>/<svc>` | `route\|14001\|bookstore/bookstore` |
  * | its VirtualHost | both | `<ns>/<svc>\|<port>` | `bookstore/bookstore\|14001` |
- * | Route for a split match | both | `split\|<group>/<match>` | `split\|ab-test/chrome` |
+ * | Route for a split match | both | `split\|<group>/<match>`; Envoy: stat prefix `<group>_<match>` (see {@link routeStatPrefix}) | `split\|ab-test/chrome` |
  * | Route for a split without matches | both | `split` | |
  * | inbound Route of an HTTPRouteGroup match an access rule allows on the port (per-route figures) | Envoy | `match\|<group>/<match>`, stat prefix `<group>_<match>` (see {@link routeStatPrefix}) | `match\|api-routes/books` |
  * | catch-all Route to the service itself (outbound), or to the app (inbound) | both | `default` | |
@@ -94,7 +94,8 @@ export function inboundMatchRoute(routeGroup: string, match: string): string {
 }
 
 /**
- * The stat prefix of an inbound match route: `<group>_<match>` with every character outside
+ * The stat prefix of an inbound match route and of a split's match route (Envoy):
+ * `<group>_<match>` with every character outside
  * `[A-Za-z0-9-]` as `_` (`api-routes`, `books` → `api-routes_books`). Envoy's tag extractor takes a
  * route's name from its stat prefix only when the prefix has no `.` or `/`, which the Prometheus
  * output and the metrics sink need; TrafficMetrics shows the route as `<group>/<match>` again by

@@ -7,7 +7,9 @@
  *   nowhere, as 0 means no traffic: its routes go to the `blackhole` cluster, which has no
  *   endpoints (calls fail UNAVAILABLE / 503), and the model reports the split.
  * - A split with matches (A/B): one route per match with the weighted clusters, then the catch-all
- *   to the root service for every request that matches none.
+ *   to the root service for every request that matches none. On Envoy each match route has a stat
+ *   prefix (`<group>_<match>`, {@link names.routeStatPrefix}), so the caller's sidecar counts each
+ *   match: TrafficMetrics' routes of a TrafficSplit.
  */
 import type { HttpMatch, ServiceModel, SplitModel } from '../smi/model';
 import { type Json, routeMatch } from './common';
@@ -35,15 +37,17 @@ function weighted(split: SplitModel, port: number): { clusters: Json[]; services
 }
 
 /**
- * Routes for calls to `svc` on `port`. `withMethod` adds `:method` matching (Envoy); the gRPC
- * flavor has no `:method` to match (gRPC is always POST), so a match that excludes POST is left out.
+ * Routes for calls to `svc` on `port`. Envoy's match `:method` and carry stat prefixes; the gRPC
+ * flavor has no `:method` to match (gRPC is always POST), so a match that excludes POST is left out,
+ * and no statistics to name.
  */
 export function portRoutes(
   svc: ServiceModel,
   port: number,
   split: SplitModel | undefined,
-  withMethod: boolean,
+  flavor: 'envoy' | 'grpc',
 ): RoutedPort {
+  const withMethod = flavor === 'envoy';
   const self = names.outboundCluster(svc.namespace, svc.name, port);
   const selfKey = `${svc.namespace}/${svc.name}`;
   const fallback: Json = { name: names.DEFAULT_ROUTE, match: { prefix: '' }, route: { cluster: self } };
@@ -68,6 +72,7 @@ export function portRoutes(
     name: names.splitMatchRoute(m.routeGroup, m.name),
     match: routeMatch(m, withMethod),
     route: action,
+    ...(flavor === 'envoy' ? { stat_prefix: names.routeStatPrefix(m.routeGroup, m.name) } : {}),
   }));
   routes.push(fallback);
   return { routes, services: [...new Set([...used, selfKey])].sort(), blackhole };

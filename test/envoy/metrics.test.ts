@@ -22,7 +22,7 @@ import { parseSecondsQuantity, type TrafficMetrics } from '../../src/metrics/api
 import type { EnvoyMesh } from '../../src/netns/mesh';
 import { netnsUnavailable } from '../../src/netns/system';
 import { type ShopMesh, startShopMesh } from './metrics-fixture';
-import { PORT, type TierAddresses } from './tier-fixture';
+import { PORT, STORE_SPLIT, type TierAddresses } from './tier-fixture';
 
 setLogLevel(process.env.WEFT_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
@@ -56,6 +56,21 @@ const SPLIT = 10;
  * goes on to the app. Inside the connection manager and outside the route's upstream request, the
  * delay shows in the caller's and the pod's own figures, and not in the route's.
  */
+/**
+ * The shop's 90/10 split as an A/B test: only requests with `x-ab: canary` are split (the calls to
+ * `store` here all carry it), so buyer's sidecar counts them on the match's route too.
+ */
+const AB_SPLIT = `${STORE_SPLIT.trimEnd()}
+  matches: [{ kind: HTTPRouteGroup, name: ab-test }]
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: { name: ab-test, namespace: shop }
+spec:
+  matches:
+    - { name: canary, headers: [{ x-ab: canary }] }
+`;
+
 const FAULT_PATCH = `apiVersion: weft.dev/v1alpha1
 kind: EnvoyPatch
 metadata: { name: store-v1-delays, namespace: shop }
@@ -119,7 +134,7 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     shop = await startShopMesh({
       network: process.env.WEFT_METRICS_NETWORK ?? 'tm',
       envoyBinary: envoy!,
-      manifests: { '40-fault.yaml': FAULT_PATCH },
+      manifests: { '30-split.yaml': AB_SPLIT, '40-fault.yaml': FAULT_PATCH },
     });
     mesh = shop.mesh;
     A = shop.addresses;
@@ -148,7 +163,7 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     await call(A.services['store-v1'], '/open', SLOW, 200, {
       'x-envoy-fault-delay-request': String(DELAY_MS),
     });
-    await call(A.services.store, '/open', SPLIT, 200);
+    await call(A.services.store, '/open', SPLIT, 200, { 'x-ab': 'canary' });
   });
 
   after(async () => {
@@ -267,7 +282,7 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
       '/v1alpha2/namespaces/shop/trafficsplits/store-split/edges?window=5m',
     );
     assert.deepEqual(
-      edges.body.items.map((i) => i.backend),
+      edges.body.items.filter((i) => i.backend).map((i) => i.backend),
       [
         { apex: 'store', name: 'store-v1', weight: 90 },
         { apex: 'store', name: 'store-v2', weight: 10 },
@@ -276,6 +291,12 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     // As the spec's example: the edge is the calls the split received, seen by the callers.
     for (const i of edges.body.items)
       assert.deepEqual(i.edge, { direction: 'from', side: 'client', resource: null });
+    // The A/B match's route, counted by buyer's sidecar: every split call carried the header.
+    const canary = edges.body.items.filter((i) => i.route !== undefined);
+    assert.deepEqual(
+      canary.map((i) => [i.route, count(i, 'success_count'), count(i, 'failure_count')]),
+      [['ab-test/canary', SPLIT, 0]],
+    );
     const missing = await get<unknown>('/v1alpha1/namespaces/shop/trafficsplits/store-split');
     assert.equal(missing.status, 404, 'trafficsplits are v1alpha2 only');
   });
@@ -326,6 +347,10 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     assert.equal(splits.code, 0, splits.err);
     assert.match(splits.out, /^shop\s+store-split\s+100\.00%/m);
     assert.match(splits.out, /store-v1 \(weight 90\)/);
+    assert.doesNotMatch(splits.out, /route/);
+    const abRoutes = await weft(['top', 'trafficsplits', '--admin-url', url, '-w', '5m', '--routes']);
+    assert.equal(abRoutes.code, 0, abRoutes.err);
+    assert.match(abRoutes.out, /^shop\s+route ab-test\/canary\s+100\.00%/m);
     // The split's root service counts what was addressed to it, whichever backend took it.
     const services = await weft([
       'top',

@@ -126,8 +126,15 @@ describe('metrics sink decoding', () => {
       });
     assert.equal(classifyStat('shop/store', 'http.inbound_8080.rbac.shadow_denied'), undefined);
     assert.equal(classifyStat('shop/store', 'http.inbound_8080.rbac.allowed'), undefined);
-    // Outbound virtual hosts' routes are not kept (no stat prefix, and not a pod's own traffic).
-    assert.equal(classifyStat('shop/buyer', 'vhost.shop/store|8080.route.x.upstream_rq_2xx'), undefined);
+    // A caller's route of a TrafficSplit's match, in the Service's virtual host.
+    assert.deepEqual(
+      classifyStat('shop/buyer', 'vhost.shop/store|8080.route.ab-test_canary.upstream_rq_2xx'),
+      {
+        key: { kind: 'splitroute', pod: 'shop/buyer', service: 'shop/store', route: 'ab-test_canary' },
+        what: 'success',
+      },
+    );
+    assert.equal(classifyStat('shop/buyer', 'vhost.shop/store|8080.route.a.b.upstream_rq_2xx'), undefined);
     assert.equal(classifyStat('shop/buyer', 'cluster.weft-xds.upstream_rq_2xx'), undefined);
     assert.equal(classifyStat('shop/buyer', 'cluster.passthrough.upstream_rq_2xx'), undefined);
     // Through the protobuf wire format, as Envoy sends it.
