@@ -12,10 +12,7 @@ import type { MetricsStore } from '../metrics/store';
 /** Refusals per pod (`<ns>/<name>`) over the `windowMs` before `now`; pods without any are absent. */
 export function deniedCounts(store: MetricsStore, now: number, windowMs: number): Map<string, number> {
   const out = new Map<string, number>();
-  for (const s of store.export(windowMs, now).series) {
-    if (s.key.kind !== 'denied') continue;
-    const n = s.slots.reduce((a, slot) => a + slot.failure, 0);
-    if (n > 0) out.set(s.key.pod, (out.get(s.key.pod) ?? 0) + n);
-  }
+  for (const t of store.totals((k) => k.kind === 'denied', windowMs, now))
+    if (t.failure > 0) out.set(t.key.pod, (out.get(t.key.pod) ?? 0) + t.failure);
   return out;
 }

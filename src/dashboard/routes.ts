@@ -91,36 +91,27 @@ function windowOf(req: FastifyRequest): string | undefined {
 
 /**
  * The traffic the figures come from: this replica's store, merged with its peers' windows when
- * there are several replicas. One merge serves every stream and request for a push interval, so
- * open dashboards do not multiply the calls to peers.
+ * there are several replicas (one merge serves every stream and request for a second).
  */
-function trafficOf(
+async function trafficOf(
   sources: DashboardSources,
-): (windowMs: number, now: number) => Promise<MetricsStore | undefined> {
-  const recent = new Map<number, { at: number; store: Promise<MetricsStore> }>();
-  return (windowMs, now) => {
-    const own = sources.store;
-    const peers = sources.peers;
-    if (!own || !peers) return Promise.resolve(own);
-    for (const [w, r] of recent) if (now - r.at >= PUSH_INTERVAL_MS) recent.delete(w);
-    const hit = recent.get(windowMs);
-    if (hit) return hit.store;
-    const store = peers.gather(own, windowMs, now).then((g) => g.store);
-    recent.set(windowMs, { at: now, store });
-    return store;
-  };
+  windowMs: number,
+  now: number,
+): Promise<MetricsStore | undefined> {
+  const own = sources.store;
+  if (!own || !sources.peers) return own;
+  return (await sources.peers.gather(own, windowMs, now)).store;
 }
 
 /** The state the caller may see, now. */
 async function stateFor(
   m: DashboardMount,
-  traffic: ReturnType<typeof trafficOf>,
   visible: Visibility,
   window: string | undefined,
 ): Promise<DashboardState> {
   const now = Date.now();
   const windowMs = parseWindow(window ?? DASHBOARD_WINDOW) ?? 300_000;
-  const store = await traffic(windowMs, now);
+  const store = await trafficOf(m.sources, windowMs, now);
   return dashboardState({
     ...(window ? { window } : {}),
     ...(store ? { denied: deniedCounts(store, now, windowMs) } : {}),
@@ -146,7 +137,6 @@ function nsName(v: unknown): { namespace: string; name: string } | undefined {
 export function mountDashboard(app: FastifyInstance, m: DashboardMount): void {
   // Open event streams never end on their own: closing the server ends them.
   const streams = new Set<{ end: () => void }>();
-  const traffic = trafficOf(m.sources);
   app.addHook('onClose', async () => {
     for (const s of streams) s.end();
   });
@@ -189,7 +179,7 @@ export function mountDashboard(app: FastifyInstance, m: DashboardMount): void {
   app.get('/dashboard/api/state', async (req, reply) => {
     const visible = await m.access(req, reply);
     if (!visible) return reply;
-    return stateFor(m, traffic, visible, windowOf(req));
+    return stateFor(m, visible, windowOf(req));
   });
   app.get('/dashboard/api/explain', async (req, reply) => {
     const visible = await m.access(req, reply);
@@ -239,7 +229,7 @@ export function mountDashboard(app: FastifyInstance, m: DashboardMount): void {
       if (pushing) return;
       pushing = true;
       try {
-        const state = await stateFor(m, traffic, visible, window);
+        const state = await stateFor(m, visible, window);
         const key = JSON.stringify({ ...state, at: '' });
         if (key === last || closed) return;
         last = key;

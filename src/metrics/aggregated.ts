@@ -17,6 +17,7 @@
  * aggregator checks, renewed at two thirds of its life and re-issued when the CA changes; Weft
  * writes the CA's bundle into each APIService's `caBundle` (as it does for its webhooks).
  */
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { CertificateAuthority, IssuedKeyPair } from '../identity/ca';
@@ -157,8 +158,11 @@ export function accessAttributes(path: string):
     rest = rest.slice(2);
   }
   const [resource, name, sub] = rest as [string, string | undefined, string | undefined];
-  // A namespace is itself the object for the cluster-scoped kind.
+  // A namespace is itself the object for the cluster-scoped kind; other cluster-scoped kinds
+  // (nodes) are asked about at the cluster scope whatever the path says (the API answers such a
+  // path 404).
   if (resource === 'namespaces' && name) namespace = name;
+  else if (KINDS.some((k) => k.plural === resource && !k.namespaced)) namespace = undefined;
   return {
     verb: name === undefined ? 'list' : 'get',
     version,
@@ -178,9 +182,20 @@ function issue(o: AggregatedApiOptions): Promise<IssuedKeyPair> {
   });
 }
 
+/** How long an authenticated token is taken without asking the API server again. */
+const TOKEN_CACHE_MS = 10_000;
+/** At most this many tokens are remembered. */
+const TOKEN_CACHE_SIZE = 1000;
+
 /** See the module comment. */
 export class AggregatedApi {
   private readonly cert: ServingCertificate;
+  /**
+   * Tokens the API server authenticated lately, by their hash: peers and dashboards ask every
+   * second, and a TokenReview each time would load the API server for nothing (its own webhook
+   * authenticator caches too). Kept {@link TOKEN_CACHE_MS}, at most {@link TOKEN_CACHE_SIZE}.
+   */
+  private readonly tokens = new Map<string, { at: number; user: User }>();
 
   private constructor(
     private readonly o: AggregatedApiOptions,
@@ -345,15 +360,24 @@ export class AggregatedApi {
   private async tokenUser(authorization: string | undefined): Promise<User | undefined> {
     const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
     if (!m) return undefined;
+    const id = createHash('sha256').update(m[1]!).digest('base64url');
+    const now = Date.now();
+    const hit = this.tokens.get(id);
+    if (hit && now - hit.at < TOKEN_CACHE_MS) return hit.user;
+    this.tokens.delete(id);
     const tr = await reviewToken(this.o.client, m[1]!);
     const u = tr.status?.user;
     if (!tr.status?.authenticated || !u?.username) return undefined;
-    return {
+    const user: User = {
       username: u.username,
       ...(u.uid ? { uid: u.uid } : {}),
       groups: u.groups ?? [],
       extra: u.extra ?? {},
     };
+    // Map order is insertion order: the first entry is the oldest.
+    if (this.tokens.size >= TOKEN_CACHE_SIZE) this.tokens.delete(this.tokens.keys().next().value!);
+    this.tokens.set(id, { at: now, user });
+    return user;
   }
 
   private async allowed(

@@ -441,6 +441,14 @@ export function answer(path: string, query: Query, ctx: ApiContext): ApiAnswer {
   const info = KINDS.find((k) => k.plural === plural && k.versions.includes(version));
   if (!info || extra.length > 0 || (sub !== undefined && sub !== 'edges'))
     return status(404, 'NotFound', `no such resource: ${GROUP}/${version} ${seg.slice(1).join('/')}`);
+  // A cluster-scoped kind under a namespace's path is no resource: answering it would show a
+  // node's figures, summed over every namespace, to a caller allowed in that one namespace.
+  if (!info.namespaced && namespace !== undefined)
+    return status(
+      404,
+      'NotFound',
+      `${plural} are cluster-scoped: GET /apis/${GROUP}/${version}/${plural}${name ? `/${name}` : ''}`,
+    );
   if (info.namespaced && name !== undefined && namespace === undefined)
     return status(
       404,

@@ -33,6 +33,11 @@ export const EXPORT_PATH = '/weft/v1/metrics-export';
 export const MISSING_PEERS_ANNOTATION = 'weft.dev/missing-peers';
 /** The response header naming the same. */
 export const MISSING_PEERS_HEADER = 'weft-missing-peers';
+/** The largest export a peer may send (a window of 50,000 series is a few MB). */
+const MAX_EXPORT_BYTES = 64 * 1024 * 1024;
+/** How long one merge serves every request for the same window (the sidecars flush every 5 s). */
+const GATHER_TTL_MS = 1000;
+
 /** The standard place of a pod's ServiceAccount token. */
 export const DEFAULT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -63,6 +68,13 @@ export interface Peer {
   name: string;
   address: string;
   port: number;
+}
+
+/** A merged window: the store, how many peers there were, and those left out. */
+export interface Gathered {
+  store: MetricsStore;
+  peers: number;
+  missing: MissingPeer[];
 }
 
 /** A replica whose window is not in an answer, and why. */
@@ -107,6 +119,8 @@ export class MetricsPeers {
   private cached: { at: number; peers: Peer[] } | undefined;
   /** The list being read: requests that come meanwhile wait for it rather than list again. */
   private listing: Promise<Peer[]> | undefined;
+  /** Recent merges by window: requests and dashboards within a second share one. */
+  private readonly recent = new Map<number, { at: number; result: Promise<Gathered> }>();
 
   constructor(private readonly o: PeerOptions) {
     this.service = o.service ?? 'weft';
@@ -172,7 +186,13 @@ export class MetricsPeers {
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_EXPORT_BYTES)
+              req.destroy(new Error(`its export is over ${MAX_EXPORT_BYTES} bytes`));
+            else chunks.push(c);
+          });
           res.on('error', reject);
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
@@ -200,13 +220,20 @@ export class MetricsPeers {
 
   /**
    * A store for one request: `own`'s window and every peer's that answered in time, merged. With
-   * no peers it is `own` itself (nothing is copied).
+   * no peers it is `own` itself (nothing is copied). A merge serves every request for the same
+   * window for a second (`GATHER_TTL_MS`), so a burst of requests, or open dashboards, cost the
+   * peers one export each.
    */
-  async gather(
-    own: MetricsStore,
-    windowMs: number,
-    now: number,
-  ): Promise<{ store: MetricsStore; peers: number; missing: MissingPeer[] }> {
+  gather(own: MetricsStore, windowMs: number, now: number): Promise<Gathered> {
+    for (const [w, r] of this.recent) if (now - r.at >= GATHER_TTL_MS || now < r.at) this.recent.delete(w);
+    const hit = this.recent.get(windowMs);
+    if (hit) return hit.result;
+    const result = this.gatherNow(own, windowMs, now);
+    this.recent.set(windowMs, { at: now, result });
+    return result;
+  }
+
+  private async gatherNow(own: MetricsStore, windowMs: number, now: number): Promise<Gathered> {
     let peers: Peer[];
     try {
       peers = await this.peers(now);
@@ -243,9 +270,17 @@ export class MetricsPeers {
   }
 }
 
-/** `peer (reason), ...`, on one line (a header value). */
+/**
+ * `peer (reason), ...`, on one line of printable ASCII, at most 1,000 characters: it becomes a
+ * header value, and part of a reason is a peer's own error text, which must not make the header
+ * invalid (and fail the answer it explains).
+ */
 export function describeMissing(missing: readonly MissingPeer[]): string {
-  return missing.map((m) => `${m.peer} (${m.reason})`.replace(/[\r\n]+/g, ' ')).join(', ');
+  const text = missing
+    .map((m) => `${m.peer} (${m.reason})`)
+    .join(', ')
+    .replace(/[^\x20-\x7e]+/g, ' ');
+  return text.length > 1000 ? `${text.slice(0, 997)}...` : text;
 }
 
 /**
@@ -263,6 +298,10 @@ export async function answerWithPeers(
   const figures = path.split('/').filter((s) => s !== '').length >= 2;
   const w = query.window === undefined ? DEFAULT_WINDOW_MS : parseWindow(query.window);
   if (!peers || !figures || w === undefined || w <= 0) return { ...answer(path, query, ctx), missing: [] };
+  // What this replica answers alone first: a request it refuses (bad path, window or selector,
+  // no such resource, not visible) is refused without asking any peer.
+  const alone = answer(path, query, ctx);
+  if (alone.status !== 200) return { ...alone, missing: [] };
   const windowMs = Math.min(w, ctx.store.retentionMs);
   const { store, missing } = await peers.gather(ctx.store, windowMs, ctx.now);
   const a = answer(path, query, { ...ctx, store });

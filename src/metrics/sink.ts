@@ -263,8 +263,19 @@ export function deltasOf(pod: string, msg: StreamMetricsMessage): Delta[] {
         prev = Math.max(prev, cum);
       }
       per.push(Math.max(0, num(m.histogram.sample_count) - prev));
-      d.buckets = per;
-      d.bounds = bounds;
+      // Several stats can feed one series (a route on two ports, two inbound connection
+      // managers): their histograms add up when their bounds agree, as one proxy's do.
+      if (
+        d.buckets &&
+        d.bounds &&
+        d.bounds.length === bounds.length &&
+        d.bounds.every((b, i) => b === bounds[i])
+      )
+        for (let i = 0; i < per.length; i++) d.buckets[i]! += per[i];
+      else if (!d.buckets) {
+        d.buckets = per;
+        d.bounds = bounds;
+      }
     } else if (c.what !== 'time' && f.type === COUNTER) {
       d[c.what] += num(m.counter?.value);
     }

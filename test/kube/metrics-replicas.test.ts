@@ -395,6 +395,15 @@ ${RBAC}`,
       assert.equal(b1.success, 3 / 5);
     });
 
+    it('asks about nodes at the cluster scope: a reader of one namespace cannot read them through its path', async () => {
+      // The reader may read every TrafficMetrics kind in shop, and nothing cluster-wide.
+      for (const path of ['namespaces/shop/nodes/node-a', 'namespaces/shop/nodes', 'nodes/node-a']) {
+        const r = await get('a', `/apis/metrics.smi-spec.io/v1alpha1/${path}?window=1m`);
+        assert.equal(r.status, 403, `${path}: ${r.body}`);
+        assert.match(r.body, /at the cluster scope/);
+      }
+    });
+
     it("serves a replica's window to Weft's own ServiceAccount only", async () => {
       const path = `/weft/v1/metrics-export?windowMs=60000&now=${Date.now()}`;
       const own = await get('b', path, weftToken);

@@ -73,18 +73,16 @@ describe('metrics store export and merge', () => {
     feed(storeB, b);
     feed(both, [...a, ...b]);
     const now = 119_000;
-    const merged = new MetricsStore();
-    // Through JSON, as a peer's export travels.
-    assert.equal(
-      merged.merge(parseStoreExport(JSON.parse(JSON.stringify(storeA.export(60_000, now))))),
-      true,
-    );
-    assert.equal(
-      merged.merge(parseStoreExport(JSON.parse(JSON.stringify(storeB.export(60_000, now))))),
-      true,
-    );
+    // Through JSON, as a peer's export travels, for the window the answer is for.
+    const mergedFor = (w: number): MetricsStore => {
+      const m = new MetricsStore();
+      for (const st of [storeA, storeB])
+        assert.equal(m.merge(parseStoreExport(JSON.parse(JSON.stringify(st.export(w, now))))), true);
+      return m;
+    };
     for (const w of [10_000, 30_000, 60_000])
-      assert.deepEqual(figures(merged, w, now), figures(both, w, now));
+      assert.deepEqual(figures(mergedFor(w), w, now), figures(both, w, now), `window ${w} ms`);
+    const merged = mergedFor(60_000);
     assert.equal(merged.sum(() => true, 60_000, now).success, 28);
     assert.equal(merged.sum(() => true, 60_000, now).failure, 7);
     assert.equal(merged.size, 4);
@@ -94,22 +92,24 @@ describe('metrics store export and merge', () => {
     );
   });
 
-  it('exports only the slots of the window, as sum reads them', () => {
+  it("exports each series' sum over the slots of the window, as one slot, as sum reads them", () => {
     const s = new MetricsStore({ slotMs: 10_000 });
     s.add(buyerToStore, 5_000, { success: 1 }); // slot 0
     s.add(buyerToStore, 25_000, { success: 2 }); // slot 2
+    s.add(buyerToStore, 35_000, { failure: 1 }); // slot 3
     s.add(storeIn, 8_000, { success: 4 }); // slot 0 only
     s.add(buyerToStore, 45_000, { success: 8 }); // slot 4, after `now`
     const exp = s.export(20_000, 39_000); // slots 2 and 3
     assert.deepEqual(exp, {
       slotMs: 10_000,
       series: [
-        { key: buyerToStore, bounds: [], slots: [{ index: 2, success: 2, failure: 0, buckets: [0] }] },
+        { key: buyerToStore, bounds: [], slots: [{ index: 3, success: 2, failure: 1, buckets: [0] }] },
       ],
     });
     const merged = new MetricsStore({ slotMs: 10_000 });
     merged.merge(exp);
-    assert.equal(merged.sum(() => true, 600_000, 39_000).success, s.sum(() => true, 20_000, 39_000).success);
+    assert.equal(merged.sum(() => true, 20_000, 39_000).success, s.sum(() => true, 20_000, 39_000).success);
+    assert.equal(merged.sum(() => true, 20_000, 39_000).failure, 1);
   });
 
   it('merges other bucket bounds by their upper bounds, as sum does for two series', () => {
@@ -163,23 +163,28 @@ describe('metrics store export and merge', () => {
     assert.equal(mine.sum(() => true, 60_000, 110_000).success, 1);
   });
 
-  it('carries every field of a series key, also ones this version does not know', () => {
-    const s = new MetricsStore();
-    const key = { ...buyerToStore, zone: 'eu-1' } as SeriesKey;
+  it('merges the kinds it knows and skips the others, so a newer replica still counts', () => {
     // A route series (server side, per HTTPRouteGroup match) travels with its route.
-    const route: SeriesKey = { kind: 'route', pod: 'shop/store-v1', service: '', route: 'store-paths_open' };
-    s.add(key, 101_000, { success: 1 });
+    const route: SeriesKey = { kind: 'route', pod: 'shop/store-v1', service: '', route: 'store-paths__open' };
+    const s = new MetricsStore();
+    s.add(buyerToStore, 101_000, { success: 1 });
     s.add(route, 101_000, { failure: 2 });
-    const round = parseStoreExport(JSON.parse(JSON.stringify(s.export(60_000, 110_000))));
+    const exp = JSON.parse(JSON.stringify(s.export(60_000, 110_000))) as {
+      series: { key: Record<string, unknown> }[];
+    };
+    // As a newer version might send: a kind this one does not know, and a key field it does not.
+    exp.series.push({ ...exp.series[0]!, key: { kind: 'someday', pod: 'shop/x', service: '' } });
+    exp.series[0]!.key.zone = 'eu-1';
     const merged = new MetricsStore();
-    merged.merge(round);
-    assert.deepEqual(merged.keys(60_000, 110_000), [key, route]);
-    assert.equal(merged.sum((k) => k.route === 'store-paths_open', 60_000, 110_000).failure, 2);
+    assert.equal(merged.merge(parseStoreExport(exp)), true);
+    assert.deepEqual(merged.keys(60_000, 110_000), [buyerToStore, route]);
+    assert.equal(merged.sum((k) => k.route === 'store-paths__open', 60_000, 110_000).failure, 2);
+    assert.equal(merged.sum(() => true, 60_000, 110_000).success, 1);
   });
 
   it('says what is wrong with something that is not an export', () => {
     assert.throws(
-      () => parseStoreExport({ slotMs: 10_000, series: [{ key: { kind: 'sideways' } }] }),
+      () => parseStoreExport({ slotMs: 10_000, series: [{ key: { kind: 7 } }] }),
       /not a metrics export: series\.0\.key\.kind/,
     );
     assert.throws(

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { accessAttributes } from '../../src/metrics/aggregated';
 import { answer, parseSecondsQuantity, secondsQuantity, type TrafficMetrics } from '../../src/metrics/api';
 import {
   classifyStat,
@@ -180,6 +181,35 @@ describe('metrics sink decoding', () => {
       msg.envoy_metrics?.slice(0, 3).map((f) => f.name),
     );
     assert.deepEqual(deltasOf('shop/buyer', kept), deltasOf('shop/buyer', msg));
+    // One series fed by two stats in a message (a route on two ports): counts and histograms add.
+    const twoPorts = deltasOf('shop/store', {
+      envoy_metrics: [8080, 9090].flatMap((port, i) => [
+        {
+          name: `vhost.inbound|${port}.route.g__m.upstream_rq_2xx`,
+          type: 0,
+          metric: [{ counter: { value: 2 + i } }],
+        },
+        {
+          name: `vhost.inbound|${port}.route.g__m.upstream_rq_time`,
+          type: 4,
+          metric: [
+            {
+              histogram: {
+                sample_count: 2 + i,
+                bucket: [
+                  { upper_bound: 5, cumulative_count: 1 },
+                  { upper_bound: 500, cumulative_count: 2 + i },
+                ],
+              },
+            },
+          ],
+        },
+      ]),
+    });
+    assert.deepEqual(
+      twoPorts.map((d) => [d.key.route, d.success, d.buckets]),
+      [['g__m', 5, [2, 3, 0]]],
+    );
     assert.deepEqual(deltasOf('shop/buyer', msg), [
       {
         key: { kind: 'out', pod: 'shop/buyer', service: 'shop/api' },
@@ -392,5 +422,16 @@ describe('TrafficMetrics API', () => {
     // Node figures sum pods of every namespace: a caller that may not read them all sees none.
     const partial = answer('/v1alpha1/nodes/node-a', {}, { ...c, visible: (ns) => ns === 'ops' });
     assert.equal(partial.status, 403);
+    // Nodes are cluster-scoped: under a namespace's path there is no such resource, and the
+    // aggregated API asks the API server about them at the cluster scope.
+    assert.equal(answer('/v1alpha1/namespaces/ops/nodes/node-a', {}, c).status, 404);
+    assert.equal(answer('/v1alpha1/namespaces/ops/nodes/node-a/edges', {}, c).status, 404);
+    assert.equal(answer('/v1alpha1/namespaces/ops/nodes', {}, c).status, 404);
+    assert.deepEqual(accessAttributes('/v1alpha1/namespaces/ops/nodes/node-a'), {
+      verb: 'get',
+      version: 'v1alpha1',
+      resource: 'nodes',
+      name: 'node-a',
+    });
   });
 });
