@@ -15,7 +15,7 @@
  *   weight}` and no edge resource, as the spec's example.
  *
  * Every item says which side measured it (`edge.side`, as the spec's final text has it). A
- * resource's own item is all it received: `direction: from`, no edge resource. Its edges
+ * resource's own item is all it received: `direction: from`, `resource: {}`. Its edges
  * (`.../<name>/edges`) come from the client side: `direction: to` items are what the resource's
  * pods sent, per destination; `direction: from` items what others sent to it, per source. A sidecar
  * knows which Service it called, not which pod answered, so a destination is named in the
@@ -81,6 +81,12 @@ export interface ResourceRef {
   name?: string;
 }
 
+/** The spec's blank edge resource, `{}`: every source (or destination). */
+export type EmptyRef = Record<string, never>;
+
+/** Whether an edge names a resource (not the blank `{}`). */
+export const namesResource = (r: ResourceRef | EmptyRef): r is ResourceRef => 'kind' in r;
+
 /** One metric of a TrafficMetrics. */
 export interface MetricValue {
   name: string;
@@ -97,7 +103,8 @@ export interface TrafficMetrics {
   timestamp: string;
   window: string;
   resource: ResourceRef;
-  edge: { direction: 'to' | 'from'; side?: 'client' | 'server'; resource: ResourceRef | null };
+  /** `resource` is `{}` for all of the traffic (the spec's blank edge resource). */
+  edge: { direction: 'to' | 'from'; side?: 'client' | 'server'; resource: ResourceRef | EmptyRef };
   /** v1alpha2: the route (`<group>/<match>`) the item is about; absent for the whole resource. */
   route?: string;
   /** v1alpha2, trafficsplit edges: the backend the item is about. */
@@ -489,7 +496,9 @@ export function answer(path: string, query: Query, ctx: ApiContext): ApiAnswer {
       `${info.kind} ${ns ? `${ns}/` : ''}${name} is not in the mesh (no such ${info.kind.toLowerCase()}, or none of its pods are known)`,
     );
   if (sub === undefined) return { status: 200, body: itemOf(req, r) };
-  const items = edgesOf(req, r).filter((i) => i.edge.resource === null || visibleRef(ctx, i.edge.resource));
+  const items = edgesOf(req, r).filter(
+    (i) => !namesResource(i.edge.resource) || visibleRef(ctx, i.edge.resource),
+  );
   return {
     status: 200,
     body: { kind: 'TrafficMetricsList', apiVersion: api, metadata: {}, resource: r, items },
@@ -587,12 +596,7 @@ function itemOf(req: Req, r: ResourceRef): TrafficMetrics {
     match = (k) => k.kind === 'in' && members.has(k.pod);
   }
   const side = plural === 'services' || plural === 'trafficsplits' ? 'client' : 'server';
-  return base(
-    req,
-    r,
-    { direction: 'from', side, resource: null },
-    ctx.store.sum(match, req.windowMs, ctx.now),
-  );
+  return base(req, r, { direction: 'from', side, resource: {} }, ctx.store.sum(match, req.windowMs, ctx.now));
 }
 
 /**
@@ -628,7 +632,7 @@ function routesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
   return [...byName.keys()].sort().map((route) => {
     const prefixes = byName.get(route)!;
     const s = ctx.store.sum((k) => series(k) && prefixes.has(k.route ?? ''), req.windowMs, ctx.now);
-    return { ...base(req, r, { direction: 'from', side, resource: null }, s), route };
+    return { ...base(req, r, { direction: 'from', side, resource: {} }, s), route };
   });
 }
 
@@ -656,7 +660,7 @@ function edgesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
           req,
           r,
           // As the spec's example: the backend is named in `backend`, not as an edge resource.
-          { direction: 'from', side: 'client', resource: null },
+          { direction: 'from', side: 'client', resource: {} },
           s,
         ),
         backend: { apex: split!.rootService, name: b.service, weight: b.weight },

@@ -4,7 +4,7 @@
  * DOT). Pure: lists in, text out.
  */
 import { renderTable } from '../cli/table';
-import { parseSecondsQuantity, type ResourceRef, type TrafficMetrics } from './api';
+import { namesResource, parseSecondsQuantity, type ResourceRef, type TrafficMetrics } from './api';
 import { parseWindow } from './store';
 
 /** One row of `weft top`. */
@@ -98,7 +98,7 @@ export function topologyEdges(
   const out: TopologyEdge[] = [];
   for (const l of lists)
     for (const t of l.items) {
-      if (t.edge.direction !== 'to' || !t.edge.resource) continue;
+      if (t.edge.direction !== 'to' || !namesResource(t.edge.resource)) continue;
       out.push({ from: nodeName(t.resource, kind), to: nodeName(t.edge.resource, kind), row: topRow(t) });
     }
   return out.sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to));

@@ -235,7 +235,7 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
   it("breaks a pod's traffic down by route (v1alpha2): each HTTPRouteGroup match, counted server side", async () => {
     const own = await get<TrafficMetrics>('/v1alpha2/namespaces/shop/pods/store-v1?window=5m');
     assert.equal(own.status, 200);
-    assert.deepEqual(own.body.edge, { direction: 'from', side: 'server', resource: null });
+    assert.deepEqual(own.body.edge, { direction: 'from', side: 'server', resource: {} });
     // Every call store-v1 received was allowed by the `open` match of store-paths, and took its
     // route: the route's figures are the pod's own.
     const edges = await until<MetricsList>('/v1alpha2/namespaces/shop/pods/store-v1/edges?window=5m', (b) => {
@@ -245,7 +245,7 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     const routes = edges.items.filter((i) => i.route !== undefined);
     assert.deepEqual(
       routes.map((i) => [i.route, i.edge]),
-      [['store-paths/open', { direction: 'from', side: 'server', resource: null }]],
+      [['store-paths/open', { direction: 'from', side: 'server', resource: {} }]],
     );
     const open = routes[0]!;
     assert.equal(count(open, 'success_count'), count(own.body, 'success_count'));
@@ -290,7 +290,7 @@ describe('Traffic metrics from real Envoy sidecars', { skip: missing }, () => {
     );
     // As the spec's example: the edge is the calls the split received, seen by the callers.
     for (const i of edges.body.items)
-      assert.deepEqual(i.edge, { direction: 'from', side: 'client', resource: null });
+      assert.deepEqual(i.edge, { direction: 'from', side: 'client', resource: {} });
     // The A/B match's route, counted by buyer's sidecar: every split call carried the header.
     const canary = edges.body.items.filter((i) => i.route !== undefined);
     assert.deepEqual(

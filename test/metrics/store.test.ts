@@ -318,15 +318,15 @@ describe('TrafficMetrics API', () => {
         ['gone_x', '0', '3'],
       ],
     );
-    assert.deepEqual(routes[0]!.edge, { direction: 'from', side: 'server', resource: null });
+    assert.deepEqual(routes[0]!.edge, { direction: 'from', side: 'server', resource: {} });
     // Routes are v1alpha2's.
     const v1 = get('/v1alpha1/namespaces/shop/deployments/api/edges').body as { items: TrafficMetrics[] };
     assert.ok(v1.items.every((i) => i.route === undefined));
     // A resource's own item: everything it received, measured where it was received.
     const own = get('/v1alpha1/namespaces/shop/deployments/api').body as TrafficMetrics;
-    assert.deepEqual(own.edge, { direction: 'from', side: 'server', resource: null });
+    assert.deepEqual(own.edge, { direction: 'from', side: 'server', resource: {} });
     const svc = get('/v1alpha1/namespaces/shop/services/api').body as TrafficMetrics;
-    assert.deepEqual(svc.edge, { direction: 'from', side: 'client', resource: null });
+    assert.deepEqual(svc.edge, { direction: 'from', side: 'client', resource: {} });
   });
 
   it('names an edge in the kind asked for when the Service maps to one such resource', () => {
