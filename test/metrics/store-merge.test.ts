@@ -167,14 +167,14 @@ describe('metrics store export and merge', () => {
     const s = new MetricsStore();
     const key = { ...buyerToStore, zone: 'eu-1' } as SeriesKey;
     // A route series (server side, per HTTPRouteGroup match) travels with its route.
-    const route: SeriesKey = { kind: 'route', pod: 'shop/store-v1', service: '', route: 'store-paths_open' };
+    const route: SeriesKey = { kind: 'route', pod: 'shop/store-v1', service: '', route: 'store-paths__open' };
     s.add(key, 101_000, { success: 1 });
     s.add(route, 101_000, { failure: 2 });
     const round = parseStoreExport(JSON.parse(JSON.stringify(s.export(60_000, 110_000))));
     const merged = new MetricsStore();
     merged.merge(round);
     assert.deepEqual(merged.keys(60_000, 110_000), [key, route]);
-    assert.equal(merged.sum((k) => k.route === 'store-paths_open', 60_000, 110_000).failure, 2);
+    assert.equal(merged.sum((k) => k.route === 'store-paths__open', 60_000, 110_000).failure, 2);
   });
 
   it('says what is wrong with something that is not an export', () => {

@@ -112,9 +112,9 @@ describe('metrics sink decoding', () => {
     );
     assert.equal(classifyStat('shop/buyer', 'http.inbound_8080.downstream_rq_2xx')?.what, 'success');
     assert.deepEqual(
-      classifyStat('shop/store', 'vhost.inbound|8080.route.store-paths_open.upstream_rq_5xx'),
+      classifyStat('shop/store', 'vhost.inbound|8080.route.store-paths__open.upstream_rq_5xx'),
       {
-        key: { kind: 'route', pod: 'shop/store', service: '', route: 'store-paths_open' },
+        key: { kind: 'route', pod: 'shop/store', service: '', route: 'store-paths__open' },
         what: 'failure',
       },
     );
@@ -128,9 +128,9 @@ describe('metrics sink decoding', () => {
     assert.equal(classifyStat('shop/store', 'http.inbound_8080.rbac.allowed'), undefined);
     // A caller's route of a TrafficSplit's match, in the Service's virtual host.
     assert.deepEqual(
-      classifyStat('shop/buyer', 'vhost.shop/store|8080.route.ab-test_canary.upstream_rq_2xx'),
+      classifyStat('shop/buyer', 'vhost.shop/store|8080.route.ab-test__canary.upstream_rq_2xx'),
       {
-        key: { kind: 'splitroute', pod: 'shop/buyer', service: 'shop/store', route: 'ab-test_canary' },
+        key: { kind: 'splitroute', pod: 'shop/buyer', service: 'shop/store', route: 'ab-test__canary' },
         what: 'success',
       },
     );
@@ -241,7 +241,7 @@ describe('TrafficMetrics API', () => {
     });
   // Both api pods counted requests on the books route; one also on a route no group names (now).
   for (const p of ['api-5d9f7c8b6-abcde', 'api-5d9f7c8b6-fghij'])
-    store.add({ kind: 'route', pod: `shop/${p}`, service: '', route: 'api_routes_books' }, now - 1000, {
+    store.add({ kind: 'route', pod: `shop/${p}`, service: '', route: 'api_2eroutes__books' }, now - 1000, {
       success: 1,
       buckets: hist([2]),
       bounds: BOUNDS,

@@ -5,6 +5,7 @@ import { parseYamlObjects } from '../../src/smi/load';
 import type { MeshModel } from '../../src/smi/model';
 import { checkConsistency, groupKey, type ProxyResources, translateProxy } from '../../src/translate';
 import { MATCH_ROUTES_LIMIT } from '../../src/translate/envoy';
+import { routeStatPrefix } from '../../src/translate/names';
 
 const BASE = `
 apiVersion: v1
@@ -446,8 +447,8 @@ spec:
     assert.deepEqual(
       routes.map((x) => [x.name, x.stat_prefix]),
       [
-        ['match|api-routes/canary', 'api-routes_canary'],
-        ['match|api-routes/read', 'api-routes_read'],
+        ['match|api-routes/canary', 'api-routes__canary'],
+        ['match|api-routes/read', 'api-routes__read'],
         ['default', undefined],
       ],
     );
@@ -554,5 +555,39 @@ spec:
       tls_minimum_protocol_version: 'TLSv1_3',
       tls_maximum_protocol_version: 'TLSv1_3',
     });
+  });
+});
+
+describe('route stat prefixes (names.routeStatPrefix)', () => {
+  it('keeps [A-Za-z0-9-], escapes the rest per UTF-8 byte, and joins with __', () => {
+    assert.equal(routeStatPrefix('store-paths', 'open'), 'store-paths__open');
+    assert.equal(routeStatPrefix('api.routes', 'books'), 'api_2eroutes__books');
+    assert.equal(routeStatPrefix('g', 'get users'), 'g__get_20users');
+    assert.equal(routeStatPrefix('g', 'get_users'), 'g__get_5fusers');
+    assert.equal(routeStatPrefix('g', 'caf\u00e9/\u{1f600}'), 'g__caf_c3_a9_2f_f0_9f_98_80');
+  });
+
+  it('is one-to-one: pairs that used to share a prefix no longer do', () => {
+    const pairs: [string, string][] = [
+      ['a.b', 'c'],
+      ['a', 'b.c'],
+      ['a_b', 'c'],
+      ['a', 'b_c'],
+      ['a', '_b'],
+      ['a_', 'b'],
+      ['a__b', 'c'],
+      ['a', '_c'],
+      ['g', 'get users'],
+      ['g', 'get_users'],
+      ['g', 'get.users'],
+      ['g', 'get/users'],
+      // Lone surrogates must not all collapse into U+FFFD.
+      ['g', '\ud800'],
+      ['g', '\udc00'],
+      ['g', '\ufffd'],
+    ];
+    const prefixes = pairs.map(([g, m]) => routeStatPrefix(g, m));
+    assert.equal(new Set(prefixes).size, pairs.length, prefixes.join(' '));
+    for (const p of prefixes) assert.match(p, /^[A-Za-z0-9_-]+$/, p);
   });
 });
