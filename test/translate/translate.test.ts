@@ -4,6 +4,7 @@ import { buildModel } from '../../src/smi/build';
 import { parseYamlObjects } from '../../src/smi/load';
 import type { MeshModel } from '../../src/smi/model';
 import { checkConsistency, groupKey, type ProxyResources, translateProxy } from '../../src/translate';
+import { rbacPolicies } from '../../src/translate/common';
 import { MATCH_ROUTES_LIMIT } from '../../src/translate/envoy';
 import { routeStatPrefix } from '../../src/translate/names';
 
@@ -431,8 +432,11 @@ spec: { outboundPassthrough: false }
   });
 
   it('inbound: one counted route per allowed match, then the catch-all; none past the limit', () => {
-    const inboundRoutes = (r: ProxyResources): J[] =>
-      (((r.routes.find((x) => x.name === 'inbound|8080') as J).virtual_hosts as J[])[0] as J).routes as J[];
+    const inboundVhost = (r: ProxyResources): J =>
+      ((r.routes.find((x) => x.name === 'inbound|8080') as J).virtual_hosts as J[])[0] as J;
+    const inboundRoutes = (r: ProxyResources): J[] => inboundVhost(r).routes as J[];
+    const inboundRbac = (r: ProxyResources): J =>
+      (((inboundVhost(r).typed_per_filter_config as J)['envoy.filters.http.rbac'] as J).rbac as J).rules as J;
     // Only the matches some rule allows on the port get a route, once each, by group then name.
     const both = `${WEB_TO_API}---
 apiVersion: access.smi-spec.io/v1alpha3
@@ -457,12 +461,15 @@ spec:
       headers: [{ name: ':method', string_match: { safe_regex: { regex: 'GET' } } }],
     });
     assert.deepEqual(routes[1]!.route, { cluster: 'inbound|8080' });
-    // Past MATCH_ROUTES_LIMIT matches the port has the catch-all alone; access is unchanged.
-    const many = Array.from(
-      { length: MATCH_ROUTES_LIMIT + 1 },
-      (_, i) => `    - { name: m${i}, pathRegex: /p${i} }`,
-    );
-    const big = `${BASE}---
+    // RBAC stays on the virtual host, where it covers every route: a route-level
+    // typed_per_filter_config would replace the virtual host's policies for that route.
+    for (const x of routes) assert.equal(x.typed_per_filter_config, undefined, `${x.name}`);
+    // Past MATCH_ROUTES_LIMIT matches the port has the catch-all alone; access is unchanged: the
+    // virtual host's policies are those of the port's access rules whether the match routes are
+    // there (at the limit) or not (past it).
+    const manyMatches = (n: number): string => {
+      const many = Array.from({ length: n }, (_, i) => `    - { name: m${i}, pathRegex: /p${i} }`);
+      return `${BASE}---
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: { name: many, namespace: shop }
@@ -478,12 +485,43 @@ spec:
   rules: [{ kind: HTTPRouteGroup, name: many }]
   sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
 `;
-    const r = tr(mesh(big), 'api-1', 'envoy');
+    };
+    for (const n of [MATCH_ROUTES_LIMIT, MATCH_ROUTES_LIMIT + 1]) {
+      const m = mesh(manyMatches(n));
+      const r = tr(m, 'api-1', 'envoy');
+      assert.equal(inboundRoutes(r).length, n > MATCH_ROUTES_LIMIT ? 1 : n + 1, `${n} matches`);
+      assert.equal(inboundRoutes(r).at(-1)!.name, 'default');
+      assert.deepEqual(inboundRbac(r), rbacPolicies(m.access, 8080, true, true), `${n} matches`);
+      const policies = (inboundRbac(r).policies as J)['shop/web-api|HTTPRouteGroup/many'] as J;
+      assert.equal((policies.permissions as J[]).length, n);
+      assert.deepEqual(checkConsistency(r), []);
+    }
+  });
+
+  it('inbound match routes are ordered by group, then match name (a/x before a-b/x)', () => {
+    const groups = `${BASE}---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: { name: a-b, namespace: shop }
+spec: { matches: [{ name: x, pathRegex: /ab }] }
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: { name: a, namespace: shop }
+spec: { matches: [{ name: x-y, pathRegex: /axy }, { name: x, pathRegex: /a }] }
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: web-api, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: api, namespace: shop }
+  rules: [{ kind: HTTPRouteGroup, name: a-b }, { kind: HTTPRouteGroup, name: a }]
+  sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
+`;
     assert.deepEqual(
-      inboundRoutes(r).map((x) => x.name),
-      ['default'],
+      routesOf(tr(mesh(groups), 'api-1', 'envoy'), 'inbound|8080').map((x) => x.name),
+      ['match|a/x', 'match|a/x-y', 'match|a-b/x', 'default'],
     );
-    assert.deepEqual(checkConsistency(r), []);
   });
 
   it('the local app cluster speaks HTTP/2 to gRPC and h2c ports, the caller protocol to http', () => {
