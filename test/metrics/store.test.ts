@@ -352,6 +352,44 @@ describe('TrafficMetrics API', () => {
       ).items.map((i) => i.resource.name ?? '');
     assert.deepEqual(names('tier=front'), ['api']);
     assert.deepEqual(names('tier=back'), []);
+    assert.deepEqual(names('tier!=front'), []);
+  });
+
+  it('selects TrafficSplits and Services by their own labels (MeshModel.objectLabels)', () => {
+    const svc = (name: string, labels: Record<string, string>) => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'ab', labels },
+      spec: { clusterIP: `10.96.1.${name.length}`, selector: { app: name }, ports: [{ port: 80 }] },
+    });
+    const m = buildModel([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ab' } },
+      svc('store', { tier: 'front' }),
+      svc('store-v1', { tier: 'back' }),
+      svc('store-v22', {}),
+      ...['store-split', 'other-split'].map((name, i) => ({
+        apiVersion: 'split.smi-spec.io/v1alpha4',
+        kind: 'TrafficSplit',
+        metadata: { name, namespace: 'ab', labels: { track: i === 0 ? 'stable' : 'canary' } },
+        spec: {
+          service: i === 0 ? 'store' : 'store-v1',
+          backends: [{ service: 'store-v22', weight: 1 }],
+        },
+      })),
+    ] as never).model;
+    const c = { model: m, store: new MetricsStore(), now: 100_000, visible: () => true };
+    const names = (plural: string, q: string): string[] =>
+      (
+        answer(`/v1alpha2/namespaces/ab/${plural}`, { labelSelector: q }, c).body as {
+          items: TrafficMetrics[];
+        }
+      ).items.map((i) => i.resource.name ?? '');
+    assert.deepEqual(names('trafficsplits', 'track=stable'), ['store-split']);
+    assert.deepEqual(names('trafficsplits', 'track in (stable,canary)'), ['other-split', 'store-split']);
+    assert.deepEqual(names('trafficsplits', 'tier=front'), []);
+    assert.deepEqual(names('services', 'tier'), ['store', 'store-v1']);
+    assert.deepEqual(names('services', 'tier=back'), ['store-v1']);
+    assert.deepEqual(names('services', '!tier'), ['store-v22']);
   });
 
   it('groups pods by owner reference and node: ReplicationControllers, Nodes, ReplicaSets', () => {

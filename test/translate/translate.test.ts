@@ -381,6 +381,36 @@ spec:
     assert.equal(key(withDbTarget, 'web-1'), key(m, 'web-1'), 'web does not read api→db access');
     assert.notEqual(key(withDbTarget, 'db-1'), key(m, 'db-1'), 'db does');
   });
+
+  it("a Service's or TrafficSplit's own labels (read by TrafficMetrics only) change no group key", () => {
+    const split = (labels: string) => `
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: { name: api-split, namespace: shop${labels} }
+spec:
+  service: api
+  backends: [{ service: api-v1, weight: 1 }, { service: api-v2, weight: 1 }]
+`;
+    const before = mesh(BASE + WEB_TO_API + split(''));
+    const labelled = `${BASE.replace(
+      'kind: Service\nmetadata: { name: api, namespace: shop }',
+      'kind: Service\nmetadata: { name: api, namespace: shop, labels: { tier: front } }',
+    )}${WEB_TO_API}${split(', labels: { track: stable }')}`;
+    const after = mesh(labelled);
+    // The labels are in the model, where the label selectors read them...
+    assert.deepEqual(after.objectLabels, {
+      services: { 'shop/api': { tier: 'front' } },
+      trafficSplits: { 'shop/api-split': { track: 'stable' } },
+    });
+    // ...and no proxy of either flavor, with or without mTLS, has to be translated again.
+    for (const w of before.workloads)
+      for (const flavor of ['envoy', 'grpc'] as const)
+        for (const mtls of [true, false]) {
+          const target = { workload: { kind: w.kind, namespace: w.namespace, name: w.name }, flavor, mtls };
+          assert.equal(groupKey(after, target), groupKey(before, target), `${w.name} ${flavor} mtls=${mtls}`);
+        }
+  });
 });
 
 describe('Envoy flavor: what real Envoy needs', () => {
