@@ -536,9 +536,10 @@ function selectorObject(text: string): unknown {
  */
 function matchesSelector(plural: string, r: ResourceRef, sel: Requirement[], ctx: ApiContext): boolean {
   if (plural === 'services' || plural === 'trafficsplits') {
-    const list = plural === 'services' ? ctx.model?.services : ctx.model?.splits;
-    const o = list?.find((x) => x.namespace === r.namespace && x.name === r.name);
-    return sel.every((f) => f(o?.labels ?? {}));
+    // Kept out of the service and split models, which group keys hash (MeshModel.objectLabels).
+    const byName =
+      plural === 'services' ? ctx.model?.objectLabels.services : ctx.model?.objectLabels.trafficSplits;
+    return sel.every((f) => f(byName?.[`${r.namespace}/${r.name}`] ?? {}));
   }
   if (plural === 'namespaces') {
     const labels = ctx.model?.namespaces.find((n) => n.name === r.name)?.labels ?? {};

@@ -14,8 +14,8 @@
  * | `envoy_cluster_upstream_rq_xx`, `envoy_cluster_upstream_rq_time_bucket` | `envoy_cluster_name="outbound_<port>_<ns>_<svc>"` | `out` |
  * | `envoy_http_downstream_rq_xx`, `envoy_http_downstream_rq_time_bucket` | `envoy_http_conn_manager_prefix="outbound_<port>_<ns>_<svc>"` | `apex` |
  * | the same | `envoy_http_conn_manager_prefix="inbound_<port>"` | `in` |
- * | `envoy_vhost_route_upstream_rq_xx`, `envoy_vhost_route_upstream_rq_time_bucket` | `envoy_virtual_host="inbound\|<port>"`, `envoy_route="<group>_<match>"` | `route` |
- * | the same | `envoy_virtual_host="<ns>/<svc>\|<port>"`, `envoy_route="<group>_<match>"` | `splitroute` |
+ * | `envoy_vhost_route_upstream_rq_xx`, `envoy_vhost_route_upstream_rq_time_bucket` | `envoy_virtual_host="inbound\|<port>"`, `envoy_route="<group>__<match>"` | `route` |
+ * | the same | `envoy_virtual_host="<ns>/<svc>\|<port>"`, `envoy_route="<group>__<match>"` | `splitroute` |
  *
  * The pod is read from two labels the scrape configuration attaches (by default `namespace` and
  * `pod`, as the usual Kubernetes relabelling and the Prometheus operator's PodMonitors name them).

@@ -42,7 +42,7 @@ export interface SeriesKey {
   readonly pod: string;
   /** `out`, `apex` and `splitroute`: the destination Service, `<namespace>/<name>`; the others: `''`. */
   readonly service: string;
-  /** `route` and `splitroute`: the route's stat prefix, `<group>_<match>` (names.routeStatPrefix). */
+  /** `route` and `splitroute`: the route's stat prefix, `<group>__<match>` escaped (names.routeStatPrefix). */
   readonly route?: string;
 }
 

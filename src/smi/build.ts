@@ -18,10 +18,12 @@ import type {
   MeshModel,
   MeshSettings,
   NamespaceModel,
+  ObjectLabels,
   ServiceRef,
   SplitModel,
   WorkloadModel,
 } from './model';
+import type { ObjectMeta } from './normalize';
 import { byKind, type Inputs, type Members, readObjects } from './read';
 import { kept, reuse, type Stage, sameData, stage } from './reuse';
 import { buildHttpRouteGroup, buildL4Route, type L4Routes, type RouteGroups } from './routes';
@@ -54,6 +56,7 @@ interface BuildState {
   readonly bindings: Stage<Bindings>;
   readonly access: Stage<readonly AccessModel[]>;
   readonly namespaces: Stage<readonly NamespaceModel[]>;
+  readonly objectLabels: Stage<ObjectLabels>;
   readonly model: MeshModel;
 }
 
@@ -188,6 +191,14 @@ function build(
   const namespaces = stage(prev?.namespaces, [inputs.namespaces], () =>
     inputs.namespaces.map((n) => ({ name: n.meta.name, labels: n.meta.labels })),
   );
+  // Apart from the service and split models (see ObjectLabels); an equal result is kept, so that the
+  // model stays the same object when only something else about a Service changed.
+  const objectLabels = stage(prev?.objectLabels, [inputs.services, inputs.splits], () =>
+    kept(prev?.objectLabels.value, {
+      services: labelsByName(inputs.services),
+      trafficSplits: labelsByName(inputs.splits),
+    }),
+  );
 
   const parts: MeshModel = {
     settings: settings.value,
@@ -198,6 +209,7 @@ function build(
     access: access.value,
     httpRouteGroups: routes.value.list,
     l4Routes: l4.value.list,
+    objectLabels: objectLabels.value,
   };
   const old = prev?.model;
   const model: MeshModel =
@@ -230,10 +242,25 @@ function build(
       bindings,
       access,
       namespaces,
+      objectLabels,
       model,
     },
     result: { model, conditions },
   };
+}
+
+/**
+ * The labels of objects that have any, by `<namespace>/<name>`, keys sorted so that the result does
+ * not depend on input order (golden files and `kept` see key order).
+ */
+function labelsByName(
+  objects: readonly { readonly meta: ObjectMeta }[],
+): Readonly<Record<string, Readonly<Record<string, string>>>> {
+  const entries = objects
+    .filter((o) => Object.keys(o.meta.labels).length > 0)
+    .map((o) => [`${o.meta.namespace}/${o.meta.name}`, o.meta.labels] as const)
+    .sort(([a], [b]) => cmp(a, b));
+  return Object.fromEntries(entries);
 }
 
 /**

@@ -144,8 +144,6 @@ export interface ServiceModel {
   readonly name: string;
   /** `<name>.<namespace>.svc.<clusterDomain>`. */
   readonly hostname: string;
-  /** The Service's own labels, when it has any (TrafficMetrics' label selectors read them). */
-  readonly labels?: Readonly<Record<string, string>>;
   /** Service `type` as written (`ClusterIP` when absent). */
   readonly type: string;
   /** The cluster IP; null when headless (`None`) or not yet allocated. */
@@ -277,8 +275,6 @@ export interface SplitModel {
   readonly namespace: string;
   /** Name of the TrafficSplit object. */
   readonly name: string;
-  /** The TrafficSplit's own labels, when it has any (TrafficMetrics' label selectors read them). */
-  readonly labels?: Readonly<Record<string, string>>;
   /** The root Service (same namespace) whose traffic is split, as a short name. */
   readonly rootService: string;
   /** Backends sorted by service name; at least one. */
@@ -369,6 +365,19 @@ export interface NamespaceModel {
   readonly labels: Readonly<Record<string, string>>;
 }
 
+/**
+ * Objects' own labels by `<namespace>/<name>`, for objects that have any. TrafficMetrics' label
+ * selectors read them; translation does not. They are kept apart from {@link ServiceModel} and
+ * {@link SplitModel} because those objects are fingerprinted into proxies' group keys: a
+ * label-only change must not re-translate every proxy that reads the Service or TrafficSplit.
+ */
+export interface ObjectLabels {
+  /** Services' labels, from every Service read. */
+  readonly services: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** TrafficSplits' labels, from every TrafficSplit read (winning or not). */
+  readonly trafficSplits: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
 /** Everything translation needs, resolved and sorted. */
 export interface MeshModel {
   readonly settings: MeshSettings;
@@ -389,6 +398,8 @@ export interface MeshModel {
   readonly httpRouteGroups: readonly HttpRouteGroupModel[];
   /** TCPRoutes and UDPRoutes, sorted by kind, namespace, name. */
   readonly l4Routes: readonly L4RouteModel[];
+  /** Services' and TrafficSplits' own labels (TrafficMetrics only; see {@link ObjectLabels}). */
+  readonly objectLabels: ObjectLabels;
 }
 
 /** What {@link buildModel} returns: the model and every condition found, sorted. */

@@ -297,7 +297,9 @@ const podSpec = z.object({
   containers: z
     .array(z.object({ name: z.string().nullish(), ports: z.array(containerPort).nullish() }))
     .nullish(),
-  nodeName: z.string().nullish(),
+  // Read by TrafficMetrics only (a node's figures): a malformed value counts as unscheduled rather
+  // than dropping the Pod, and with it the workload's config.
+  nodeName: z.string().nullish().catch(null),
 });
 
 /** Namespace `v1`. */
@@ -369,10 +371,13 @@ export const EndpointSliceV1 = z.object({
 export const PodV1 = z.object({
   metadata: ObjectMetaSchema.extend({
     // TrafficMetrics groups pods by their controller (a ReplicationController's pods carry no
-    // label that names it).
+    // label that names it). Nothing else reads the field, so a malformed list (an entry without
+    // `name`, `controller: "true"`) counts as absent, and the Pod is grouped by its names and labels
+    // instead: rejecting the Pod would take its workload's config away over a metrics detail.
     ownerReferences: z
       .array(z.object({ kind: z.string(), name: z.string(), controller: z.boolean().nullish() }))
-      .nullish(),
+      .nullish()
+      .catch(null),
   }),
   spec: podSpec.nullish(),
   status: z

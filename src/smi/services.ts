@@ -203,7 +203,6 @@ function buildService(s: Service, ctx: ServiceContext): ServiceModel {
     namespace: s.meta.namespace,
     name: s.meta.name,
     hostname: `${s.meta.name}.${s.meta.namespace}.svc.${ctx.settings.clusterDomain}`,
-    ...(Object.keys(s.meta.labels).length > 0 ? { labels: s.meta.labels } : {}),
     type: s.type,
     clusterIP: headless ? null : s.clusterIP,
     headless,

@@ -215,15 +215,7 @@ function buildSplit(split: Split, root: ServiceModel, ctx: SplitContext): SplitM
     }
     matches.sort((a, b) => cmp(a.routeGroup, b.routeGroup) || cmp(a.name, b.name));
   }
-  const labels = split.meta.labels;
-  return {
-    namespace: ns,
-    name: split.meta.name,
-    ...(Object.keys(labels).length > 0 ? { labels } : {}),
-    rootService: root.name,
-    backends,
-    matches,
-  };
+  return { namespace: ns, name: split.meta.name, rootService: root.name, backends, matches };
 }
 
 /**

@@ -141,9 +141,12 @@ function httpRulesHold(a: AccessModel, port: number): boolean {
 }
 
 /**
- * The HTTP matches some access rule allows on an inbound port, once each, by group then name: the
- * routes Envoy counts requests by. Sources do not matter here (the virtual host's RBAC decides who
- * may call); a target with no source at all still names routes, which then see no traffic.
+ * The HTTP matches some access rule allows on an inbound port, once each, sorted by group, then by
+ * match name (plain string comparison of each, not of `<group>/<match>`, which would put `a-b/x`
+ * before `a/x`): the routes Envoy counts requests by, and a request is counted on the first one it
+ * matches, so this order is the documented one. Sources do not matter here (the virtual host's RBAC
+ * decides who may call); a target with no source at all still names routes, which then see no
+ * traffic.
  */
 export function allowedHttpMatches(access: readonly AccessModel[], port: number): HttpMatch[] {
   const out = new Map<string, HttpMatch>();
@@ -155,7 +158,8 @@ export function allowedHttpMatches(access: readonly AccessModel[], port: number)
       if (!out.has(id)) out.set(id, m);
     }
   }
-  return [...out.entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, m]) => m);
+  const cmp = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  return [...out.values()].sort((x, y) => cmp(x.routeGroup, y.routeGroup) || cmp(x.name, y.name));
 }
 
 /** Does the port carry HTTP (HTTP/1, HTTP/2 or gRPC)? */

@@ -158,11 +158,6 @@ class ClusterSet {
 }
 
 /**
- * The destination ports a headless Service's endpoints are dialed on for one service port: the
- * endpoints' own port when they agree, else the service port (clients of a headless Service dial
- * pod IPs on the container port).
- */
-/**
  * Past this many HTTPRouteGroup matches on one inbound port, the port gets no match routes (only
  * the catch-all): Envoy tries routes in order on every request, and thousands of regex routes would
  * cost each request more than per-route figures are worth. Access is not affected either way.
@@ -181,6 +176,11 @@ function matchRoutes(access: ProxyView['access'], port: number, local: string): 
   }));
 }
 
+/**
+ * The destination ports a headless Service's endpoints are dialed on for one service port: the
+ * endpoints' own port when they agree, else the service port (clients of a headless Service dial
+ * pod IPs on the container port).
+ */
 function headlessPort(svc: ServiceModel, port: ServicePortModel): number {
   const found = new Set<number>();
   for (const ep of svc.endpoints) {

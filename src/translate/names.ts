@@ -16,9 +16,9 @@
  * | Cluster (and assignment) with no endpoints, for splits whose weights are all 0 | both | `blackhole` | |
  * | outbound RouteConfiguration of a service port | both | `route\|<port>\|<ns>/<svc>` | `route\|14001\|bookstore/bookstore` |
  * | its VirtualHost | both | `<ns>/<svc>\|<port>` | `bookstore/bookstore\|14001` |
- * | Route for a split match | both | `split\|<group>/<match>`; Envoy: stat prefix `<group>_<match>` (see {@link routeStatPrefix}) | `split\|ab-test/chrome` |
+ * | Route for a split match | both | `split\|<group>/<match>`; Envoy: stat prefix `<group>__<match>`, each part escaped (see {@link routeStatPrefix}) | `split\|ab-test/chrome`, stat prefix `ab-test__chrome` |
  * | Route for a split without matches | both | `split` | |
- * | inbound Route of an HTTPRouteGroup match an access rule allows on the port (per-route figures) | Envoy | `match\|<group>/<match>`, stat prefix `<group>_<match>` (see {@link routeStatPrefix}) | `match\|api-routes/books` |
+ * | inbound Route of an HTTPRouteGroup match an access rule allows on the port (per-route figures) | Envoy | `match\|<group>/<match>`, stat prefix `<group>__<match>`, each part escaped (see {@link routeStatPrefix}) | `match\|api-routes/books`, stat prefix `api-routes__books` |
  * | catch-all Route to the service itself (outbound), or to the app (inbound) | both | `default` | |
  * | client Listener, one per host form of a service port | gRPC | `<host>:<port>` | `bookstore.bookstore:14001`, `[fd00::1]:80` |
  * | server Listener, one per bound address of a served port | gRPC | `grpc/server?xds.resource.listening_address=<ip>:<target>` | `...=0.0.0.0:8080`, `...=[::]:8080` |
@@ -94,15 +94,45 @@ export function inboundMatchRoute(routeGroup: string, match: string): string {
 }
 
 /**
- * The stat prefix of an inbound match route and of a split's match route (Envoy):
- * `<group>_<match>` with every character outside
- * `[A-Za-z0-9-]` as `_` (`api-routes`, `books` → `api-routes_books`). Envoy's tag extractor takes a
- * route's name from its stat prefix only when the prefix has no `.` or `/`, which the Prometheus
- * output and the metrics sink need; TrafficMetrics shows the route as `<group>/<match>` again by
- * looking the prefix up among the namespace's HTTPRouteGroups.
+ * The stat prefix of an inbound match route and of a split's match route (Envoy): the group and the
+ * match name, each escaped, joined by `__` (`api-routes`, `books` → `api-routes__books`;
+ * `api.routes`, `books` → `api_2eroutes__books`). Escaping writes every character outside
+ * `[A-Za-z0-9-]`, `_` itself included, as `_` and two lowercase hex digits per UTF-8 byte (a lone
+ * surrogate as the three bytes WTF-8 gives it), so the prefix uses only `[A-Za-z0-9_-]`: Envoy's tag
+ * extractor takes a route's name from its stat prefix only when the prefix has no `.` or `/`, which
+ * the Prometheus output and the metrics sink need. The function is one-to-one, because the
+ * TrafficMetrics API maps a prefix back to `<group>/<match>` by looking it up among the namespace's
+ * HTTPRouteGroups, and two matches sharing a prefix would share their counts: an escape's `_` is
+ * always followed by two hex digits, so `__` never comes out of escaping and the join is
+ * unambiguous, and distinct strings escape differently.
  */
 export function routeStatPrefix(routeGroup: string, match: string): string {
-  return `${routeGroup}_${match}`.replace(/[^A-Za-z0-9-]/g, '_');
+  return `${escapeStatPart(routeGroup)}__${escapeStatPart(match)}`;
+}
+
+/** `[A-Za-z0-9-]` stays; every other character becomes `_xx` per UTF-8 byte (see {@link routeStatPrefix}). */
+function escapeStatPart(s: string): string {
+  let out = '';
+  // for...of walks code points, so a surrogate pair is one character of four bytes.
+  for (const ch of s) {
+    if (/^[A-Za-z0-9-]$/.test(ch)) {
+      out += ch;
+      continue;
+    }
+    for (const b of utf8Bytes(ch.codePointAt(0)!)) out += `_${b.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * The UTF-8 bytes of one code point, written out rather than through TextEncoder because that
+ * would turn every lone surrogate into the same U+FFFD and so make two names share a prefix.
+ */
+function utf8Bytes(cp: number): number[] {
+  if (cp < 0x80) return [cp];
+  if (cp < 0x800) return [0xc0 | (cp >> 6), 0x80 | (cp & 0x3f)];
+  if (cp < 0x10000) return [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)];
+  return [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)];
 }
 
 /** Route carrying a split without matches. */

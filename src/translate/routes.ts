@@ -8,7 +8,7 @@
  *   endpoints (calls fail UNAVAILABLE / 503), and the model reports the split.
  * - A split with matches (A/B): one route per match with the weighted clusters, then the catch-all
  *   to the root service for every request that matches none. On Envoy each match route has a stat
- *   prefix (`<group>_<match>`, {@link names.routeStatPrefix}), so the caller's sidecar counts each
+ *   prefix (`<group>__<match>`, escaped: {@link names.routeStatPrefix}), so the caller's sidecar counts each
  *   match: TrafficMetrics' routes of a TrafficSplit.
  */
 import type { HttpMatch, ServiceModel, SplitModel } from '../smi/model';

@@ -113,9 +113,9 @@ describe('metrics sink decoding', () => {
     );
     assert.equal(classifyStat('shop/buyer', 'http.inbound_8080.downstream_rq_2xx')?.what, 'success');
     assert.deepEqual(
-      classifyStat('shop/store', 'vhost.inbound|8080.route.store-paths_open.upstream_rq_5xx'),
+      classifyStat('shop/store', 'vhost.inbound|8080.route.store-paths__open.upstream_rq_5xx'),
       {
-        key: { kind: 'route', pod: 'shop/store', service: '', route: 'store-paths_open' },
+        key: { kind: 'route', pod: 'shop/store', service: '', route: 'store-paths__open' },
         what: 'failure',
       },
     );
@@ -129,9 +129,9 @@ describe('metrics sink decoding', () => {
     assert.equal(classifyStat('shop/store', 'http.inbound_8080.rbac.allowed'), undefined);
     // A caller's route of a TrafficSplit's match, in the Service's virtual host.
     assert.deepEqual(
-      classifyStat('shop/buyer', 'vhost.shop/store|8080.route.ab-test_canary.upstream_rq_2xx'),
+      classifyStat('shop/buyer', 'vhost.shop/store|8080.route.ab-test__canary.upstream_rq_2xx'),
       {
-        key: { kind: 'splitroute', pod: 'shop/buyer', service: 'shop/store', route: 'ab-test_canary' },
+        key: { kind: 'splitroute', pod: 'shop/buyer', service: 'shop/store', route: 'ab-test__canary' },
         what: 'success',
       },
     );
@@ -271,7 +271,7 @@ describe('TrafficMetrics API', () => {
     });
   // Both api pods counted requests on the books route; one also on a route no group names (now).
   for (const p of ['api-5d9f7c8b6-abcde', 'api-5d9f7c8b6-fghij'])
-    store.add({ kind: 'route', pod: `shop/${p}`, service: '', route: 'api_routes_books' }, now - 1000, {
+    store.add({ kind: 'route', pod: `shop/${p}`, service: '', route: 'api_2eroutes__books' }, now - 1000, {
       success: 1,
       buckets: hist([2]),
       bounds: BOUNDS,
@@ -382,6 +382,44 @@ describe('TrafficMetrics API', () => {
       ).items.map((i) => i.resource.name ?? '');
     assert.deepEqual(names('tier=front'), ['api']);
     assert.deepEqual(names('tier=back'), []);
+    assert.deepEqual(names('tier!=front'), []);
+  });
+
+  it('selects TrafficSplits and Services by their own labels (MeshModel.objectLabels)', () => {
+    const svc = (name: string, labels: Record<string, string>) => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'ab', labels },
+      spec: { clusterIP: `10.96.1.${name.length}`, selector: { app: name }, ports: [{ port: 80 }] },
+    });
+    const m = buildModel([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ab' } },
+      svc('store', { tier: 'front' }),
+      svc('store-v1', { tier: 'back' }),
+      svc('store-v22', {}),
+      ...['store-split', 'other-split'].map((name, i) => ({
+        apiVersion: 'split.smi-spec.io/v1alpha4',
+        kind: 'TrafficSplit',
+        metadata: { name, namespace: 'ab', labels: { track: i === 0 ? 'stable' : 'canary' } },
+        spec: {
+          service: i === 0 ? 'store' : 'store-v1',
+          backends: [{ service: 'store-v22', weight: 1 }],
+        },
+      })),
+    ] as never).model;
+    const c = { model: m, store: new MetricsStore(), now: 100_000, visible: () => true };
+    const names = (plural: string, q: string): string[] =>
+      (
+        answer(`/v1alpha2/namespaces/ab/${plural}`, { labelSelector: q }, c).body as {
+          items: TrafficMetrics[];
+        }
+      ).items.map((i) => i.resource.name ?? '');
+    assert.deepEqual(names('trafficsplits', 'track=stable'), ['store-split']);
+    assert.deepEqual(names('trafficsplits', 'track in (stable,canary)'), ['other-split', 'store-split']);
+    assert.deepEqual(names('trafficsplits', 'tier=front'), []);
+    assert.deepEqual(names('services', 'tier'), ['store', 'store-v1']);
+    assert.deepEqual(names('services', 'tier=back'), ['store-v1']);
+    assert.deepEqual(names('services', '!tier'), ['store-v22']);
   });
 
   it('groups pods by owner reference and node: ReplicationControllers, Nodes, ReplicaSets', () => {

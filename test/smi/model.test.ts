@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildModel, classifyPort, identityOf, type MeshModel, parseYamlObjects } from '../../src/smi';
 import { fitWeights, parseQuantity, toRelativeIntegers } from '../../src/smi/quantity';
+import { translateProxy } from '../../src/translate';
 import {
   deepFreeze,
   deployment,
@@ -333,6 +334,42 @@ describe('buildModel: rules', () => {
       db!.endpoints.map((e) => e.ip),
       ['10.0.0.1'],
     );
+  });
+
+  it('malformed ownerReferences or nodeName (read by TrafficMetrics only) leave the Pod in, as a workload', () => {
+    const odd = (name: string, metadata: Raw, spec: Raw): Raw => {
+      const p = pod(name, { labels: { app: 'db' }, ip: name === 'db-0' ? '10.0.0.1' : '10.0.0.2' });
+      return {
+        ...p,
+        metadata: { ...(p.metadata as Raw), ...metadata },
+        spec: { ...(p.spec as Raw), ...spec },
+      };
+    };
+    const { model, conditions } = buildModel([
+      service('db'),
+      odd('db-0', { ownerReferences: [{ kind: 'ReplicaSet' }] }, { nodeName: 7 }),
+      odd('db-1', { ownerReferences: [{ kind: 'ReplicaSet', name: 'db-5d9f', controller: 'true' }] }, {}),
+    ]);
+    assert.deepEqual(conditions, []);
+    assert.deepEqual(
+      model.workloads.map((w) => [w.name, w.ips, w.services.map((s) => s.name), w.owner, w.node]),
+      [
+        ['db-0', ['10.0.0.1'], ['db'], undefined, undefined],
+        ['db-1', ['10.0.0.2'], ['db'], undefined, undefined],
+      ],
+    );
+    assert.deepEqual(
+      model.services[0]!.endpoints.map((e) => e.ip),
+      ['10.0.0.1', '10.0.0.2'],
+    );
+    // And the workload gets its config: its inbound listener serves the db port.
+    const r = translateProxy(model, {
+      workload: { kind: 'Pod', namespace: 'default', name: 'db-0' },
+      flavor: 'envoy',
+      mtls: true,
+    });
+    const inbound = r.resources.listeners.find((l) => l.name === 'inbound') as Raw | undefined;
+    assert.ok(((inbound?.filter_chains as Raw[] | undefined) ?? []).length > 0, 'inbound chains');
   });
 
   it('a service without a selector takes endpoints only from slices', () => {

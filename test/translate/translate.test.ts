@@ -4,7 +4,9 @@ import { buildModel } from '../../src/smi/build';
 import { parseYamlObjects } from '../../src/smi/load';
 import type { MeshModel } from '../../src/smi/model';
 import { checkConsistency, groupKey, type ProxyResources, translateProxy } from '../../src/translate';
+import { rbacPolicies } from '../../src/translate/common';
 import { MATCH_ROUTES_LIMIT } from '../../src/translate/envoy';
+import { routeStatPrefix } from '../../src/translate/names';
 
 const BASE = `
 apiVersion: v1
@@ -379,6 +381,36 @@ spec:
     assert.equal(key(withDbTarget, 'web-1'), key(m, 'web-1'), 'web does not read api→db access');
     assert.notEqual(key(withDbTarget, 'db-1'), key(m, 'db-1'), 'db does');
   });
+
+  it("a Service's or TrafficSplit's own labels (read by TrafficMetrics only) change no group key", () => {
+    const split = (labels: string) => `
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: { name: api-split, namespace: shop${labels} }
+spec:
+  service: api
+  backends: [{ service: api-v1, weight: 1 }, { service: api-v2, weight: 1 }]
+`;
+    const before = mesh(BASE + WEB_TO_API + split(''));
+    const labelled = `${BASE.replace(
+      'kind: Service\nmetadata: { name: api, namespace: shop }',
+      'kind: Service\nmetadata: { name: api, namespace: shop, labels: { tier: front } }',
+    )}${WEB_TO_API}${split(', labels: { track: stable }')}`;
+    const after = mesh(labelled);
+    // The labels are in the model, where the label selectors read them...
+    assert.deepEqual(after.objectLabels, {
+      services: { 'shop/api': { tier: 'front' } },
+      trafficSplits: { 'shop/api-split': { track: 'stable' } },
+    });
+    // ...and no proxy of either flavor, with or without mTLS, has to be translated again.
+    for (const w of before.workloads)
+      for (const flavor of ['envoy', 'grpc'] as const)
+        for (const mtls of [true, false]) {
+          const target = { workload: { kind: w.kind, namespace: w.namespace, name: w.name }, flavor, mtls };
+          assert.equal(groupKey(after, target), groupKey(before, target), `${w.name} ${flavor} mtls=${mtls}`);
+        }
+  });
 });
 
 describe('Envoy flavor: what real Envoy needs', () => {
@@ -430,8 +462,11 @@ spec: { outboundPassthrough: false }
   });
 
   it('inbound: one counted route per allowed match, then the catch-all; none past the limit', () => {
-    const inboundRoutes = (r: ProxyResources): J[] =>
-      (((r.routes.find((x) => x.name === 'inbound|8080') as J).virtual_hosts as J[])[0] as J).routes as J[];
+    const inboundVhost = (r: ProxyResources): J =>
+      ((r.routes.find((x) => x.name === 'inbound|8080') as J).virtual_hosts as J[])[0] as J;
+    const inboundRoutes = (r: ProxyResources): J[] => inboundVhost(r).routes as J[];
+    const inboundRbac = (r: ProxyResources): J =>
+      (((inboundVhost(r).typed_per_filter_config as J)['envoy.filters.http.rbac'] as J).rbac as J).rules as J;
     // Only the matches some rule allows on the port get a route, once each, by group then name.
     const both = `${WEB_TO_API}---
 apiVersion: access.smi-spec.io/v1alpha3
@@ -446,8 +481,8 @@ spec:
     assert.deepEqual(
       routes.map((x) => [x.name, x.stat_prefix]),
       [
-        ['match|api-routes/canary', 'api-routes_canary'],
-        ['match|api-routes/read', 'api-routes_read'],
+        ['match|api-routes/canary', 'api-routes__canary'],
+        ['match|api-routes/read', 'api-routes__read'],
         ['default', undefined],
       ],
     );
@@ -456,12 +491,15 @@ spec:
       headers: [{ name: ':method', string_match: { safe_regex: { regex: 'GET' } } }],
     });
     assert.deepEqual(routes[1]!.route, { cluster: 'inbound|8080' });
-    // Past MATCH_ROUTES_LIMIT matches the port has the catch-all alone; access is unchanged.
-    const many = Array.from(
-      { length: MATCH_ROUTES_LIMIT + 1 },
-      (_, i) => `    - { name: m${i}, pathRegex: /p${i} }`,
-    );
-    const big = `${BASE}---
+    // RBAC stays on the virtual host, where it covers every route: a route-level
+    // typed_per_filter_config would replace the virtual host's policies for that route.
+    for (const x of routes) assert.equal(x.typed_per_filter_config, undefined, `${x.name}`);
+    // Past MATCH_ROUTES_LIMIT matches the port has the catch-all alone; access is unchanged: the
+    // virtual host's policies are those of the port's access rules whether the match routes are
+    // there (at the limit) or not (past it).
+    const manyMatches = (n: number): string => {
+      const many = Array.from({ length: n }, (_, i) => `    - { name: m${i}, pathRegex: /p${i} }`);
+      return `${BASE}---
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: { name: many, namespace: shop }
@@ -477,12 +515,43 @@ spec:
   rules: [{ kind: HTTPRouteGroup, name: many }]
   sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
 `;
-    const r = tr(mesh(big), 'api-1', 'envoy');
+    };
+    for (const n of [MATCH_ROUTES_LIMIT, MATCH_ROUTES_LIMIT + 1]) {
+      const m = mesh(manyMatches(n));
+      const r = tr(m, 'api-1', 'envoy');
+      assert.equal(inboundRoutes(r).length, n > MATCH_ROUTES_LIMIT ? 1 : n + 1, `${n} matches`);
+      assert.equal(inboundRoutes(r).at(-1)!.name, 'default');
+      assert.deepEqual(inboundRbac(r), rbacPolicies(m.access, 8080, true, true), `${n} matches`);
+      const policies = (inboundRbac(r).policies as J)['shop/web-api|HTTPRouteGroup/many'] as J;
+      assert.equal((policies.permissions as J[]).length, n);
+      assert.deepEqual(checkConsistency(r), []);
+    }
+  });
+
+  it('inbound match routes are ordered by group, then match name (a/x before a-b/x)', () => {
+    const groups = `${BASE}---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: { name: a-b, namespace: shop }
+spec: { matches: [{ name: x, pathRegex: /ab }] }
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: { name: a, namespace: shop }
+spec: { matches: [{ name: x-y, pathRegex: /axy }, { name: x, pathRegex: /a }] }
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: { name: web-api, namespace: shop }
+spec:
+  destination: { kind: ServiceAccount, name: api, namespace: shop }
+  rules: [{ kind: HTTPRouteGroup, name: a-b }, { kind: HTTPRouteGroup, name: a }]
+  sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
+`;
     assert.deepEqual(
-      inboundRoutes(r).map((x) => x.name),
-      ['default'],
+      routesOf(tr(mesh(groups), 'api-1', 'envoy'), 'inbound|8080').map((x) => x.name),
+      ['match|a/x', 'match|a/x-y', 'match|a-b/x', 'default'],
     );
-    assert.deepEqual(checkConsistency(r), []);
   });
 
   it('the local app cluster speaks HTTP/2 to gRPC and h2c ports, the caller protocol to http', () => {
@@ -554,5 +623,39 @@ spec:
       tls_minimum_protocol_version: 'TLSv1_3',
       tls_maximum_protocol_version: 'TLSv1_3',
     });
+  });
+});
+
+describe('route stat prefixes (names.routeStatPrefix)', () => {
+  it('keeps [A-Za-z0-9-], escapes the rest per UTF-8 byte, and joins with __', () => {
+    assert.equal(routeStatPrefix('store-paths', 'open'), 'store-paths__open');
+    assert.equal(routeStatPrefix('api.routes', 'books'), 'api_2eroutes__books');
+    assert.equal(routeStatPrefix('g', 'get users'), 'g__get_20users');
+    assert.equal(routeStatPrefix('g', 'get_users'), 'g__get_5fusers');
+    assert.equal(routeStatPrefix('g', 'caf\u00e9/\u{1f600}'), 'g__caf_c3_a9_2f_f0_9f_98_80');
+  });
+
+  it('is one-to-one: pairs that used to share a prefix no longer do', () => {
+    const pairs: [string, string][] = [
+      ['a.b', 'c'],
+      ['a', 'b.c'],
+      ['a_b', 'c'],
+      ['a', 'b_c'],
+      ['a', '_b'],
+      ['a_', 'b'],
+      ['a__b', 'c'],
+      ['a', '_c'],
+      ['g', 'get users'],
+      ['g', 'get_users'],
+      ['g', 'get.users'],
+      ['g', 'get/users'],
+      // Lone surrogates must not all collapse into U+FFFD.
+      ['g', '\ud800'],
+      ['g', '\udc00'],
+      ['g', '\ufffd'],
+    ];
+    const prefixes = pairs.map(([g, m]) => routeStatPrefix(g, m));
+    assert.equal(new Set(prefixes).size, pairs.length, prefixes.join(' '));
+    for (const p of prefixes) assert.match(p, /^[A-Za-z0-9_-]+$/, p);
   });
 });
