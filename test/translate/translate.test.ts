@@ -96,16 +96,21 @@ spec:
     - { name: canary, headers: { x-canary: "yes" } }
 `;
 
-const WEB_TO_API = `
+/** TrafficTarget `web-api`: web may call api with `rules` (a YAML flow list). */
+function webToApi(rules: string): string {
+  return `
 ---
 apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
 metadata: { name: web-api, namespace: shop }
 spec:
   destination: { kind: ServiceAccount, name: api, namespace: shop }
-  rules: [{ kind: HTTPRouteGroup, name: api-routes, matches: [read] }]
+  rules: ${rules}
   sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
 `;
+}
+
+const WEB_TO_API = webToApi('[{ kind: HTTPRouteGroup, name: api-routes, matches: [read] }]');
 
 function mesh(yaml: string): MeshModel {
   const { objects } = parseYamlObjects(yaml, 'test.yaml');
@@ -505,16 +510,7 @@ kind: HTTPRouteGroup
 metadata: { name: many, namespace: shop }
 spec:
   matches:
-${many.join('\n')}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: { name: web-api, namespace: shop }
-spec:
-  destination: { kind: ServiceAccount, name: api, namespace: shop }
-  rules: [{ kind: HTTPRouteGroup, name: many }]
-  sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
-`;
+${many.join('\n')}${webToApi('[{ kind: HTTPRouteGroup, name: many }]')}`;
     };
     for (const n of [MATCH_ROUTES_LIMIT, MATCH_ROUTES_LIMIT + 1]) {
       const m = mesh(manyMatches(n));
@@ -538,16 +534,7 @@ spec: { matches: [{ name: x, pathRegex: /ab }] }
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: { name: a, namespace: shop }
-spec: { matches: [{ name: x-y, pathRegex: /axy }, { name: x, pathRegex: /a }] }
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: { name: web-api, namespace: shop }
-spec:
-  destination: { kind: ServiceAccount, name: api, namespace: shop }
-  rules: [{ kind: HTTPRouteGroup, name: a-b }, { kind: HTTPRouteGroup, name: a }]
-  sources: [{ kind: ServiceAccount, name: web, namespace: shop }]
-`;
+spec: { matches: [{ name: x-y, pathRegex: /axy }, { name: x, pathRegex: /a }] }${webToApi('[{ kind: HTTPRouteGroup, name: a-b }, { kind: HTTPRouteGroup, name: a }]')}`;
     assert.deepEqual(
       routesOf(tr(mesh(groups), 'api-1', 'envoy'), 'inbound|8080').map((x) => x.name),
       ['match|a/x', 'match|a/x-y', 'match|a-b/x', 'default'],
