@@ -24,6 +24,7 @@ import {
   kubeAuthorization,
   portForward,
   type RemoteFlags,
+  runCommand,
   UsageError,
 } from './remote';
 
@@ -127,7 +128,7 @@ export const registerDashboard: CommandRegistrar = (program: Command, setExitCod
     .option('--open', 'also open it in the default browser')
     .option('--port <port>', 'cluster mode: loopback port of the local proxy (0: any free port)', '0')
     .action(async (f: DashboardFlags) => {
-      try {
+      await runCommand('dashboard', setExitCode, async () => {
         const port = Number(f.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535)
           throw new UsageError(`--port must be a port number, not "${f.port}"`);
@@ -138,8 +139,7 @@ export const registerDashboard: CommandRegistrar = (program: Command, setExitCod
           const url = new URL('/dashboard/', base).toString();
           process.stdout.write(`${url}\n`);
           if (f.open) openBrowser(url);
-          setExitCode(0);
-          return;
+          return 0;
         }
         const kc = loadKubeConfig(f.kubeconfig);
         if (f.context) kc.setCurrentContext(f.context);
@@ -171,10 +171,7 @@ export const registerDashboard: CommandRegistrar = (program: Command, setExitCod
         });
         await proxy.stop();
         await fwd.stop();
-        setExitCode(0);
-      } catch (err) {
-        process.stderr.write(`weft dashboard: ${err instanceof Error ? err.message : String(err)}\n`);
-        setExitCode(err instanceof UsageError ? 2 : 1);
-      }
+        return 0;
+      });
     });
 };

@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import type { CsdsEntry, CsdsProxyConfig } from '../xds/csds-view';
 import { PUSH_ORDER } from '../xds/resource-types';
 import type { CommandRegistrar } from './index';
-import { connectRemote, type RemoteFlags, UsageError } from './remote';
+import { connectRemote, type RemoteFlags, runCommand, UsageError } from './remote';
 import { renderTable } from './table';
 
 /** One per-type entry of `/debug/proxies`, as JSON. */
@@ -218,14 +218,8 @@ export const registerProxy: CommandRegistrar = (program: Command, setExitCode) =
     .description(
       'Inspect the proxies connected to a running Weft: their status, and the config each was sent.',
     );
-  const run = async (name: string, body: () => Promise<number>): Promise<void> => {
-    try {
-      setExitCode(await body());
-    } catch (err) {
-      process.stderr.write(`weft proxy ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
-      setExitCode(err instanceof UsageError ? 2 : 1);
-    }
-  };
+  const run = (name: string, body: () => Promise<number>): Promise<void> =>
+    runCommand(`proxy ${name}`, setExitCode, body);
   remoteFlags(
     proxy
       .command('status')

@@ -227,6 +227,23 @@ export async function connectRemote(f: RemoteFlags): Promise<Remote> {
 }
 
 /** A problem with the command line itself: the commands exit 2 on it. */
+/**
+ * Runs the body of `weft <name>` and sets the exit status it returns; an error it throws is
+ * printed as `weft <name>: <message>`, with status 2 for a {@link UsageError} and 1 otherwise.
+ */
+export async function runCommand(
+  name: string,
+  setExitCode: (code: number) => void,
+  body: () => Promise<number>,
+): Promise<void> {
+  try {
+    setExitCode(await body());
+  } catch (err) {
+    process.stderr.write(`weft ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    setExitCode(err instanceof UsageError ? 2 : 1);
+  }
+}
+
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);

@@ -10,7 +10,7 @@ import { KubeClient, loadKubeConfig } from '../kube/client';
 import type { TrafficMetrics } from '../metrics/api';
 import { type TopRow, topRow, topTable } from '../metrics/view';
 import type { CommandRegistrar } from './index';
-import { connectRemote, type Remote, type RemoteFlags, UsageError } from './remote';
+import { connectRemote, type Remote, type RemoteFlags, runCommand, UsageError } from './remote';
 
 /**
  * Where the TrafficMetrics API is read: in a cluster, through the API server's aggregation layer
@@ -152,20 +152,18 @@ export const registerTop: CommandRegistrar = (program: Command, setExitCode) => 
       .option('-o, --output <format>', 'table or json', 'table')
       .option('--routes', 'a row per route (HTTPRouteGroup match) under each resource'),
   ).action(async (typed: string, f: TrafficFlags) => {
-    let remote: Remote | undefined;
-    try {
+    await runCommand('top', setExitCode, async () => {
       const kind = kindOf(typed);
       if (!['table', 'json'].includes(f.output))
         throw new UsageError(`-o must be table or json, not "${f.output}"`);
-      remote = await connectTraffic(f);
-      const rows = await topRows(remote, kind, f);
-      process.stdout.write(f.output === 'json' ? `${JSON.stringify(rows, null, 2)}\n` : topTable(rows));
-      setExitCode(0);
-    } catch (err) {
-      process.stderr.write(`weft top: ${err instanceof Error ? err.message : String(err)}\n`);
-      setExitCode(err instanceof UsageError ? 2 : 1);
-    } finally {
-      await remote?.close();
-    }
+      const remote = await connectTraffic(f);
+      try {
+        const rows = await topRows(remote, kind, f);
+        process.stdout.write(f.output === 'json' ? `${JSON.stringify(rows, null, 2)}\n` : topTable(rows));
+        return 0;
+      } finally {
+        await remote.close();
+      }
+    });
   });
 };

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { TrafficMetrics } from '../metrics/api';
 import { topologyDot, topologyEdges, topologyText } from '../metrics/view';
 import type { CommandRegistrar } from './index';
-import { type Remote, UsageError } from './remote';
+import { runCommand, UsageError } from './remote';
 import { connectTraffic, kindOf, listPath, TOP_KINDS, type TrafficFlags, trafficFlags } from './top';
 
 /** Registers `weft topology`. */
@@ -25,31 +25,28 @@ export const registerTopology: CommandRegistrar = (program: Command, setExitCode
       )
       .option('-o, --output <format>', 'text or dot', 'text'),
   ).action(async (typed: string, f: TrafficFlags) => {
-    let remote: Remote | undefined;
-    try {
+    await runCommand('topology', setExitCode, async () => {
       const kind = kindOf(typed);
       if (kind === 'trafficsplits')
         throw new UsageError('a TrafficSplit has backends, not callers: use weft top trafficsplits');
       if (!['text', 'dot'].includes(f.output))
         throw new UsageError(`-o must be text or dot, not "${f.output}"`);
-      remote = await connectTraffic(f);
-      const list = await remote.admin<{ items: TrafficMetrics[] }>(listPath(kind, f));
-      const r = remote;
-      const edges = await Promise.all(
-        list.items.map((t) =>
-          r.admin<{ items: TrafficMetrics[] }>(
-            listPath(kind, { ...f, in: t.resource.namespace ?? '', selector: undefined }, t.resource.name),
+      const remote = await connectTraffic(f);
+      try {
+        const list = await remote.admin<{ items: TrafficMetrics[] }>(listPath(kind, f));
+        const edges = await Promise.all(
+          list.items.map((t) =>
+            remote.admin<{ items: TrafficMetrics[] }>(
+              listPath(kind, { ...f, in: t.resource.namespace ?? '', selector: undefined }, t.resource.name),
+            ),
           ),
-        ),
-      );
-      const graph = topologyEdges(edges, list.items[0]?.resource.kind ?? '');
-      process.stdout.write(f.output === 'dot' ? topologyDot(graph) : topologyText(graph));
-      setExitCode(0);
-    } catch (err) {
-      process.stderr.write(`weft topology: ${err instanceof Error ? err.message : String(err)}\n`);
-      setExitCode(err instanceof UsageError ? 2 : 1);
-    } finally {
-      await remote?.close();
-    }
+        );
+        const graph = topologyEdges(edges, list.items[0]?.resource.kind ?? '');
+        process.stdout.write(f.output === 'dot' ? topologyDot(graph) : topologyText(graph));
+        return 0;
+      } finally {
+        await remote.close();
+      }
+    });
   });
 };
