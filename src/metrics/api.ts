@@ -678,13 +678,13 @@ function edgesOf(req: Req, r: ResourceRef): TrafficMetrics[] {
   const from = new Map<string, { ref: ResourceRef; keys: Set<string> }>();
   const keyId = (k: SeriesKey): string => `${k.pod}|${k.service}`;
   for (const k of keys) {
+    const d = destinationOf(plural, k.service, ctx);
     if (members.has(k.pod)) {
-      const d = destinationOf(plural, k.service, ctx);
       const e = to.get(refKey(d)) ?? { ref: d, keys: new Set() };
       e.keys.add(keyId(k));
       to.set(refKey(d), e);
     }
-    if (refKey(destinationOf(plural, k.service, ctx)) === self)
+    if (refKey(d) === self)
       for (const src of sourcesOf(plural, k.pod, ctx)) {
         const e = from.get(refKey(src)) ?? { ref: src, keys: new Set() };
         e.keys.add(keyId(k));

@@ -298,10 +298,14 @@ export async function answerWithPeers(
   const figures = path.split('/').filter((s) => s !== '').length >= 2;
   const w = query.window === undefined ? DEFAULT_WINDOW_MS : parseWindow(query.window);
   if (!peers || !figures || w === undefined || w <= 0) return { ...answer(path, query, ctx), missing: [] };
-  // What this replica answers alone first: a request it refuses (bad path, window or selector,
-  // no such resource, not visible) is refused without asking any peer.
-  const alone = answer(path, query, ctx);
-  if (alone.status !== 200) return { ...alone, missing: [] };
+  // A request refused here (bad path, window or selector, no such resource, not visible) is
+  // refused without asking any peer. Whether it is depends on the model and the request alone, so
+  // an empty store answers it without summing this replica's series twice.
+  const checked = answer(path, query, {
+    ...ctx,
+    store: new MetricsStore({ retentionMs: ctx.store.retentionMs }),
+  });
+  if (checked.status !== 200) return { ...checked, missing: [] };
   const windowMs = Math.min(w, ctx.store.retentionMs);
   const { store, missing } = await peers.gather(ctx.store, windowMs, ctx.now);
   const a = answer(path, query, { ...ctx, store });
