@@ -173,57 +173,61 @@ export interface SinkOptions {
   now?: () => number;
 }
 
-const OUT = /^cluster\.outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)\.upstream_rq_(time|[1-5]xx)$/;
-const HCM_OUT = /^http\.outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)\.downstream_rq_(time|[1-5]xx)$/;
-const HCM_IN = /^http\.inbound_\d+\.downstream_rq_(time|[1-5]xx)$/;
-// Refusals of a sidecar's RBAC filters (the HTTP filter under `http.<inbound prefix>.`, the network
-// filter under its own prefix); shadow-mode `rbac.shadow_denied` refused nothing.
-const DENIED = /(?:^|\.)rbac\.denied$/;
-// Route statistics of an inbound match route (names.inboundMatchRoute): `vhost.inbound|<port>.route.<prefix>.`.
-const ROUTE_IN = /^vhost\.inbound\|\d+\.route\.([A-Za-z0-9_-]+)\.upstream_rq_(time|[1-5]xx)$/;
-// Route statistics of a TrafficSplit's match route, in the caller's virtual host `<ns>/<svc>|<port>`.
-const ROUTE_SPLIT =
-  /^vhost\.([a-z0-9-]+)\/([a-z0-9-]+)\|\d+\.route\.([A-Za-z0-9_-]+)\.upstream_rq_(time|[1-5]xx)$/;
+/** What a stat measures: latency (`..._time`), or answers of a status class (5xx are failures). */
+type Measure = 'time' | 'success' | 'failure';
+
+/**
+ * The stats Weft keeps, each with the series it feeds; the last group of a pattern is the stat's
+ * suffix (`time` or a status class), unless the entry says what it measures.
+ */
+const KEPT: readonly {
+  re: RegExp;
+  key: (m: RegExpExecArray, pod: string) => SeriesKey;
+  measure?: Measure;
+}[] = [
+  {
+    re: /^cluster\.outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)\.upstream_rq_(time|[1-5]xx)$/,
+    key: (m, pod) => ({ kind: 'out', pod, service: `${m[1]}/${m[2]}` }),
+  },
+  {
+    re: /^http\.outbound_\d+_([a-z0-9-]+)_([a-z0-9-]+)\.downstream_rq_(time|[1-5]xx)$/,
+    key: (m, pod) => ({ kind: 'apex', pod, service: `${m[1]}/${m[2]}` }),
+  },
+  {
+    re: /^http\.inbound_\d+\.downstream_rq_(time|[1-5]xx)$/,
+    key: (_m, pod) => ({ kind: 'in', pod, service: '' }),
+  },
+  // Refusals of a sidecar's RBAC filters (the HTTP filter under `http.<inbound prefix>.`, the
+  // network filter under its own prefix); shadow-mode `rbac.shadow_denied` refused nothing.
+  {
+    re: /(?:^|\.)rbac\.denied$/,
+    key: (_m, pod) => ({ kind: 'denied', pod, service: '' }),
+    measure: 'failure',
+  },
+  // An inbound match route (names.inboundMatchRoute): `vhost.inbound|<port>.route.<prefix>.`.
+  {
+    re: /^vhost\.inbound\|\d+\.route\.([A-Za-z0-9_-]+)\.upstream_rq_(time|[1-5]xx)$/,
+    key: (m, pod) => ({ kind: 'route', pod, service: '', route: m[1]! }),
+  },
+  // A TrafficSplit's match route, in the caller's virtual host `<ns>/<svc>|<port>`.
+  {
+    re: /^vhost\.([a-z0-9-]+)\/([a-z0-9-]+)\|\d+\.route\.([A-Za-z0-9_-]+)\.upstream_rq_(time|[1-5]xx)$/,
+    key: (m, pod) => ({ kind: 'splitroute', pod, service: `${m[1]}/${m[2]}`, route: m[3]! }),
+  },
+];
 
 /** Which series an Envoy stat feeds, and as what; undefined for stats Weft does not keep. */
-export function classifyStat(
-  pod: string,
-  name: string,
-): { key: SeriesKey; what: 'time' | 'success' | 'failure' } | undefined {
-  let m = OUT.exec(name);
-  let kind: SeriesKey['kind'] = 'out';
-  if (!m) {
-    m = HCM_OUT.exec(name);
-    kind = 'apex';
+export function classifyStat(pod: string, name: string): { key: SeriesKey; what: Measure } | undefined {
+  for (const k of KEPT) {
+    const m = k.re.exec(name);
+    if (!m) continue;
+    const suffix = m[m.length - 1];
+    return {
+      key: k.key(m, pod),
+      what: k.measure ?? (suffix === 'time' ? 'time' : suffix === '5xx' ? 'failure' : 'success'),
+    };
   }
-  let service = '';
-  let what: string | undefined;
-  if (m) {
-    service = `${m[1]}/${m[2]}`;
-    what = m[3];
-  } else {
-    if (DENIED.test(name)) return { key: { kind: 'denied', pod, service }, what: 'failure' };
-    const r = ROUTE_IN.exec(name);
-    if (r)
-      return {
-        key: { kind: 'route', pod, service, route: r[1]! },
-        what: r[2] === 'time' ? 'time' : r[2] === '5xx' ? 'failure' : 'success',
-      };
-    const sr = ROUTE_SPLIT.exec(name);
-    if (sr)
-      return {
-        key: { kind: 'splitroute', pod, service: `${sr[1]}/${sr[2]}`, route: sr[3]! },
-        what: sr[4] === 'time' ? 'time' : sr[4] === '5xx' ? 'failure' : 'success',
-      };
-    const i = HCM_IN.exec(name);
-    if (!i) return undefined;
-    kind = 'in';
-    what = i[1];
-  }
-  return {
-    key: { kind, pod, service },
-    what: what === 'time' ? 'time' : what === '5xx' ? 'failure' : 'success',
-  };
+  return undefined;
 }
 
 const num = (v: number | { toNumber(): number } | undefined): number =>
