@@ -254,8 +254,7 @@ export class MetricsStore {
    * at their upper bounds, which can only widen the error to their own bucket width.
    */
   sum(match: (k: SeriesKey) => boolean, windowMs: number, now: number): Sample & { series: number } {
-    const from = Math.floor((now - windowMs) / this.slotMs) + 1;
-    const to = Math.floor(now / this.slotMs);
+    const { from, to } = this.windowSlots(windowMs, now);
     const hits: { bounds: readonly number[]; slot: Slot }[] = [];
     let series = 0;
     for (const s of this.series.values()) {
@@ -288,7 +287,7 @@ export class MetricsStore {
 
   /** The keys of every series with traffic in the last `windowMs` before `now`. */
   keys(windowMs: number, now: number): SeriesKey[] {
-    const from = Math.floor((now - windowMs) / this.slotMs) + 1;
+    const { from } = this.windowSlots(windowMs, now);
     const out: SeriesKey[] = [];
     for (const s of this.series.values())
       for (const i of s.slots.keys())
@@ -307,8 +306,7 @@ export class MetricsStore {
    * without traffic in the window are left out.
    */
   export(windowMs: number, now: number): StoreExport {
-    const from = Math.floor((now - windowMs) / this.slotMs) + 1;
-    const to = Math.floor(now / this.slotMs);
+    const { from, to } = this.windowSlots(windowMs, now);
     const series: ExportedSeries[] = [];
     for (const s of this.series.values()) {
       let sum: ExportedSlot | undefined;
@@ -334,8 +332,7 @@ export class MetricsStore {
     windowMs: number,
     now: number,
   ): { key: SeriesKey; success: number; failure: number }[] {
-    const from = Math.floor((now - windowMs) / this.slotMs) + 1;
-    const to = Math.floor(now / this.slotMs);
+    const { from, to } = this.windowSlots(windowMs, now);
     const out: { key: SeriesKey; success: number; failure: number }[] = [];
     for (const s of this.series.values()) {
       if (!match(s.key)) continue;
@@ -407,6 +404,11 @@ export class MetricsStore {
         series: unknown,
       });
     return true;
+  }
+
+  /** The indexes of the first and last slot of the `windowMs` before `now` (whole slots). */
+  private windowSlots(windowMs: number, now: number): { from: number; to: number } {
+    return { from: Math.floor((now - windowMs) / this.slotMs) + 1, to: Math.floor(now / this.slotMs) };
   }
 
   /** Drops slots past the retention, and series left without slots. */
